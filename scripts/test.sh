@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole xenmq test suite, from a fresh machine: installs what it needs
+# (Debian packages, rustup target and components), then runs the quality
+# gates and every test. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- set-up ---------------------------------------------------------------
+debs=(gcc libc6-dev libxen-dev xenstore-utils)
+missing=()
+for p in "${debs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    step "installing Debian packages: ${missing[*]}"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if command -v rustup >/dev/null; then
+    rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+    rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+    rustup target list --installed | grep -qx x86_64-unknown-none || rustup target add x86_64-unknown-none
+fi
+
+# --- gates ----------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "no_std core: xenmq for x86_64-unknown-none"
+cargo build --quiet -p xenmq --no-default-features --target x86_64-unknown-none
+
+# --- tests ----------------------------------------------------------------
+step "cargo test --workspace"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log

@@ -1,0 +1,1 @@
+//! Glue for running the `no_std` core inside a Linux kernel module.

@@ -1,0 +1,1 @@
+//! Linux userspace on real Xen, through `/dev/xen`.

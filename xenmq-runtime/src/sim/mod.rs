@@ -1,0 +1,1 @@
+//! The simulator: a Xen host on one Linux machine.

@@ -1,0 +1,1 @@
+//! Rings in shared pages, byte-compatible with `xen/io/ring.h`.

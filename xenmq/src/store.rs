@@ -1,0 +1,1 @@
+//! The Xenstore operations a driver needs, as a platform trait.

@@ -1,0 +1,2 @@
+//! The one door through which the core reaches atomics, so that a model
+//! checker can stand in for them in tests.

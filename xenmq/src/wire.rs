@@ -1,0 +1,1 @@
+//! Wire types: fixed layouts checked against the C headers they port.

@@ -1,0 +1,1 @@
+//! The Xenstore wire protocol (`xen/io/xs_wire.h`), platform-free.
