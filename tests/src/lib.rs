@@ -1,2 +1,4 @@
 //! Shared helpers for the integration and conformance tests.
 #![forbid(unsafe_code)]
+
+pub mod cc;
