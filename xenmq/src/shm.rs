@@ -6,7 +6,14 @@
 //! byte at any time, so reads are volatile copies or atomic loads.
 #![allow(unsafe_code)]
 
-use core::ptr::NonNull;
+use core::mem::{align_of, size_of};
+use core::ptr::{self, NonNull};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+use crate::sync::fence;
+use crate::sync::{compiler_fence, AtomicU32, Ordering};
 
 /// A window onto memory shared with a peer (granted or mapped pages).
 ///
@@ -53,4 +60,212 @@ impl Region {
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
+}
+
+/// An access through a [`Region`] that does not fit it.
+///
+/// These are local bugs (an offset computed wrongly), never something the
+/// peer can cause: callers derive offsets from their own validated state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The access reaches past the end of the region.
+    #[error("access of {size} bytes at offset {offset} is outside a region of {len} bytes")]
+    OutOfBounds {
+        /// Offset of the access.
+        offset: usize,
+        /// Size of the access.
+        size: usize,
+        /// Length of the region.
+        len: usize,
+    },
+    /// The access is not aligned for its type.
+    #[error("access at offset {offset} is not aligned to {align} bytes")]
+    Misaligned {
+        /// Offset of the access.
+        offset: usize,
+        /// Required alignment.
+        align: usize,
+    },
+}
+
+impl Region {
+    /// Checks that `size` bytes at `offset` lie inside the region and that
+    /// their address is aligned to `align`, and returns that address.
+    #[inline]
+    fn span(&self, offset: usize, size: usize, align: usize) -> Result<*mut u8, Error> {
+        let oob = Error::OutOfBounds {
+            offset,
+            size,
+            len: self.len,
+        };
+        let end = offset.checked_add(size).ok_or(oob)?;
+        if end > self.len {
+            return Err(oob);
+        }
+        // `wrapping_add` cannot wrap here: offset < len (or size == 0 and
+        // offset <= len), and the allocation is at most isize::MAX bytes.
+        let ptr = self.ptr.as_ptr().wrapping_add(offset);
+        if (ptr as usize) % align != 0 {
+            return Err(Error::Misaligned { offset, align });
+        }
+        Ok(ptr)
+    }
+
+    /// Atomically loads the `u32` at `offset` (4-byte aligned).
+    #[inline]
+    pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32, Error> {
+        let ptr = self.span(offset, 4, 4)?;
+        // SAFETY: `span` checked that the 4 bytes at `ptr` are inside the
+        // region and 4-byte aligned; `Region::new`'s contract makes them valid
+        // for reads and writes while the region is used. All accesses to this
+        // word, ours and (by the ring protocol) the peer's, are atomic or
+        // naturally aligned machine-word accesses, which is what
+        // `AtomicU32::from_ptr` asks. The `&AtomicU32` lives only for this
+        // statement and permits concurrent modification.
+        Ok(unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) }.load(order))
+    }
+
+    /// Atomically stores `value` into the `u32` at `offset` (4-byte aligned).
+    #[inline]
+    pub fn store_u32(&self, offset: usize, value: u32, order: Ordering) -> Result<(), Error> {
+        let ptr = self.span(offset, 4, 4)?;
+        // SAFETY: as in `load_u32`: in bounds and aligned (checked by
+        // `span`), valid by `Region::new`'s contract, atomic access only.
+        unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) }.store(value, order);
+        Ok(())
+    }
+
+    /// Copies a `T` out of the region at `offset` with one volatile read.
+    ///
+    /// The copy is taken once: the peer may change the bytes concurrently,
+    /// which can tear the value but never make it invalid, since any bytes
+    /// are a valid `T` (`FromBytes`). Parse the returned copy, never the
+    /// shared bytes again.
+    #[inline]
+    pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, Error> {
+        let ptr = self.span(offset, size_of::<T>(), align_of::<T>())?;
+        // SAFETY: `span` checked that `size_of::<T>()` bytes at `ptr` are in
+        // the region and aligned for `T`; `Region::new`'s contract makes them
+        // valid for reads. Every bit pattern is a valid `T` (`T: FromBytes`),
+        // so whatever the peer wrote, the value read is a valid `T`. The read
+        // is volatile: the compiler neither elides it nor reads twice.
+        Ok(unsafe { ptr::read_volatile(ptr.cast::<T>()) })
+    }
+
+    /// Copies `value` into the region at `offset` with one volatile write.
+    ///
+    /// `T: IntoBytes` has no padding, so no uninitialised byte reaches the
+    /// peer.
+    #[inline]
+    pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<(), Error> {
+        let ptr = self.span(offset, size_of::<T>(), align_of::<T>())?;
+        // SAFETY: `span` checked that `size_of::<T>()` bytes at `ptr` are in
+        // the region and aligned for `T`; `Region::new`'s contract makes them
+        // valid for writes. `ptr::read(value)` makes a bitwise copy of a
+        // value we hold a reference to (valid, aligned); the copy is moved
+        // into shared memory by `write_volatile` and never dropped, so no
+        // resource is released twice. `T: IntoBytes` means every byte of the
+        // copy is initialised.
+        unsafe { ptr::write_volatile(ptr.cast::<T>(), ptr::read(value)) };
+        Ok(())
+    }
+
+    /// Copies `buf.len()` bytes at `offset` into `buf`, each byte read once
+    /// with a volatile read.
+    pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<(), Error> {
+        let ptr = self.span(offset, buf.len(), 1)?;
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: `span` checked that `buf.len()` bytes at `ptr` are in
+            // the region (valid by `Region::new`'s contract) and i < buf.len().
+            *b = unsafe { ptr::read_volatile(ptr.add(i)) };
+        }
+        Ok(())
+    }
+
+    /// Copies `buf` into the region at `offset`, byte by byte with volatile
+    /// writes.
+    pub fn write_bytes(&self, offset: usize, buf: &[u8]) -> Result<(), Error> {
+        let ptr = self.span(offset, buf.len(), 1)?;
+        for (i, &b) in buf.iter().enumerate() {
+            // SAFETY: `span` checked that `buf.len()` bytes at `ptr` are in
+            // the region (valid by `Region::new`'s contract) and i < buf.len().
+            unsafe { ptr::write_volatile(ptr.add(i), b) };
+        }
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `offset` to `byte` with volatile writes.
+    pub fn fill(&self, offset: usize, len: usize, byte: u8) -> Result<(), Error> {
+        let ptr = self.span(offset, len, 1)?;
+        for i in 0..len {
+            // SAFETY: `span` checked that `len` bytes at `ptr` are in the
+            // region (valid by `Region::new`'s contract) and i < len.
+            unsafe { ptr::write_volatile(ptr.add(i), byte) };
+        }
+        Ok(())
+    }
+
+    /// The `len` bytes at `offset`, as a region of their own (for several
+    /// rings in one allocation). `offset` must keep the 64-byte alignment.
+    pub fn subregion(&self, offset: usize, len: usize) -> Result<Region, Error> {
+        let ptr = self.span(offset, len, 64)?;
+        Ok(Region {
+            // `ptr` is inside (or one past) the region, whose pointer is non-null
+            // and does not wrap, so it is non-null too.
+            ptr: NonNull::new(ptr).ok_or(Error::OutOfBounds {
+                offset,
+                size: len,
+                len: self.len,
+            })?,
+            len,
+        })
+    }
+}
+
+/// A full memory barrier: no load or store after it is performed before a
+/// load or store before it (Linux's `mb()`, ring.h's `xen_mb()`).
+///
+/// It is what a store-then-load handshake across two parties needs (publish
+/// an index, then read the peer's event index; each side fences between the
+/// two, so at least one of them sees the other's store). On x86-64 it is a
+/// locked no-op on the stack, as Linux's `mb()`, which is cheaper than
+/// `mfence` and just as strong for ordinary write-back memory.
+#[inline]
+pub fn full_fence() {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        // The compiler fence stops the compiler from moving memory accesses
+        // across this point; the locked instruction does the same for the CPU.
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: `lock or` of 0 into the 4 bytes at the stack pointer
+        // leaves them unchanged: the stack pointer is valid, writable and at
+        // least 4-byte aligned, and the bytes just below or at it belong to
+        // this thread. The asm touches no register but the flags.
+        unsafe {
+            core::arch::asm!(
+                "lock or dword ptr [rsp], 0",
+                options(nostack, preserves_flags)
+            );
+        }
+        compiler_fence(Ordering::SeqCst);
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    fence(Ordering::SeqCst);
+}
+
+/// Memory the tests own, leaked so that a [`Region`] over it stays valid
+/// for the rest of the process.
+#[cfg(test)]
+pub(crate) fn leak_pages(pages: usize) -> Region {
+    #[derive(Clone, Copy)]
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+    let mem = alloc::vec![Page([0; 4096]); pages].leak();
+    let len = core::mem::size_of_val(mem);
+    let ptr = NonNull::from(mem).cast::<u8>();
+    // SAFETY: the memory is leaked, so valid for reads and writes of `len`
+    // bytes for the rest of the process; page-aligned (so 64-aligned); and
+    // `leak` gave us the only reference, which we drop here, so no Rust
+    // reference to the bytes exists while the region is used.
+    unsafe { Region::new(ptr, len) }
 }
