@@ -239,13 +239,12 @@ pub fn full_fence() {
         compiler_fence(Ordering::SeqCst);
         // SAFETY: `lock or` of 0 into the 4 bytes at the stack pointer
         // leaves them unchanged: the stack pointer is valid, writable and at
-        // least 4-byte aligned, and the bytes just below or at it belong to
-        // this thread. The asm touches no register but the flags.
+        // least 4-byte aligned, and the bytes at it belong to
+        // this thread. The asm changes no register but the flags (so they
+        // are not declared preserved), and it is not `nomem`: the compiler
+        // also treats it as touching any memory.
         unsafe {
-            core::arch::asm!(
-                "lock or dword ptr [rsp], 0",
-                options(nostack, preserves_flags)
-            );
+            core::arch::asm!("lock or dword ptr [rsp], 0", options(nostack));
         }
         compiler_fence(Ordering::SeqCst);
     }
@@ -268,4 +267,59 @@ pub(crate) fn leak_pages(pages: usize) -> Region {
     // `leak` gave us the only reference, which we drop here, so no Rust
     // reference to the bytes exists while the region is used.
     unsafe { Region::new(ptr, len) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accesses_are_bounds_and_alignment_checked() {
+        let r = leak_pages(1);
+        assert_eq!(r.len(), 4096);
+        r.store_u32(4092, 7, Ordering::Relaxed).unwrap();
+        assert_eq!(r.load_u32(4092, Ordering::Relaxed), Ok(7));
+        assert_eq!(
+            r.load_u32(4093, Ordering::Relaxed),
+            Err(Error::OutOfBounds {
+                offset: 4093,
+                size: 4,
+                len: 4096
+            })
+        );
+        assert_eq!(
+            r.load_u32(2, Ordering::Relaxed),
+            Err(Error::Misaligned {
+                offset: 2,
+                align: 4
+            })
+        );
+        assert!(r.store_u32(usize::MAX - 1, 0, Ordering::Relaxed).is_err());
+        assert!(r.read::<u64>(4090).is_err());
+        assert!(r.write(4095, &0u16).is_err());
+        assert!(r.read_bytes(4000, &mut [0; 97]).is_err());
+        assert!(r.write_bytes(usize::MAX, &[1]).is_err());
+        assert!(r.fill(1, 4096, 0).is_err());
+        assert!(r.subregion(32, 64).is_err());
+        assert!(r.subregion(4096, 1).is_err());
+    }
+
+    #[test]
+    fn copies_round_trip() {
+        let r = leak_pages(2);
+        r.write(8, &0x1122_3344_5566_7788u64).unwrap();
+        assert_eq!(r.read::<u64>(8), Ok(0x1122_3344_5566_7788));
+        assert_eq!(r.read::<[u8; 2]>(8), Ok([0x88, 0x77]));
+        r.write_bytes(4095, b"abc").unwrap();
+        let mut buf = [0; 3];
+        r.read_bytes(4095, &mut buf).unwrap();
+        assert_eq!(&buf, b"abc");
+        r.fill(4095, 2, b'z').unwrap();
+        r.read_bytes(4095, &mut buf).unwrap();
+        assert_eq!(&buf, b"zzc");
+        let sub = r.subregion(4096, 4096).unwrap();
+        assert_eq!(sub.read::<[u8; 2]>(0), Ok(*b"zc"));
+        assert_eq!(sub.len(), 4096);
+        full_fence();
+    }
 }
