@@ -2,10 +2,16 @@
 //! expansion live in their own modules.
 #![forbid(unsafe_code)]
 
+mod attr;
+mod ctxt;
+mod expand;
+mod valid;
+
 use proc_macro::TokenStream;
 
-/// Makes a struct a fixed wire layout (`#[repr(C)]` + zerocopy derives).
+/// Makes a struct a fixed wire layout, or a fieldless `#[repr(int)]` enum
+/// a wire enum. See `xenmq::wire` for the rules and the generated items.
 #[proc_macro_attribute]
-pub fn message(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn message(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::message(attr.into(), item.into()).into()
 }
