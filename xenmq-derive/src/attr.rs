@@ -57,8 +57,19 @@ fn parse_attrs(
                     "unknown `#[xenmq]` key on {place}: expected {expected}"
                 )));
             };
-            let lit: LitInt = meta.value()?.parse()?;
-            let value = lit.base10_parse::<usize>()?;
+            let expr: syn::Expr = meta.value()?.parse()?;
+            let bytes_msg =
+                format!("`{key}` takes a number of bytes: an integer literal such as `{key} = 8`");
+            let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(lit),
+                ..
+            }) = expr
+            else {
+                return Err(syn::Error::new_spanned(expr, bytes_msg));
+            };
+            let value = lit
+                .base10_parse::<usize>()
+                .map_err(|_| syn::Error::new_spanned(&lit, &bytes_msg))?;
             set(key, Declared { value, lit }, cx);
             Ok(())
         });

@@ -51,11 +51,13 @@ fn fallback(cx: Ctxt, item: TokenStream) -> TokenStream {
     let errors = cx.finish().unwrap_or_default();
     let item = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Struct(mut s)) => {
-            strip(&mut s);
+            stub(&mut s);
             quote!(#s)
         }
         Ok(Item::Enum(mut e)) => {
-            e.attrs.retain(|a| !is_xenmq(a));
+            // A bad `#[repr]` would only add the compiler's own follow-ups.
+            e.attrs
+                .retain(|a| !is_xenmq(a) && !a.path().is_ident("repr"));
             quote!(#e)
         }
         Ok(Item::Union(mut u)) => {
@@ -77,12 +79,24 @@ fn strip(s: &mut ItemStruct) {
     }
 }
 
+/// The struct as the fallback emits it: without our attributes, and with
+/// field types that cannot even be struct fields (already reported) made
+/// `()`, so the compiler adds nothing to the macro's own errors.
+fn stub(s: &mut ItemStruct) {
+    strip(s);
+    for f in s.fields.iter_mut() {
+        if valid::unsized_type(&f.ty) {
+            f.ty = syn::parse_quote!(());
+        }
+    }
+}
+
 fn message_struct(mut cx: Ctxt, item: ItemStruct) -> TokenStream {
     valid::item_struct(&mut cx, &item);
     let (sattrs, fattrs) = valid::attrs(&mut cx, &item);
     if let Some(errors) = cx.finish() {
         let mut s = item;
-        strip(&mut s);
+        stub(&mut s);
         return quote! { #errors #s };
     }
     let mut s = item.clone();
@@ -115,7 +129,7 @@ fn checks(item: &ItemStruct, sattrs: &StructAttrs, fattrs: &[FieldAttrs]) -> Tok
     for f in &fields {
         let ty = &f.ty;
         out.extend(quote_spanned! {ty.span()=>
-            ::xenmq::__private::assert_field::<#ty>();
+            const _: () = ::xenmq::__private::assert_field::<#ty>();
         });
     }
     let mut prev: Option<&syn::Field> = None;
@@ -126,8 +140,8 @@ fn checks(item: &ItemStruct, sattrs: &StructAttrs, fattrs: &[FieldAttrs]) -> Tok
             let pid = p.ident.as_ref().expect("validated: named fields");
             let pname = pid.unraw().to_string();
             let pty = &p.ty;
-            out.extend(quote_spanned! {f.span()=>
-                ::xenmq::__private::check_gap(
+            out.extend(quote_spanned! {fid.span()=>
+                const _: () = ::xenmq::__private::check_gap(
                     #pname,
                     ::core::mem::offset_of!(#ident, #pid) + ::core::mem::size_of::<#pty>(),
                     #fname,
@@ -138,7 +152,7 @@ fn checks(item: &ItemStruct, sattrs: &StructAttrs, fattrs: &[FieldAttrs]) -> Tok
         if let Some(off) = &fa.offset {
             let lit = off.literal();
             out.extend(quote_spanned! {off.lit.span()=>
-                ::xenmq::__private::check_offset(
+                const _: () = ::xenmq::__private::check_offset(
                     #fname,
                     #lit,
                     ::core::mem::offset_of!(#ident, #fid),
@@ -151,8 +165,8 @@ fn checks(item: &ItemStruct, sattrs: &StructAttrs, fattrs: &[FieldAttrs]) -> Tok
         let lid = last.ident.as_ref().expect("validated: named fields");
         let lname = lid.unraw().to_string();
         let lty = &last.ty;
-        out.extend(quote_spanned! {last.span()=>
-            ::xenmq::__private::check_tail(
+        out.extend(quote_spanned! {lid.span()=>
+            const _: () = ::xenmq::__private::check_tail(
                 #name,
                 #lname,
                 ::core::mem::offset_of!(#ident, #lid) + ::core::mem::size_of::<#lty>(),
@@ -163,18 +177,16 @@ fn checks(item: &ItemStruct, sattrs: &StructAttrs, fattrs: &[FieldAttrs]) -> Tok
     if let Some(size) = &sattrs.size {
         let lit = size.literal();
         out.extend(quote_spanned! {size.lit.span()=>
-            ::xenmq::__private::check_size(#name, #lit, ::core::mem::size_of::<#ident>());
+            const _: () = ::xenmq::__private::check_size(#name, #lit, ::core::mem::size_of::<#ident>());
         });
     }
     if let Some(align) = &sattrs.align {
         let lit = align.literal();
         out.extend(quote_spanned! {align.lit.span()=>
-            ::xenmq::__private::check_align(#name, #lit, ::core::mem::align_of::<#ident>());
+            const _: () = ::xenmq::__private::check_align(#name, #lit, ::core::mem::align_of::<#ident>());
         });
     }
-    quote! {
-        const _: () = { #out };
-    }
+    out
 }
 
 fn message_impls(item: &ItemStruct) -> TokenStream {

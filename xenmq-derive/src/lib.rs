@@ -5,6 +5,7 @@
 mod attr;
 mod ctxt;
 mod expand;
+mod layout;
 mod valid;
 
 use proc_macro::TokenStream;

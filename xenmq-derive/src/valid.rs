@@ -2,10 +2,12 @@
 //! checked on the syntax. Layout rules that need type sizes (padding,
 //! offsets, size, alignment) are emitted as constant assertions instead.
 
+use syn::ext::IdentExt;
 use syn::{Fields, GenericArgument, ItemEnum, ItemStruct, PathArguments, Type};
 
 use crate::attr::{self, is_xenmq};
 use crate::ctxt::Ctxt;
+use crate::layout::Gap;
 
 /// The integer `#[repr]`s an enum may have.
 pub const INT_REPRS: &[&str] = &["u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64"];
@@ -34,6 +36,7 @@ pub fn item_struct(cx: &mut Ctxt, item: &ItemStruct) {
             for f in &named.named {
                 field_type(cx, &f.ty);
             }
+            padding(cx, &item.ident.unraw().to_string(), named);
         }
         Fields::Unnamed(fields) => cx.error_spanned(
             fields,
@@ -44,6 +47,56 @@ pub fn item_struct(cx: &mut Ctxt, item: &ItemStruct) {
             &item.ident,
             "a message needs at least one field: a unit struct puts nothing on the wire",
         ),
+    }
+}
+
+/// Implicit padding, where the macro can compute the layout itself (the
+/// constant checks catch the rest).
+fn padding(cx: &mut Ctxt, message: &str, named: &syn::FieldsNamed) {
+    let fields: Vec<&syn::Field> = named.named.iter().collect();
+    let types: Vec<&Type> = fields.iter().map(|f| &f.ty).collect();
+    let Some(gaps) = crate::layout::gaps(&types) else {
+        return;
+    };
+    let name = |f: &syn::Field| {
+        f.ident
+            .as_ref()
+            .map(|i| i.unraw().to_string())
+            .unwrap_or_default()
+    };
+    for gap in gaps {
+        match gap {
+            Gap::Between { next, end, at } => {
+                let (Some(p), Some(f)) = (fields.get(next.wrapping_sub(1)), fields.get(next))
+                else {
+                    continue;
+                };
+                cx.error_spanned(
+                    &f.ident,
+                    format!(
+                        "implicit padding: {} bytes between field `{}` (ends at offset {end}) \
+                         and field `{}` (at offset {at}); declare them, e.g. `_pad: [u8; {}]`",
+                        at - end,
+                        name(p),
+                        name(f),
+                        at - end
+                    ),
+                );
+            }
+            Gap::Tail { end, size } => {
+                let Some(last) = fields.last() else { continue };
+                cx.error_spanned(
+                    &last.ident,
+                    format!(
+                        "implicit padding: {} bytes after the last field `{}` (ends at offset \
+                         {end}, `{message}` is {size} bytes); declare them at the end, e.g. `_pad: [u8; {}]`",
+                        size - end,
+                        name(last),
+                        size - end
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -165,6 +218,7 @@ pub fn item_enum(cx: &mut Ctxt, item: &ItemEnum) -> Option<syn::Ident> {
         );
     }
     let mut found: Option<syn::Ident> = None;
+    let mut repr_error = false;
     for a in item.attrs.iter().filter(|a| a.path().is_ident("repr")) {
         let res = a.parse_nested_meta(|meta| {
             if let Some(ident) = meta.path.get_ident() {
@@ -184,10 +238,11 @@ pub fn item_enum(cx: &mut Ctxt, item: &ItemEnum) -> Option<syn::Ident> {
             Ok(())
         });
         if let Err(e) = res {
+            repr_error = true;
             cx.syn_error(e);
         }
     }
-    if found.is_none() {
+    if found.is_none() && !repr_error {
         cx.error_spanned(
             &item.ident,
             "a wire enum needs an explicit integer `#[repr(u8)]` (or u16, u32, u64, \
@@ -218,4 +273,21 @@ pub fn attrs(cx: &mut Ctxt, item: &ItemStruct) -> (attr::StructAttrs, Vec<attr::
         .map(|f| attr::field_attrs(cx, &f.attrs))
         .collect();
     (s, f)
+}
+
+/// Whether a type cannot be a (non-last) struct field at all: slices,
+/// `str`, trait objects, `!`, `_`, anywhere inside arrays.
+pub fn unsized_type(ty: &Type) -> bool {
+    match ty {
+        Type::Array(a) => unsized_type(&a.elem),
+        Type::Paren(p) => unsized_type(&p.elem),
+        Type::Group(g) => unsized_type(&g.elem),
+        Type::Slice(_)
+        | Type::TraitObject(_)
+        | Type::ImplTrait(_)
+        | Type::Never(_)
+        | Type::Infer(_) => true,
+        Type::Path(p) => p.path.is_ident("str"),
+        _ => false,
+    }
 }
