@@ -232,7 +232,7 @@ fn wire_enum(mut cx: Ctxt, item: ItemEnum) -> TokenStream {
     let arms = item.variants.iter().map(|v| {
         let vid = &v.ident;
         quote! {
-            if raw == #ident::#vid as #repr {
+            if __raw == #ident::#vid as #repr {
                 return ::core::option::Option::Some(#ident::#vid);
             }
         }
@@ -245,7 +245,7 @@ fn wire_enum(mut cx: Ctxt, item: ItemEnum) -> TokenStream {
             fn to_raw(self) -> #repr {
                 self as #repr
             }
-            fn from_raw(raw: #repr) -> ::core::option::Option<Self> {
+            fn from_raw(__raw: #repr) -> ::core::option::Option<Self> {
                 #(#arms)*
                 ::core::option::Option::None
             }
