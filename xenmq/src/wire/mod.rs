@@ -49,6 +49,16 @@
 //! `f64::to_bits` as a `u64` if one must), owned heap types, tuples,
 //! generics, tuple structs, unions and data-carrying enums.
 
+// Peer data is parsed here: no unwrap, no indexing, no unchecked arithmetic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 mod enums;
 mod fingerprint;
 #[doc(hidden)]
