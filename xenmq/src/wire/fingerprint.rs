@@ -54,6 +54,20 @@ impl Fnv {
     }
 }
 
+/// One fingerprint for a protocol from its messages' fingerprints, in the
+/// order given (request before response, say): what a peer publishes so
+/// that the other can tell whether they agree on every layout.
+#[must_use]
+pub const fn combine(fingerprints: &[u64]) -> u64 {
+    let mut h = Fnv::new().str("protocol").usize(fingerprints.len());
+    let mut rest = fingerprints;
+    while let [fp, tail @ ..] = rest {
+        h = h.u64(*fp);
+        rest = tail;
+    }
+    h.finish()
+}
+
 impl Default for Fnv {
     fn default() -> Self {
         Self::new()
@@ -70,6 +84,16 @@ mod tests {
         assert_eq!(Fnv::new().finish(), 0xcbf2_9ce4_8422_2325);
         assert_eq!(Fnv::new().bytes(b"a").finish(), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(Fnv::new().bytes(b"foobar").finish(), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn combine_depends_on_every_fingerprint_and_the_order() {
+        let ab = super::combine(&[1, 2]);
+        assert_eq!(ab, super::combine(&[1, 2]));
+        assert_ne!(ab, super::combine(&[2, 1]));
+        assert_ne!(ab, super::combine(&[1, 3]));
+        assert_ne!(ab, super::combine(&[1, 2, 0]));
+        assert_ne!(super::combine(&[]), super::combine(&[0]));
     }
 
     #[test]

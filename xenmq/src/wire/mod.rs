@@ -65,7 +65,7 @@ mod fingerprint;
 pub mod layout;
 
 pub use enums::{Enum, Int, WireEnum};
-pub use fingerprint::Fnv;
+pub use fingerprint::{combine as combine_fingerprints, Fnv};
 
 use zerocopy::byteorder::{BigEndian, LittleEndian};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -137,9 +137,10 @@ pub trait Field: FromBytes + IntoBytes + Immutable + KnownLayout + Sized {
 /// by [`Enum::get`]). Integers are hashed as 8 little-endian bytes, so the
 /// value is the same on every host and every build.
 ///
-/// Negotiation combines the fingerprints of a protocol's messages (for
-/// example with [`Fnv::u64`] in a fixed order) and publishes the result;
-/// two peers whose fingerprints differ do not agree on the bytes.
+/// Negotiation combines the fingerprints of a protocol's messages with
+/// [`combine_fingerprints`] (in a fixed order: request, then response) and
+/// publishes the result; two peers whose fingerprints differ do not agree
+/// on the bytes.
 pub trait Message: Field {
     /// The struct's name, as written.
     const NAME: &'static str;
