@@ -57,9 +57,9 @@ fn parse_attrs(
                     "unknown `#[xenmq]` key on {place}: expected {expected}"
                 )));
             };
-            let expr: syn::Expr = meta.value()?.parse()?;
             let bytes_msg =
                 format!("`{key}` takes a number of bytes: an integer literal such as `{key} = 8`");
+            let expr: syn::Expr = meta.value().map_err(|_| meta.error(&bytes_msg))?.parse()?;
             let syn::Expr::Lit(syn::ExprLit {
                 lit: syn::Lit::Int(lit),
                 ..

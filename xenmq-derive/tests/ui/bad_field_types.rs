@@ -22,6 +22,8 @@ pub struct M {
     pub name: [str; 1],
     pub nested: [[usize; 2]; 2],
     pub wrapped: Option<&'static u8>,
+    pub inferred: _,
+    pub shared: std::sync::Arc<[u8; 4]>,
 }
 
 fn main() {}

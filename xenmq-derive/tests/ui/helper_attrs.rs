@@ -10,6 +10,8 @@ pub struct M {
     pub c: u32,
     #[xenmq(offset = -1)]
     pub d: u32,
+    #[xenmq(offset)]
+    pub e: u32,
 }
 
 fn main() {}
