@@ -35,6 +35,13 @@ pub fn item_struct(cx: &mut Ctxt, item: &ItemStruct) {
         Fields::Named(named) => {
             for f in &named.named {
                 field_type(cx, &f.ty);
+                for a in f.attrs.iter().filter(|a| a.path().is_ident("cfg")) {
+                    cx.error_spanned(
+                        a,
+                        "`#[cfg]` on a message field would make the wire layout depend on \
+                         the build configuration; declare one message per layout",
+                    );
+                }
             }
             padding(cx, &item.ident.unraw().to_string(), named);
         }
