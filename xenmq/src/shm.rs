@@ -105,7 +105,7 @@ impl Region {
         // `wrapping_add` cannot wrap here: offset < len (or size == 0 and
         // offset <= len), and the allocation is at most isize::MAX bytes.
         let ptr = self.ptr.as_ptr().wrapping_add(offset);
-        if (ptr as usize) % align != 0 {
+        if !(ptr as usize).is_multiple_of(align) {
             return Err(Error::Misaligned { offset, align });
         }
         Ok(ptr)
