@@ -6,7 +6,7 @@
 //! byte at any time, so reads are volatile copies or atomic loads.
 #![allow(unsafe_code)]
 
-use core::mem::{align_of, size_of};
+use core::mem::{align_of, size_of, MaybeUninit};
 use core::ptr::{self, NonNull};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -105,7 +105,15 @@ impl Region {
         // `wrapping_add` cannot wrap here: offset < len (or size == 0 and
         // offset <= len), and the allocation is at most isize::MAX bytes.
         let ptr = self.ptr.as_ptr().wrapping_add(offset);
-        if !(ptr as usize).is_multiple_of(align) {
+        // The base is 64-aligned (`Region::new`'s contract, kept by
+        // `subregion`), so up to 64 the offset tells; the compiler can often
+        // prove it aligned and drop the test.
+        let aligned = if align <= 64 {
+            offset.is_multiple_of(align)
+        } else {
+            (ptr as usize).is_multiple_of(align)
+        };
+        if !aligned {
             return Err(Error::Misaligned { offset, align });
         }
         Ok(ptr)
@@ -135,62 +143,70 @@ impl Region {
         Ok(())
     }
 
-    /// Copies a `T` out of the region at `offset` with one volatile read.
+    /// Copies a `T` out of the region at `offset`, each byte read once with
+    /// volatile loads (8 bytes at a time where aligned).
     ///
-    /// The copy is taken once: the peer may change the bytes concurrently,
-    /// which can tear the value but never make it invalid, since any bytes
-    /// are a valid `T` (`FromBytes`). Parse the returned copy, never the
-    /// shared bytes again.
+    /// The peer may change the bytes concurrently, which can tear the value
+    /// but never make it invalid, since any bytes are a valid `T`
+    /// (`FromBytes`). Parse the returned copy, never the shared bytes again.
     #[inline]
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, Error> {
-        let ptr = self.span(offset, size_of::<T>(), align_of::<T>())?;
-        // SAFETY: `span` checked that `size_of::<T>()` bytes at `ptr` are in
-        // the region and aligned for `T`; `Region::new`'s contract makes them
-        // valid for reads. Every bit pattern is a valid `T` (`T: FromBytes`),
-        // so whatever the peer wrote, the value read is a valid `T`. The read
-        // is volatile: the compiler neither elides it nor reads twice.
-        Ok(unsafe { ptr::read_volatile(ptr.cast::<T>()) })
+        let src = self.span(offset, size_of::<T>(), align_of::<T>())?;
+        let mut out = MaybeUninit::<T>::uninit();
+        // SAFETY: `span` checked that `size_of::<T>()` bytes at `src` are in
+        // the region and aligned to `align_of::<T>()`; `Region::new`'s
+        // contract makes them valid for reads. `out` is a local, valid for
+        // writes of `size_of::<T>()` bytes and disjoint from the region.
+        unsafe {
+            copy_in(
+                src,
+                out.as_mut_ptr().cast::<u8>(),
+                size_of::<T>(),
+                align_of::<T>(),
+            )
+        };
+        // SAFETY: `copy_in` initialised every byte of `out`, and every bit
+        // pattern is a valid `T` (`T: FromBytes`), whatever the peer wrote.
+        Ok(unsafe { out.assume_init() })
     }
 
-    /// Copies `value` into the region at `offset` with one volatile write.
+    /// Copies `value` into the region at `offset`, each byte written once
+    /// with volatile stores (8 bytes at a time where aligned).
     ///
     /// `T: IntoBytes` has no padding, so no uninitialised byte reaches the
     /// peer.
     #[inline]
     pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<(), Error> {
-        let ptr = self.span(offset, size_of::<T>(), align_of::<T>())?;
-        // SAFETY: `span` checked that `size_of::<T>()` bytes at `ptr` are in
-        // the region and aligned for `T`; `Region::new`'s contract makes them
-        // valid for writes. `ptr::read(value)` makes a bitwise copy of a
-        // value we hold a reference to (valid, aligned); the copy is moved
-        // into shared memory by `write_volatile` and never dropped, so no
-        // resource is released twice. `T: IntoBytes` means every byte of the
-        // copy is initialised.
-        unsafe { ptr::write_volatile(ptr.cast::<T>(), ptr::read(value)) };
+        let dst = self.span(offset, size_of::<T>(), align_of::<T>())?;
+        let src = value.as_bytes();
+        // SAFETY: `span` checked that `size_of::<T>()` bytes at `dst` are in
+        // the region and aligned to `align_of::<T>()`; `Region::new`'s
+        // contract makes them valid for writes. `src` is a private slice of
+        // exactly `size_of::<T>()` initialised bytes (`IntoBytes`), disjoint
+        // from the region (no reference into the region exists).
+        unsafe { copy_out(src.as_ptr(), dst, src.len(), align_of::<T>()) };
         Ok(())
     }
 
     /// Copies `buf.len()` bytes at `offset` into `buf`, each byte read once
-    /// with a volatile read.
+    /// with volatile loads.
     pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<(), Error> {
-        let ptr = self.span(offset, buf.len(), 1)?;
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: `span` checked that `buf.len()` bytes at `ptr` are in
-            // the region (valid by `Region::new`'s contract) and i < buf.len().
-            *b = unsafe { ptr::read_volatile(ptr.add(i)) };
-        }
+        let src = self.span(offset, buf.len(), 1)?;
+        // SAFETY: `span` checked that `buf.len()` bytes at `src` are in the
+        // region (valid for reads by `Region::new`'s contract); `buf` is a
+        // private slice of that length, disjoint from the region.
+        unsafe { copy_in(src, buf.as_mut_ptr(), buf.len(), 1) };
         Ok(())
     }
 
-    /// Copies `buf` into the region at `offset`, byte by byte with volatile
-    /// writes.
+    /// Copies `buf` into the region at `offset`, each byte written once with
+    /// volatile stores.
     pub fn write_bytes(&self, offset: usize, buf: &[u8]) -> Result<(), Error> {
-        let ptr = self.span(offset, buf.len(), 1)?;
-        for (i, &b) in buf.iter().enumerate() {
-            // SAFETY: `span` checked that `buf.len()` bytes at `ptr` are in
-            // the region (valid by `Region::new`'s contract) and i < buf.len().
-            unsafe { ptr::write_volatile(ptr.add(i), b) };
-        }
+        let dst = self.span(offset, buf.len(), 1)?;
+        // SAFETY: `span` checked that `buf.len()` bytes at `dst` are in the
+        // region (valid for writes by `Region::new`'s contract); `buf` is a
+        // private slice of that length, disjoint from the region.
+        unsafe { copy_out(buf.as_ptr(), dst, buf.len(), 1) };
         Ok(())
     }
 
@@ -219,6 +235,79 @@ impl Region {
             })?,
             len,
         })
+    }
+}
+
+/// Copies `len` bytes from shared memory at `src` into private memory at
+/// `dst`: every source byte is read exactly once, by a volatile load, 8
+/// bytes at a time once `src` is 8-aligned.
+///
+/// # Safety
+///
+/// `src` is valid for reads of `len` bytes and aligned to `src_align` (a
+/// power of two); `dst` is valid for writes of `len` bytes; the two do not
+/// overlap; nobody holds a reference to the bytes at `dst`.
+#[inline(always)]
+unsafe fn copy_in(src: *const u8, dst: *mut u8, len: usize, src_align: usize) {
+    let mut i = 0;
+    if src_align < 8 {
+        // `align_offset` may answer usize::MAX; then every byte goes here.
+        let head = src.align_offset(8).min(len);
+        while i < head {
+            // SAFETY: i < len; both pointers valid for `len` bytes (caller).
+            unsafe { dst.add(i).write(src.add(i).read_volatile()) };
+            i += 1;
+        }
+    }
+    while len - i >= 8 {
+        // SAFETY: i + 8 <= len; `src + i` is 8-aligned (src_align >= 8, or
+        // the head loop above stopped there); `dst` takes unaligned writes.
+        unsafe {
+            let word = src.add(i).cast::<u64>().read_volatile();
+            dst.add(i).cast::<u64>().write_unaligned(word);
+        }
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: i < len; both pointers valid for `len` bytes (caller).
+        unsafe { dst.add(i).write(src.add(i).read_volatile()) };
+        i += 1;
+    }
+}
+
+/// Copies `len` bytes from private memory at `src` into shared memory at
+/// `dst`: every destination byte is written exactly once, by a volatile
+/// store, 8 bytes at a time once `dst` is 8-aligned.
+///
+/// # Safety
+///
+/// `src` is valid for reads of `len` initialised bytes; `dst` is valid for
+/// writes of `len` bytes and aligned to `dst_align` (a power of two); the
+/// two do not overlap.
+#[inline(always)]
+unsafe fn copy_out(src: *const u8, dst: *mut u8, len: usize, dst_align: usize) {
+    let mut i = 0;
+    if dst_align < 8 {
+        let head = dst.align_offset(8).min(len);
+        while i < head {
+            // SAFETY: i < len; both pointers valid for `len` bytes (caller).
+            unsafe { dst.add(i).write_volatile(src.add(i).read()) };
+            i += 1;
+        }
+    }
+    while len - i >= 8 {
+        // SAFETY: i + 8 <= len; `dst + i` is 8-aligned (dst_align >= 8, or
+        // the head loop above stopped there); `src` takes unaligned reads.
+        unsafe {
+            let word = src.add(i).cast::<u64>().read_unaligned();
+            dst.add(i).cast::<u64>().write_volatile(word);
+        }
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: i < len; both pointers valid for `len` bytes (caller).
+        unsafe { dst.add(i).write_volatile(src.add(i).read()) };
+        i += 1;
     }
 }
 

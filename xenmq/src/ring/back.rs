@@ -16,7 +16,7 @@ use crate::sync::Ordering;
 /// responses than consumed requests. A peer fault is kept, and every later
 /// call reports it.
 pub struct BackRing<Req, Rsp> {
-    shared: Shared,
+    shared: Shared<Req, Rsp>,
     rsp_prod_pvt: Idx,
     rsp_pushed: Idx,
     req_cons: Idx,
@@ -47,7 +47,7 @@ impl<Req: Entry, Rsp: Entry> BackRing<Req, Rsp> {
     /// (both `rsp_prod_pvt` and `req_cons`). The shared page is untouched.
     pub fn attach(region: Region, index: Idx) -> Result<Self, Error> {
         Ok(BackRing {
-            shared: Shared::new::<Req, Rsp>(region)?,
+            shared: Shared::new(region)?,
             rsp_prod_pvt: index,
             rsp_pushed: index,
             req_cons: index,

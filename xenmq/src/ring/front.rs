@@ -14,7 +14,7 @@ use crate::sync::Ordering;
 /// published (for the notify decision) and `rsp_cons` (the next response to
 /// take). A peer fault is kept, and every later call reports it.
 pub struct FrontRing<Req, Rsp> {
-    shared: Shared,
+    shared: Shared<Req, Rsp>,
     req_prod_pvt: Idx,
     req_pushed: Idx,
     rsp_cons: Idx,
@@ -48,7 +48,7 @@ impl<Req: Entry, Rsp: Entry> FrontRing<Req, Rsp> {
     /// (both `req_prod_pvt` and `rsp_cons`). The shared page is untouched.
     pub fn attach(region: Region, index: Idx) -> Result<Self, Error> {
         Ok(FrontRing {
-            shared: Shared::new::<Req, Rsp>(region)?,
+            shared: Shared::new(region)?,
             req_prod_pvt: index,
             req_pushed: index,
             rsp_cons: index,

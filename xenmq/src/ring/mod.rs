@@ -126,6 +126,9 @@ mod front;
 #[cfg(test)]
 mod tests;
 
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 pub use back::{BackRing, Requests};
@@ -236,15 +239,13 @@ impl Layout {
 
     /// As [`Layout::new`], for any region length.
     fn for_len<Req, Rsp>(len: usize) -> Result<Layout, Error> {
-        let align = core::mem::align_of::<Req>().max(core::mem::align_of::<Rsp>());
-        let raw = core::mem::size_of::<Req>().max(core::mem::size_of::<Rsp>());
+        let align = Shared::<Req, Rsp>::ALIGN;
+        let entry_size = Shared::<Req, Rsp>::STRIDE;
         let bad = Error::Layout {
-            size: raw,
+            size: size_of::<Req>().max(size_of::<Rsp>()),
             align,
             len,
         };
-        // The union's size: the larger size rounded up to the larger alignment.
-        let entry_size = raw.checked_next_multiple_of(align).ok_or(bad)?;
         if entry_size == 0 || align > HEADER_SIZE {
             return Err(bad);
         }
@@ -292,20 +293,53 @@ pub fn init_shared(region: &Region) -> Result<(), Error> {
 }
 
 /// The shared region with its layout: header fields and entry slots.
-#[derive(Clone, Copy, Debug)]
-struct Shared {
+struct Shared<Req, Rsp> {
     region: Region,
-    layout: Layout,
+    size: u32,
+    _entries: PhantomData<fn(Req) -> Rsp>,
 }
 
-impl Shared {
-    fn new<Req, Rsp>(region: Region) -> Result<Self, Error> {
+impl<Req, Rsp> Clone for Shared<Req, Rsp> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Req, Rsp> Copy for Shared<Req, Rsp> {}
+
+impl<Req, Rsp> Shared<Req, Rsp> {
+    /// The entry (union) alignment, a compile-time constant.
+    const ALIGN: usize = if align_of::<Req>() > align_of::<Rsp>() {
+        align_of::<Req>()
+    } else {
+        align_of::<Rsp>()
+    };
+
+    /// The entry (union) size: the larger size rounded up to the larger
+    /// alignment (0 if that overflows; `Layout` then refuses the types).
+    const STRIDE: usize = {
+        let raw = if size_of::<Req>() > size_of::<Rsp>() {
+            size_of::<Req>()
+        } else {
+            size_of::<Rsp>()
+        };
+        match raw.checked_next_multiple_of(Self::ALIGN) {
+            Some(n) => n,
+            None => 0,
+        }
+    };
+
+    fn new(region: Region) -> Result<Self, Error> {
         let layout = Layout::new::<Req, Rsp>(region.len())?;
-        Ok(Shared { region, layout })
+        Ok(Shared {
+            region,
+            size: layout.size,
+            _entries: PhantomData,
+        })
     }
 
     fn size(&self) -> u32 {
-        self.layout.size
+        self.size
     }
 
     /// The offset of the slot of index `idx`. Always in bounds: the masked
@@ -313,10 +347,8 @@ impl Shared {
     /// after the header (the region access checks again).
     #[inline]
     fn slot(&self, idx: Idx) -> usize {
-        let masked = (idx & self.layout.size.wrapping_sub(1)) as usize;
-        masked
-            .wrapping_mul(self.layout.entry_size)
-            .wrapping_add(self.layout.entries_offset)
+        let masked = (idx & self.size.wrapping_sub(1)) as usize;
+        masked.wrapping_mul(Self::STRIDE).wrapping_add(HEADER_SIZE)
     }
 
     #[inline]
