@@ -10,71 +10,23 @@
 //!   every notify decision, final check, count and copied entry, and the
 //!   final bytes of the pages, must be identical.
 
+#[path = "support/ring_stream.rs"]
+mod ring_stream;
 #[path = "support/shmem.rs"]
 mod shmem;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use ring_stream::{make_req, make_rsp, parse_stats, rust_back, rust_front, Reaper, Req, Rsp};
 use shmem::{inheritable, Event, SharedPages};
 use xenmq::ring::{self, BackRing, Error, FrontRing};
-use xenmq::shm::Region;
 use xenmq::sync::Ordering;
-use zerocopy::{FromBytes, Immutable, IntoBytes};
-
-/// `struct xq_req` of `tests/c/ring_msg.h`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
-#[repr(C)]
-struct Req {
-    id: u64,
-    seed: u64,
-    op: u32,
-    len: u32,
-    data: [u8; 16],
-}
-
-/// `struct xq_rsp` of `tests/c/ring_msg.h`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
-#[repr(C)]
-struct Rsp {
-    id: u64,
-    sum: u64,
-    status: i32,
-    op: u32,
-    echo: [u8; 32],
-}
-
-/// `xq_make_req`.
-fn make_req(id: u64) -> Req {
-    Req {
-        id,
-        seed: id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        op: (id % 7) as u32,
-        len: 16,
-        data: std::array::from_fn(|i| (id as u8).wrapping_add(i as u8 * 3)),
-    }
-}
-
-/// `xq_make_rsp`.
-fn make_rsp(q: &Req) -> Rsp {
-    let sum = q
-        .data
-        .iter()
-        .fold(q.seed.wrapping_add(q.op as u64), |s, &b| {
-            s.wrapping_add(b as u64)
-        });
-    Rsp {
-        id: q.id,
-        sum,
-        status: (q.id % 5) as i32 - 2,
-        op: q.op,
-        echo: std::array::from_fn(|i| q.data[i % 16] ^ i as u8),
-    }
-}
+use zerocopy::IntoBytes;
 
 fn c_program(name: &str) -> PathBuf {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
@@ -94,146 +46,6 @@ fn c_program(name: &str) -> PathBuf {
 
 // ---------------------------------------------------------------------------
 // Streams across two processes.
-
-const STALL: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Stats {
-    pushes: u64,
-    notifies: u64,
-    received: u64,
-}
-
-/// Sleeps until the peer notifies (a short spin on the peer's index first).
-fn wait_peer(
-    region: &Region,
-    prod_field: usize,
-    seen: u32,
-    evt: &Event,
-    st: &mut Stats,
-) -> Result<(), String> {
-    for _ in 0..200 {
-        if region.load_u32(prod_field, Ordering::Relaxed).unwrap() != seen {
-            return Ok(());
-        }
-        std::hint::spin_loop();
-    }
-    match evt.wait(STALL).map_err(|e| e.to_string())? {
-        Some(n) => {
-            st.received += n;
-            Ok(())
-        }
-        None => Err("stalled 10 s waiting for the C peer (lost wakeup?)".into()),
-    }
-}
-
-fn rust_front(
-    region: Region,
-    start: u32,
-    count: u64,
-    evt_in: &Event,
-    evt_out: &Event,
-) -> Result<Stats, String> {
-    let mut front = FrontRing::<Req, Rsp>::attach(region, start).map_err(|e| e.to_string())?;
-    let mut st = Stats::default();
-    let (mut sent, mut got) = (0u64, 0u64);
-    while got < count {
-        let mut progress = false;
-        while sent < count && !front.is_full() {
-            front.produce_request(&make_req(sent)).unwrap();
-            sent += 1;
-            progress = true;
-        }
-        if progress {
-            st.pushes += 1;
-            if front.push_requests().map_err(|e| e.to_string())? {
-                st.notifies += 1;
-                evt_out.notify().unwrap();
-            }
-        }
-        loop {
-            for rsp in front.responses().map_err(|e| e.to_string())? {
-                if rsp != make_rsp(&make_req(got)) {
-                    return Err(format!("bad response {got}: {rsp:?}"));
-                }
-                got += 1;
-                progress = true;
-            }
-            if !front
-                .final_check_for_responses()
-                .map_err(|e| e.to_string())?
-            {
-                break;
-            }
-        }
-        if !progress && got < count {
-            wait_peer(&region, 8, front.rsp_cons(), evt_in, &mut st)?;
-        }
-    }
-    Ok(st)
-}
-
-fn rust_back(
-    region: Region,
-    start: u32,
-    count: u64,
-    evt_in: &Event,
-    evt_out: &Event,
-) -> Result<Stats, String> {
-    let mut back = BackRing::<Req, Rsp>::attach(region, start).map_err(|e| e.to_string())?;
-    let mut st = Stats::default();
-    let mut done = 0u64;
-    while done < count {
-        let mut progress = false;
-        // Copy each request out once, check the copy, answer it.
-        while let Some(req) = back.consume_request().map_err(|e| e.to_string())? {
-            if req != make_req(done) {
-                return Err(format!("bad request {done}: {req:?}"));
-            }
-            back.produce_response(&make_rsp(&req)).unwrap();
-            done += 1;
-            progress = true;
-        }
-        if progress {
-            st.pushes += 1;
-            if back.push_responses().map_err(|e| e.to_string())? {
-                st.notifies += 1;
-                evt_out.notify().unwrap();
-            }
-        }
-        if !back.final_check_for_requests().map_err(|e| e.to_string())? && done < count {
-            wait_peer(&region, 0, back.req_cons(), evt_in, &mut st)?;
-        }
-    }
-    Ok(st)
-}
-
-/// Kills the child if the test fails before reaping it.
-struct Reaper(Option<Child>);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn parse_stats(line: &str) -> Stats {
-    let mut st = Stats::default();
-    for kv in line.split_whitespace() {
-        let (k, v) = kv.split_once('=').expect("key=value");
-        let v: u64 = v.parse().expect("number");
-        match k {
-            "pushes" => st.pushes = v,
-            "notifies" => st.notifies = v,
-            "received" => st.received = v,
-            _ => panic!("unknown stat {k}"),
-        }
-    }
-    st
-}
 
 /// Runs one stream: the Rust end here (`rust_is_front`), the C end in a
 /// child process, over `pages` pages with indices starting at `start`.
