@@ -259,11 +259,11 @@ impl Mapping {
     /// Atomically loads the little-endian `u32` at `offset` with Acquire;
     /// `None` if out of bounds or misaligned.
     pub fn load_u32(&self, offset: usize) -> Option<u32> {
-        if offset % 4 != 0 {
+        if offset & 3 != 0 {
             return None;
         }
         let p = self.range(offset, 4)?;
-        // SAFETY: `p` is 4-byte aligned (page-aligned base, offset % 4 == 0),
+        // SAFETY: `p` is 4-byte aligned (page-aligned base, offset & 3 == 0),
         // inside the mapping and readable for its whole life, and the
         // reference does not outlive this expression. Other writers (the
         // host, through the file) only ever store values below 256, so even
