@@ -300,3 +300,36 @@ fn kill_at_a_chosen_request_in_a_process() {
     assert_eq!(status.signal(), Some(9), "{status:?}");
     assert!(f.host.wait_gone(id, Duration::from_secs(5)));
 }
+
+#[test]
+fn a_dom0_backend_process_dying_releases_only_its_own_resources() {
+    let f = Fixture::new("dom0proc");
+    let mut guest = f.domain("guest");
+    let mut backend = Proc::spawn(&f.dir, 0);
+    let mut toolstack = Proc::spawn(&f.dir, 0);
+    let refs = backend.cmd(&format!("share {} 1 rw", guest.domid));
+    let gref: u32 = refs.parse().unwrap();
+    let port = backend.cmd(&format!("unbound {}", guest.domid));
+    let other = toolstack.cmd(&format!("share {} 1 rw", guest.domid));
+    assert_eq!(guest.cmd(&format!("map 0 {refs} rw")), "ok");
+    guest.cmd(&format!("bind 0 {port}"));
+
+    let status = {
+        let mut b = backend;
+        b.child.kill().unwrap();
+        b.child.wait().unwrap()
+    };
+    assert_eq!(status.signal(), Some(9));
+    // Its port closes and its grant is revoked; dom0 and the other dom0
+    // process live on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while f.host.grant(0, gref).is_some() {
+        assert!(std::time::Instant::now() < deadline, "grant not revoked");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(guest.cmd("status"), "Closed");
+    assert!(f.host.domains().iter().any(|d| d.domid == 0));
+    assert!(f.host.grant(0, other.parse().unwrap()).is_some());
+    assert_eq!(toolstack.cmd("end"), "ended");
+    assert_eq!(guest.cmd("mread 0 1"), "\0");
+}

@@ -912,6 +912,18 @@ impl evtchn::Channel for Channel {
     }
 }
 
+/// Waits until one of `channels` has a notification pending, or `timeout`
+/// passes (`None`: for ever). Returns the index of a ready channel without
+/// consuming its notification (call [`poll`](evtchn::Channel::poll) on it),
+/// or `None` on timeout. At most 1024 channels.
+pub fn wait_any(
+    channels: &[&Channel],
+    timeout: Option<Duration>,
+) -> Result<Option<usize>, evtchn::Error> {
+    let fds: Vec<BorrowedFd<'_>> = channels.iter().map(|c| c.own.as_fd()).collect();
+    sys::poll_any(&fds, timeout).map_err(|e| evtchn::Error::Os(e.raw_os_error().unwrap_or(0)))
+}
+
 impl AsFd for Channel {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.own.as_fd()

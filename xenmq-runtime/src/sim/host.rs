@@ -21,7 +21,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -126,6 +126,7 @@ struct Conn {
     stream: UnixStream,
     pid: Option<u32>,
     maps: BTreeMap<u32, Vec<(DomId, GrantRef)>>,
+    mapped: usize,
     next_handle: u32,
 }
 
@@ -462,13 +463,27 @@ fn store_acceptor(
     store: Arc<dyn StoreHost>,
     domid: DomId,
 ) -> Result<Acceptor, Error> {
+    let live = Arc::new(AtomicUsize::new(0));
     Acceptor::spawn(path, move |stream| {
+        // A guest may not pin an unbounded number of server threads; dom0
+        // is trusted. Relaxed: a counter, nothing is published through it.
+        if domid != 0 && live.fetch_add(1, Ordering::Relaxed) >= proto::MAX_STORE_CONNS {
+            live.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         let store = Arc::clone(&store);
-        let _ = std::thread::Builder::new()
+        let done = Arc::clone(&live);
+        let spawned = std::thread::Builder::new()
             .name("xenmq-sim-xs".into())
             .spawn(move || {
                 let _ = store.serve(stream, domid);
+                if domid != 0 {
+                    done.fetch_sub(1, Ordering::Relaxed);
+                }
             });
+        if spawned.is_err() && domid != 0 {
+            live.fetch_sub(1, Ordering::Relaxed);
+        }
     })
 }
 
@@ -501,6 +516,7 @@ impl Shared {
                     stream: clone,
                     pid,
                     maps: BTreeMap::new(),
+                    mapped: 0,
                     next_handle: 1,
                 },
             );
@@ -785,6 +801,13 @@ impl Shared {
                 proto::MAX_MAPS as u32,
             ));
         }
+        if c.mapped + refs.len() > proto::MAX_MAPPED_PAGES {
+            return Err(Refusal::new(
+                Code::NoSpace,
+                c.mapped as u32,
+                proto::MAX_MAPPED_PAGES as u32,
+            ));
+        }
         let pd = doms
             .get_mut(&peer)
             .ok_or(Refusal::new(Code::NoDomain, peer.into(), 0))?;
@@ -832,6 +855,7 @@ impl Shared {
             handle = handle.wrapping_add(1);
         }
         c.next_handle = handle.wrapping_add(1);
+        c.mapped += refs.len();
         c.maps
             .insert(handle, refs.iter().map(|&g| (peer, g)).collect());
         let mut w = Writer::new(0).u32(handle).u16(pieces.len() as u16);
@@ -858,6 +882,7 @@ impl Shared {
             .maps
             .remove(&handle)
             .ok_or(Refusal::new(Code::BadRef, u32::MAX, handle))?;
+        c.mapped = c.mapped.saturating_sub(refs.len());
         Shared::unmap_refs(doms, &refs);
         Ok(())
     }

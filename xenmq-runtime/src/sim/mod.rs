@@ -26,7 +26,8 @@ mod sys;
 mod xs;
 
 pub use domain::{
-    domain_command, Channel, Domain, MappedPages, OutOfBounds, SharedPages, ENV_DIR, ENV_DOMID,
+    domain_command, wait_any, Channel, Domain, MappedPages, OutOfBounds, SharedPages, ENV_DIR,
+    ENV_DOMID,
 };
 pub use fault::Faults;
 pub use host::{DomainInfo, GrantInfo, Host, StoreHost};

@@ -505,3 +505,47 @@ pub fn shutdown_listener(fd: BorrowedFd<'_>) -> io::Result<()> {
     // memory is involved.
     check(unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) }).map(drop)
 }
+
+/// Waits until any of `fds` is readable or `timeout` passes (`None`: for
+/// ever); returns the index of the first readable one. At most 1024
+/// descriptors. Retries on `EINTR`.
+pub fn poll_any(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Option<usize>> {
+    if fds.len() > 1024 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let ms: libc::c_int = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        // SAFETY: `pfds` holds `pfds.len()` valid pollfd entries (at most
+        // 1024, so the count fits nfds_t) for the whole call; every fd is
+        // open (borrowed from the caller).
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n > 0 {
+            return Ok(pfds.iter().position(|p| p.revents != 0));
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(None);
+        }
+    }
+}
