@@ -135,6 +135,9 @@ struct State {
     doms: BTreeMap<DomId, Dom>,
     conns: BTreeMap<u64, Conn>,
     next_conn: u64,
+    /// Domains being torn down: gone from `doms`, but their sockets and
+    /// Xenstore tree not yet removed; their ids are not reused meanwhile.
+    dying: std::collections::BTreeSet<DomId>,
     stopping: bool,
 }
 
@@ -392,7 +395,7 @@ impl Host {
     pub fn wait_gone(&self, domid: DomId, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = lock(&self.shared.state);
-        while st.doms.contains_key(&domid) {
+        while st.doms.contains_key(&domid) || st.dying.contains(&domid) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -1091,7 +1094,7 @@ impl Shared {
                 ));
             }
             let domid = (1..DOMID_FIRST_RESERVED)
-                .find(|d| !st.doms.contains_key(d))
+                .find(|d| !st.doms.contains_key(d) && !st.dying.contains(d))
                 .ok_or(Code::NoSpace)?;
             st.doms.insert(domid, Dom::new(name.to_owned()));
             domid
@@ -1178,6 +1181,7 @@ impl Shared {
             let Some(dom) = st.doms.remove(&domid) else {
                 return Err(Refusal::new(Code::NoDomain, domid.into(), 0));
             };
+            st.dying.insert(domid);
             let Dom {
                 grants,
                 ports,
@@ -1239,6 +1243,7 @@ impl Shared {
             }
             store.release(domid);
         }
+        lock(&self.state).dying.remove(&domid);
         self.changed.notify_all();
         Ok(())
     }
