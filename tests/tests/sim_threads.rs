@@ -615,3 +615,40 @@ fn delayed_and_duplicated_notifications() {
         assert!(back2.poll().unwrap());
     }
 }
+
+#[test]
+fn seeded_garbage_on_the_control_socket_never_breaks_the_host() {
+    let f = Fixture::new("garbage");
+    let (a, ga) = f.guest("a");
+    let (_b, gb) = f.guest("b");
+    let keep = ga.share(0, 1, Access::ReadWrite).unwrap();
+    let mut rng = fault::Rng::new(0x5eed);
+    for _ in 0..3000 {
+        let len = rng.below(64) as usize;
+        let mut body: Vec<u8> = (0..len).map(|_| rng.next_u32() as u8).collect();
+        if let Some(first) = body.first_mut() {
+            // Mostly real ops, so the fields get exercised, not just the
+            // unknown-op path.
+            if rng.below(4) != 0 {
+                *first =
+                    [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 20, 21, 22, 23, 24, 25][rng.below(15) as usize];
+            }
+        }
+        let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        let reply = gb
+            .raw_request(&frame)
+            .expect("the host answers every frame");
+        assert!(!reply.is_empty());
+        assert!(
+            reply[0] == 0 || Code::from_u8(reply[0]).is_some(),
+            "{reply:?}"
+        );
+    }
+    // The host and the other domain are unharmed.
+    assert!(f.host.grant(a, keep.refs()[0]).is_some());
+    let again = gb.share(a, 1, Access::ReadOnly).unwrap();
+    assert_eq!(again.refs().len(), 1);
+    let info = f.host.domains();
+    assert!(info.iter().any(|d| d.domid == a));
+}
