@@ -21,7 +21,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,7 +38,9 @@ use crate::sim::{sys, xs, Error};
 /// [`Xenstored`](crate::sim) once it is wired in; any server honouring the
 /// `xs_wire.h` protocol will do.
 pub trait StoreHost: Send + Sync + 'static {
-    /// Serves one connection as `domid` until it closes.
+    /// Starts serving one connection as `domid` on the server's own
+    /// threads and returns at once (the host calls it from its accept
+    /// loop).
     fn serve(&self, stream: UnixStream, domid: DomId) -> io::Result<()>;
     /// Marks `domid` introduced and fires `@introduceDomain`.
     fn introduce(&self, domid: DomId);
@@ -281,13 +283,7 @@ impl Host {
             None => None,
             Some(store) => {
                 let (ours, theirs) = UnixStream::pair().map_err(Error::Store)?;
-                let server = Arc::clone(store);
-                std::thread::Builder::new()
-                    .name("xenmq-sim-toolstack-xs".into())
-                    .spawn(move || {
-                        let _ = server.serve(theirs, 0);
-                    })
-                    .map_err(Error::Store)?;
+                store.serve(theirs, 0).map_err(Error::Store)?;
                 let mut client = xs::Client::new(ours);
                 client
                     .write("/local/domain/0/name", "Domain-0")
@@ -466,27 +462,10 @@ fn store_acceptor(
     store: Arc<dyn StoreHost>,
     domid: DomId,
 ) -> Result<Acceptor, Error> {
-    let live = Arc::new(AtomicUsize::new(0));
     Acceptor::spawn(path, move |stream| {
-        // A guest may not pin an unbounded number of server threads; dom0
-        // is trusted. Relaxed: a counter, nothing is published through it.
-        if domid != 0 && live.fetch_add(1, Ordering::Relaxed) >= proto::MAX_STORE_CONNS {
-            live.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
-        let store = Arc::clone(&store);
-        let done = Arc::clone(&live);
-        let spawned = std::thread::Builder::new()
-            .name("xenmq-sim-xs".into())
-            .spawn(move || {
-                let _ = store.serve(stream, domid);
-                if domid != 0 {
-                    done.fetch_sub(1, Ordering::Relaxed);
-                }
-            });
-        if spawned.is_err() && domid != 0 {
-            live.fetch_sub(1, Ordering::Relaxed);
-        }
+        // The server bounds what one connection may cost (quotas) and
+        // serves it on its own threads.
+        let _ = store.serve(stream, domid);
     })
 }
 

@@ -46,8 +46,6 @@ pub const MAX_PORTS: usize = 1024;
 pub const MAX_MAPS: usize = 4096;
 /// Pages mapped at once per connection.
 pub const MAX_MAPPED_PAGES: usize = 64 * 1024;
-/// Concurrent Xenstore connections per guest.
-pub const MAX_STORE_CONNS: usize = 32;
 /// Domains per host.
 pub const MAX_DOMAINS: usize = 1024;
 /// The longest domain name.
