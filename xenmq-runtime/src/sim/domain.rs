@@ -17,12 +17,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use xenmq::evtchn::{self, Port, Status};
-use xenmq::grant::{self, Access, DomId, GrantRef};
+use xenmq::grant::{self, Access, DomId, GrantRef, PAGE_SIZE};
 use xenmq::shm::Region;
 
 use crate::sim::fault::{Fate, Faults, NotifyFaults};
 use crate::sim::host::DomainInfo;
-use crate::sim::proto::{self, op, Code, Reader, Refusal, Writer};
+use crate::sim::proto::{self, Code, Reader, Refusal, Request};
 use crate::sim::{sys, Error};
 
 /// The environment variable naming the run directory.
@@ -139,11 +139,11 @@ struct Inner {
 }
 
 impl Inner {
-    fn call(&self, body: Writer) -> Result<(Vec<u8>, Vec<OwnedFd>), CallError> {
+    fn call(&self, req: Request) -> Result<(Vec<u8>, Vec<OwnedFd>), CallError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         // A failed write may still leave a reply to read (the host refused
         // the connection and hung up), so read regardless.
-        let _ = (&*conn).write_all(&body.frame());
+        let _ = (&*conn).write_all(&req.encode().frame());
         let mut fds = Vec::new();
         let mut len = [0u8; 4];
         recv_exact(&conn, &mut len, &mut fds)?;
@@ -168,11 +168,9 @@ impl Inner {
 
     /// Tries to end access to `refs`; `Ok(false)` if still mapped.
     fn end(&self, refs: &[GrantRef]) -> Result<bool, CallError> {
-        let mut w = Writer::new(op::END_ACCESS).u32(refs.len() as u32);
-        for &r in refs {
-            w = w.u32(r);
-        }
-        match self.call(w) {
+        match self.call(Request::EndAccess {
+            refs: refs.to_vec(),
+        }) {
             Ok(_) => Ok(true),
             Err(CallError::Refused(r)) if r.code == Code::StillMapped => Ok(false),
             Err(e) => Err(e),
@@ -271,7 +269,7 @@ impl Domain {
         };
         // A refused attach (busy) is answered at once; an accepted one is
         // silent, so probe with a harmless request to learn which it is.
-        match dom.inner.call(Writer::new(op::STATUS).u32(0)) {
+        match dom.inner.call(Request::Status { port: 0 }) {
             Err(CallError::Refused(r)) if r.code == Code::BadPort => Ok(dom),
             Err(e) => Err(e.into()),
             Ok(_) => Err(Error::BadReply),
@@ -309,31 +307,38 @@ impl Domain {
         self.inner.deferred_total.load(Ordering::Relaxed)
     }
 
-    fn call(&self, w: Writer) -> Result<(Vec<u8>, Vec<OwnedFd>), Error> {
-        self.inner.call(w).map_err(Error::from)
+    fn call(&self, req: Request) -> Result<(Vec<u8>, Vec<OwnedFd>), Error> {
+        self.inner.call(req).map_err(Error::from)
     }
 
     /// Toolstack (dom0 only): creates a domain named `name`.
     pub fn create_domain(&self, name: &str) -> Result<DomId, Error> {
-        let n = u16::try_from(name.len()).map_err(|_| Error::Refused(Code::Malformed.into()))?;
-        let (body, _) = self.call(Writer::new(op::CREATE).u16(n).bytes(name.as_bytes()))?;
+        if name.len() > proto::MAX_NAME {
+            return Err(Error::Refused(Code::Malformed.into()));
+        }
+        let (body, _) = self.call(Request::Create {
+            name: name.to_owned(),
+        })?;
         Reader::new(&body).u16().ok_or(Error::BadReply)
     }
 
     /// Toolstack (dom0 only): destroys a domain, killing its process.
     pub fn destroy_domain(&self, domid: DomId) -> Result<(), Error> {
-        self.call(Writer::new(op::DESTROY).u16(domid)).map(drop)
+        self.call(Request::Destroy { domid }).map(drop)
     }
 
     /// Toolstack (dom0 only): SIGKILLs a domain's process.
     pub fn kill_domain(&self, domid: DomId) -> Result<(), Error> {
-        self.call(Writer::new(op::KILL).u16(domid)).map(drop)
+        self.call(Request::Kill { domid }).map(drop)
     }
 
     /// Toolstack (dom0 only): sets a domain's fault plan.
     pub fn set_faults(&self, domid: DomId, faults: &Faults) -> Result<(), Error> {
-        self.call(Writer::new(op::SET_FAULTS).u16(domid).faults(faults))
-            .map(drop)
+        self.call(Request::SetFaults {
+            domid,
+            faults: *faults,
+        })
+        .map(drop)
     }
 
     /// Toolstack (dom0 only): writes `data` at `offset` of the page behind
@@ -345,18 +350,25 @@ impl Domain {
         offset: u32,
         data: &[u8],
     ) -> Result<(), Error> {
-        let w = Writer::new(op::POKE)
-            .u16(domid)
-            .u32(gref)
-            .u32(offset)
-            .u32(data.len() as u32)
-            .bytes(data);
-        self.call(w).map(drop)
+        if data.len() > PAGE_SIZE {
+            return Err(Error::Refused(Refusal::new(
+                Code::BadCount,
+                data.len() as u32,
+                PAGE_SIZE as u32,
+            )));
+        }
+        self.call(Request::Poke {
+            domid,
+            gref,
+            offset,
+            data: data.to_vec(),
+        })
+        .map(drop)
     }
 
     /// Toolstack (dom0 only): every domain.
     pub fn domains(&self) -> Result<Vec<DomainInfo>, Error> {
-        let (body, _) = self.call(Writer::new(op::LIST))?;
+        let (body, _) = self.call(Request::List)?;
         let mut r = Reader::new(&body);
         let n = r.u16().ok_or(Error::BadReply)?;
         let mut out = Vec::new();
@@ -597,7 +609,9 @@ impl Drop for MappedPages {
         // Unmap first, then tell the host: once it hears, the owner may end
         // access and reuse the pages.
         drop(self.map.take());
-        let _ = self.dom.call(Writer::new(op::UNMAP).u32(self.handle));
+        let _ = self.dom.call(Request::Unmap {
+            handle: self.handle,
+        });
     }
 }
 
@@ -627,11 +641,12 @@ impl grant::Grants for Domain {
         if self.inner.deferred_pages.load(Ordering::Relaxed) > 0 {
             self.inner.reclaim();
         }
-        let w = Writer::new(op::SHARE)
-            .u16(peer)
-            .u32(n)
-            .u8(u8::from(access.is_read_only()));
-        let (body, mut fds) = self.inner.call(w).map_err(grant_error)?;
+        let req = Request::Share {
+            peer,
+            pages: n,
+            readonly: access.is_read_only(),
+        };
+        let (body, mut fds) = self.inner.call(req).map_err(grant_error)?;
         let refs = parse_refs(&body)
             .filter(|r| r.len() == pages)
             .ok_or(grant::Error::Unavailable)?;
@@ -668,18 +683,16 @@ impl grant::Grants for Domain {
                 limit,
             });
         }
-        let mut w = Writer::new(op::MAP)
-            .u16(peer)
-            .u8(u8::from(access.is_read_only()))
-            .u32(refs.len() as u32);
-        for &r in refs {
-            w = w.u32(r);
-        }
-        let (body, fds) = self.inner.call(w).map_err(grant_error)?;
+        let req = Request::Map {
+            peer,
+            readonly: access.is_read_only(),
+            refs: refs.to_vec(),
+        };
+        let (body, fds) = self.inner.call(req).map_err(grant_error)?;
         let mut r = Reader::new(&body);
         let handle = r.u32().ok_or(grant::Error::Unavailable)?;
         let unmap = || {
-            let _ = self.inner.call(Writer::new(op::UNMAP).u32(handle));
+            let _ = self.inner.call(Request::Unmap { handle });
         };
         let Some(k) = r.u16() else {
             unmap();
@@ -798,7 +811,7 @@ impl Channel {
         }
         let (_, mut fds) = self
             .dom
-            .call(Writer::new(op::PEER_FD).u32(self.port))
+            .call(Request::PeerFd { port: self.port })
             .map_err(event_error)?;
         let fd = fds.pop().ok_or(evtchn::Error::Unavailable)?;
         let _ = self.peer.set(Arc::new(File::from(fd)));
@@ -895,7 +908,7 @@ impl evtchn::Channel for Channel {
     fn status(&self) -> Result<Status, evtchn::Error> {
         let (body, _) = self
             .dom
-            .call(Writer::new(op::STATUS).u32(self.port))
+            .call(Request::Status { port: self.port })
             .map_err(event_error)?;
         let mut r = Reader::new(&body);
         let state = r.u8().ok_or(evtchn::Error::Unavailable)?;
@@ -932,7 +945,7 @@ impl AsFd for Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        let _ = self.dom.call(Writer::new(op::CLOSE).u32(self.port));
+        let _ = self.dom.call(Request::Close { port: self.port });
     }
 }
 
@@ -942,14 +955,17 @@ impl evtchn::Events for Domain {
     fn alloc_unbound(&self, remote: DomId) -> Result<Channel, evtchn::Error> {
         let (body, fds) = self
             .inner
-            .call(Writer::new(op::ALLOC_UNBOUND).u16(remote))
+            .call(Request::AllocUnbound { remote })
             .map_err(event_error)?;
         Channel::new(&self.inner, &body, fds)
     }
 
     fn bind_interdomain(&self, remote: DomId, remote_port: Port) -> Result<Channel, evtchn::Error> {
-        let w = Writer::new(op::BIND).u16(remote).u32(remote_port);
-        let (body, fds) = self.inner.call(w).map_err(event_error)?;
+        let req = Request::Bind {
+            remote,
+            remote_port,
+        };
+        let (body, fds) = self.inner.call(req).map_err(event_error)?;
         Channel::new(&self.inner, &body, fds)
     }
 }

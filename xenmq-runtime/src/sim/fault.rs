@@ -57,7 +57,10 @@ pub struct Faults {
     /// How late a delayed notification arrives.
     pub delay_ms: u32,
     /// Kill the domain when it makes its N-th request to the host (counting
-    /// from 1), before the request is served.
+    /// from 1, and from the last time the plan was set), before the request
+    /// is served. `Domain::connect` makes one request (a probe), so with
+    /// `Some(1)` a domain dies as it connects. A process is SIGKILLed; a
+    /// domain living in the host's own process is cut off.
     pub kill_at: Option<u64>,
 }
 

@@ -30,7 +30,7 @@ use xenmq::evtchn::Port;
 use xenmq::grant::{DomId, GrantRef, DOMID_FIRST_RESERVED, PAGE_SIZE};
 
 use crate::sim::fault::{self, Faults};
-use crate::sim::proto::{self, op, Code, Reader, Refusal, Writer};
+use crate::sim::proto::{self, Code, Refusal, Request, Writer};
 use crate::sim::{sys, xs, Error};
 
 /// What the host needs of a Xenstore server: serve a connection as a
@@ -578,107 +578,45 @@ impl Shared {
         domid: DomId,
         body: &[u8],
     ) -> Result<(Writer, Vec<Arc<File>>), Refusal> {
-        let mut r = Reader::new(body);
-        let opcode = r.u8().ok_or(Code::Malformed)?;
-        let m = || Refusal::from(Code::Malformed);
-        let dom0 = || {
-            if domid == 0 {
-                Ok(())
-            } else {
-                Err(Refusal::from(Code::Denied))
-            }
-        };
-        let result = match opcode {
-            op::SHARE => {
-                let peer = r.u16().ok_or_else(m)?;
-                let pages = r.u32().ok_or_else(m)?;
-                let ro = r.u8().ok_or_else(m)? != 0;
-                self.share(conn, domid, peer, pages, ro)
-            }
-            op::MAP => {
-                let peer = r.u16().ok_or_else(m)?;
-                let ro = r.u8().ok_or_else(m)? != 0;
-                let n = r.u32().ok_or_else(m)?;
-                if n == 0 || n as usize > proto::MAX_PAGES {
-                    return Err(Refusal::new(Code::BadCount, n, proto::MAX_PAGES as u32));
-                }
-                let refs = r.u32s(n, proto::MAX_PAGES).ok_or_else(m)?;
-                self.map(conn, domid, peer, &refs, ro)
-            }
-            op::UNMAP => {
-                let handle = r.u32().ok_or_else(m)?;
-                self.unmap(conn, handle).map(|()| (Writer::new(0), vec![]))
-            }
-            op::END_ACCESS => {
-                let n = r.u32().ok_or_else(m)?;
-                if n == 0 || n as usize > proto::MAX_PAGES {
-                    return Err(Refusal::new(Code::BadCount, n, proto::MAX_PAGES as u32));
-                }
-                let refs = r.u32s(n, proto::MAX_PAGES).ok_or_else(m)?;
-                self.end_access(conn, domid, &refs)
-                    .map(|()| (Writer::new(0), vec![]))
-            }
-            op::ALLOC_UNBOUND => {
-                let remote = r.u16().ok_or_else(m)?;
-                self.alloc_unbound(conn, domid, remote)
-            }
-            op::BIND => {
-                let remote = r.u16().ok_or_else(m)?;
-                let rport = r.u32().ok_or_else(m)?;
-                self.bind(conn, domid, remote, rport)
-            }
-            op::PEER_FD => {
-                let port = r.u32().ok_or_else(m)?;
-                self.peer_fd(conn, domid, port)
-            }
-            op::CLOSE => {
-                let port = r.u32().ok_or_else(m)?;
-                self.close_port(conn, domid, port)
-                    .map(|()| (Writer::new(0), vec![]))
-            }
-            op::STATUS => {
-                let port = r.u32().ok_or_else(m)?;
-                self.port_status(conn, domid, port)
-            }
-            op::CREATE => {
-                dom0()?;
-                let n = r.u16().ok_or_else(m)?;
-                let name = r.bytes(n.into()).ok_or_else(m)?;
-                let name = std::str::from_utf8(name).map_err(|_| m())?;
-                let id = self.create_named(name)?;
+        if domid != 0 && Request::is_toolstack_op(body) {
+            return Err(Code::Denied.into());
+        }
+        let done = |r: Result<(), Refusal>| r.map(|()| (Writer::new(0), vec![]));
+        match Request::parse(body)? {
+            Request::Share {
+                peer,
+                pages,
+                readonly,
+            } => self.share(conn, domid, peer, pages, readonly),
+            Request::Map {
+                peer,
+                readonly,
+                refs,
+            } => self.map(conn, domid, peer, &refs, readonly),
+            Request::Unmap { handle } => done(self.unmap(conn, handle)),
+            Request::EndAccess { refs } => done(self.end_access(conn, domid, &refs)),
+            Request::AllocUnbound { remote } => self.alloc_unbound(conn, domid, remote),
+            Request::Bind {
+                remote,
+                remote_port,
+            } => self.bind(conn, domid, remote, remote_port),
+            Request::PeerFd { port } => self.peer_fd(conn, domid, port),
+            Request::Close { port } => done(self.close_port(conn, domid, port)),
+            Request::Status { port } => self.port_status(conn, domid, port),
+            Request::Create { name } => {
+                let id = self.create_named(&name)?;
                 Ok((Writer::new(0).u16(id), vec![]))
             }
-            op::DESTROY => {
-                dom0()?;
-                let id = r.u16().ok_or_else(m)?;
-                self.destroy(id, true).map(|()| (Writer::new(0), vec![]))
-            }
-            op::KILL => {
-                dom0()?;
-                let id = r.u16().ok_or_else(m)?;
-                self.kill(id).map(|()| (Writer::new(0), vec![]))
-            }
-            op::SET_FAULTS => {
-                dom0()?;
-                let id = r.u16().ok_or_else(m)?;
-                let f = r.faults().ok_or_else(m)?;
-                self.set_faults(id, f).map(|()| (Writer::new(0), vec![]))
-            }
-            op::POKE => {
-                dom0()?;
-                let id = r.u16().ok_or_else(m)?;
-                let gref = r.u32().ok_or_else(m)?;
-                let off = r.u32().ok_or_else(m)?;
-                let n = r.u32().ok_or_else(m)?;
-                if n as usize > PAGE_SIZE {
-                    return Err(Refusal::new(Code::BadCount, n, PAGE_SIZE as u32));
-                }
-                let data = r.bytes(n as usize).ok_or_else(m)?;
-                self.poke(id, gref, off, data)
-                    .map(|()| (Writer::new(0), vec![]))
-            }
-            op::LIST => {
-                dom0()?;
+            Request::Destroy { domid } => done(self.destroy(domid, true)),
+            Request::Kill { domid } => done(self.kill(domid)),
+            Request::SetFaults { domid, faults } => done(self.set_faults(domid, faults)),
+            Request::Poke {
+                domid,
+                gref,
+                offset,
+                data,
+            } => done(self.poke(domid, gref, offset, &data)),
+            Request::List => {
                 let list = self.list();
                 let mut w = Writer::new(0).u16(list.len() as u16);
                 for d in &list {
@@ -694,9 +632,7 @@ impl Shared {
                 }
                 Ok((w, vec![]))
             }
-            _ => Err(Refusal::new(Code::UnknownOp, opcode.into(), 0)),
-        };
-        result
+        }
     }
 
     fn share(

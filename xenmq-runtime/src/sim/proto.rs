@@ -10,6 +10,12 @@
 //! op's result, or an error [`Code`] and two `u32` of context. Descriptors
 //! (memfds, eventfds) ride on a reply's first byte as `SCM_RIGHTS`.
 //!
+//! The host parses a request in full ([`Request::parse`]: counts bounded
+//! before allocation, trailing bytes malformed) before acting on it; a
+//! guest's toolstack request is refused on its op byte alone. Any refusal
+//! leaves the connection usable, except a frame over [`MAX_FRAME`], after
+//! which the stream cannot be resynchronised and the host hangs up.
+//!
 //! | op | request fields | reply fields (descriptors) |
 //! |---|---|---|
 //! | 1 share | peer u16, pages u32, readonly u8 | n u32, n × gref u32 (memfd) |
@@ -286,5 +292,370 @@ impl<'a> Reader<'a> {
     /// Whether the whole body was consumed.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// A request, parsed and bounded. Parsing has no side effects: the host
+/// parses the whole request, rejects trailing bytes, then acts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Grant `pages` fresh pages to `peer`.
+    Share {
+        /// The grantee.
+        peer: u16,
+        /// How many pages.
+        pages: u32,
+        /// Read-only grant.
+        readonly: bool,
+    },
+    /// Map `refs` granted by `peer`.
+    Map {
+        /// The granting domain.
+        peer: u16,
+        /// Map read-only.
+        readonly: bool,
+        /// The references, in mapping order.
+        refs: Vec<u32>,
+    },
+    /// Forget a mapping (after unmapping it).
+    Unmap {
+        /// The handle the map reply gave.
+        handle: u32,
+    },
+    /// End access to own grants.
+    EndAccess {
+        /// The references.
+        refs: Vec<u32>,
+    },
+    /// Allocate a port for `remote` to bind.
+    AllocUnbound {
+        /// The domain allowed to bind.
+        remote: u16,
+    },
+    /// Bind to `remote`'s unbound port.
+    Bind {
+        /// The remote domain.
+        remote: u16,
+        /// Its port.
+        remote_port: u32,
+    },
+    /// Fetch the peer's eventfd of a port bound by the peer.
+    PeerFd {
+        /// The local port.
+        port: u32,
+    },
+    /// Close a port.
+    Close {
+        /// The local port.
+        port: u32,
+    },
+    /// A port's status.
+    Status {
+        /// The local port.
+        port: u32,
+    },
+    /// Toolstack: create a domain.
+    Create {
+        /// Its name.
+        name: String,
+    },
+    /// Toolstack: destroy a domain.
+    Destroy {
+        /// The domain.
+        domid: u16,
+    },
+    /// Toolstack: SIGKILL a domain's process.
+    Kill {
+        /// The domain.
+        domid: u16,
+    },
+    /// Toolstack: set a domain's fault plan.
+    SetFaults {
+        /// The domain.
+        domid: u16,
+        /// The plan.
+        faults: Faults,
+    },
+    /// Toolstack: write into a granted page.
+    Poke {
+        /// The granting domain.
+        domid: u16,
+        /// Its grant.
+        gref: u32,
+        /// Offset in the page.
+        offset: u32,
+        /// The bytes (at most a page).
+        data: Vec<u8>,
+    },
+    /// Toolstack: list domains.
+    List,
+}
+
+fn count(n: u32, limit: usize) -> Result<usize, Refusal> {
+    match usize::try_from(n) {
+        Ok(c) if c > 0 && c <= limit => Ok(c),
+        _ => Err(Refusal::new(Code::BadCount, n, limit as u32)),
+    }
+}
+
+impl Request {
+    /// Whether only dom0 may make this request, judged from the op byte of
+    /// `body` alone (so a guest learns nothing from a malformed one).
+    pub fn is_toolstack_op(body: &[u8]) -> bool {
+        matches!(
+            body.first().copied(),
+            Some(op::CREATE | op::DESTROY | op::KILL | op::SET_FAULTS | op::POKE | op::LIST)
+        )
+    }
+
+    /// Parses a request body. Counts are checked against their limits
+    /// before anything is allocated; trailing bytes are an error.
+    pub fn parse(body: &[u8]) -> Result<Request, Refusal> {
+        let m = || Refusal::from(Code::Malformed);
+        let mut r = Reader::new(body);
+        let opcode = r.u8().ok_or_else(m)?;
+        let req = match opcode {
+            op::SHARE => {
+                let peer = r.u16().ok_or_else(m)?;
+                let pages = r.u32().ok_or_else(m)?;
+                count(pages, MAX_PAGES)?;
+                let readonly = r.u8().ok_or_else(m)? != 0;
+                Request::Share {
+                    peer,
+                    pages,
+                    readonly,
+                }
+            }
+            op::MAP => {
+                let peer = r.u16().ok_or_else(m)?;
+                let readonly = r.u8().ok_or_else(m)? != 0;
+                let n = r.u32().ok_or_else(m)?;
+                count(n, MAX_PAGES)?;
+                let refs = r.u32s(n, MAX_PAGES).ok_or_else(m)?;
+                Request::Map {
+                    peer,
+                    readonly,
+                    refs,
+                }
+            }
+            op::UNMAP => Request::Unmap {
+                handle: r.u32().ok_or_else(m)?,
+            },
+            op::END_ACCESS => {
+                let n = r.u32().ok_or_else(m)?;
+                count(n, MAX_PAGES)?;
+                Request::EndAccess {
+                    refs: r.u32s(n, MAX_PAGES).ok_or_else(m)?,
+                }
+            }
+            op::ALLOC_UNBOUND => Request::AllocUnbound {
+                remote: r.u16().ok_or_else(m)?,
+            },
+            op::BIND => Request::Bind {
+                remote: r.u16().ok_or_else(m)?,
+                remote_port: r.u32().ok_or_else(m)?,
+            },
+            op::PEER_FD => Request::PeerFd {
+                port: r.u32().ok_or_else(m)?,
+            },
+            op::CLOSE => Request::Close {
+                port: r.u32().ok_or_else(m)?,
+            },
+            op::STATUS => Request::Status {
+                port: r.u32().ok_or_else(m)?,
+            },
+            op::CREATE => {
+                let n = r.u16().ok_or_else(m)?;
+                let name = r.bytes(n.into()).ok_or_else(m)?;
+                let name = std::str::from_utf8(name).map_err(|_| m())?;
+                Request::Create {
+                    name: name.to_owned(),
+                }
+            }
+            op::DESTROY => Request::Destroy {
+                domid: r.u16().ok_or_else(m)?,
+            },
+            op::KILL => Request::Kill {
+                domid: r.u16().ok_or_else(m)?,
+            },
+            op::SET_FAULTS => Request::SetFaults {
+                domid: r.u16().ok_or_else(m)?,
+                faults: r.faults().ok_or_else(m)?,
+            },
+            op::POKE => {
+                let domid = r.u16().ok_or_else(m)?;
+                let gref = r.u32().ok_or_else(m)?;
+                let offset = r.u32().ok_or_else(m)?;
+                let n = r.u32().ok_or_else(m)?;
+                let n = usize::try_from(n)
+                    .ok()
+                    .filter(|&n| n <= PAGE)
+                    .ok_or(Refusal::new(Code::BadCount, n, PAGE as u32))?;
+                let data = r.bytes(n).ok_or_else(m)?.to_vec();
+                Request::Poke {
+                    domid,
+                    gref,
+                    offset,
+                    data,
+                }
+            }
+            op::LIST => Request::List,
+            other => return Err(Refusal::new(Code::UnknownOp, other.into(), 0)),
+        };
+        if !r.is_empty() {
+            return Err(m());
+        }
+        Ok(req)
+    }
+
+    /// The request's body.
+    pub fn encode(&self) -> Writer {
+        match self {
+            Request::Share {
+                peer,
+                pages,
+                readonly,
+            } => Writer::new(op::SHARE)
+                .u16(*peer)
+                .u32(*pages)
+                .u8(u8::from(*readonly)),
+            Request::Map {
+                peer,
+                readonly,
+                refs,
+            } => {
+                let mut w = Writer::new(op::MAP)
+                    .u16(*peer)
+                    .u8(u8::from(*readonly))
+                    .u32(refs.len() as u32);
+                for &r in refs {
+                    w = w.u32(r);
+                }
+                w
+            }
+            Request::Unmap { handle } => Writer::new(op::UNMAP).u32(*handle),
+            Request::EndAccess { refs } => {
+                let mut w = Writer::new(op::END_ACCESS).u32(refs.len() as u32);
+                for &r in refs {
+                    w = w.u32(r);
+                }
+                w
+            }
+            Request::AllocUnbound { remote } => Writer::new(op::ALLOC_UNBOUND).u16(*remote),
+            Request::Bind {
+                remote,
+                remote_port,
+            } => Writer::new(op::BIND).u16(*remote).u32(*remote_port),
+            Request::PeerFd { port } => Writer::new(op::PEER_FD).u32(*port),
+            Request::Close { port } => Writer::new(op::CLOSE).u32(*port),
+            Request::Status { port } => Writer::new(op::STATUS).u32(*port),
+            Request::Create { name } => Writer::new(op::CREATE)
+                .u16(name.len() as u16)
+                .bytes(name.as_bytes()),
+            Request::Destroy { domid } => Writer::new(op::DESTROY).u16(*domid),
+            Request::Kill { domid } => Writer::new(op::KILL).u16(*domid),
+            Request::SetFaults { domid, faults } => {
+                Writer::new(op::SET_FAULTS).u16(*domid).faults(faults)
+            }
+            Request::Poke {
+                domid,
+                gref,
+                offset,
+                data,
+            } => Writer::new(op::POKE)
+                .u16(*domid)
+                .u32(*gref)
+                .u32(*offset)
+                .u32(data.len() as u32)
+                .bytes(data),
+            Request::List => Writer::new(op::LIST),
+        }
+    }
+}
+
+/// The page size, for bounds in this module.
+const PAGE: usize = xenmq::grant::PAGE_SIZE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let all = [
+            Request::Share {
+                peer: 3,
+                pages: 2,
+                readonly: true,
+            },
+            Request::Map {
+                peer: 1,
+                readonly: false,
+                refs: vec![8, 9, 10],
+            },
+            Request::Unmap { handle: 7 },
+            Request::EndAccess { refs: vec![8] },
+            Request::AllocUnbound { remote: 4 },
+            Request::Bind {
+                remote: 0,
+                remote_port: 5,
+            },
+            Request::PeerFd { port: 1 },
+            Request::Close { port: 2 },
+            Request::Status { port: 3 },
+            Request::Create {
+                name: "guest".into(),
+            },
+            Request::Destroy { domid: 2 },
+            Request::Kill { domid: 2 },
+            Request::SetFaults {
+                domid: 1,
+                faults: Faults {
+                    seed: 99,
+                    drop: 1,
+                    duplicate: 2,
+                    delay: 3,
+                    delay_ms: 4,
+                    kill_at: Some(5),
+                },
+            },
+            Request::Poke {
+                domid: 1,
+                gref: 8,
+                offset: 16,
+                data: vec![1, 2, 3],
+            },
+            Request::List,
+        ];
+        for req in all {
+            let body = req.encode().0;
+            assert_eq!(Request::parse(&body), Ok(req.clone()));
+            // Every strict prefix is malformed (or a bad count), never a
+            // different valid request; a trailing byte is malformed.
+            for cut in 0..body.len() {
+                assert!(
+                    Request::parse(&body[..cut]).is_err(),
+                    "{req:?} cut at {cut}"
+                );
+            }
+            let mut longer = body.clone();
+            longer.push(0);
+            assert_eq!(Request::parse(&longer), Err(Code::Malformed.into()));
+        }
+    }
+
+    #[test]
+    fn counts_are_bounded_before_allocation() {
+        let huge = Writer::new(op::MAP).u16(1).u8(0).u32(u32::MAX).0;
+        assert_eq!(
+            Request::parse(&huge),
+            Err(Refusal::new(Code::BadCount, u32::MAX, MAX_PAGES as u32))
+        );
+        let zero = Writer::new(op::SHARE).u16(1).u32(0).u8(0).0;
+        assert!(matches!(Request::parse(&zero), Err(r) if r.code == Code::BadCount));
+        let poke = Writer::new(op::POKE).u16(1).u32(8).u32(0).u32(1 << 20).0;
+        assert!(matches!(Request::parse(&poke), Err(r) if r.code == Code::BadCount));
+        assert_eq!(Request::parse(&[]), Err(Code::Malformed.into()));
+        assert!(matches!(Request::parse(&[99]), Err(r) if r.code == Code::UnknownOp));
     }
 }
