@@ -3,10 +3,13 @@
 
 use std::process::ExitCode;
 
+mod sim;
+
 const USAGE: &str = "usage: xenmq <command> [args]
 
 commands:
-  help              this text";
+  help              this text
+  sim               run the simulated Xen host; create and destroy domains";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,6 +18,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("sim") => sim::main(&args[1..]),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
             ExitCode::from(2)

@@ -1,1 +1,95 @@
 //! The simulator: a Xen host on one Linux machine.
+//!
+//! A [`Host`] plays hypervisor and toolstack for domains that are ordinary
+//! processes (or, in unit tests, threads): grant tables over memfds handed
+//! over `SCM_RIGHTS`, event channels over eventfds the domains write
+//! directly, and domains whose death (a closed control connection) releases
+//! what they held. [`Domain`] is a domain's side: it implements
+//! [`xenmq::grant::Grants`] and [`xenmq::evtchn::Events`].
+//!
+//! ```text
+//! DIR/control, DIR/socket                      dom0: control, Xenstore
+//! DIR/domain/<domid>/control, .../socket       a guest: control, Xenstore
+//! ```
+//!
+//! The wire format of the control sockets is in [`proto`]; seeded faults
+//! are in [`fault`].
+
+use std::io;
+use std::path::PathBuf;
+
+pub mod domain;
+pub mod fault;
+pub mod host;
+pub mod proto;
+mod sys;
+mod xs;
+
+pub use domain::{
+    domain_command, wait_any, Channel, Domain, MappedPages, OutOfBounds, SharedPages, ENV_DIR,
+    ENV_DOMID,
+};
+pub use fault::Faults;
+pub use host::{DomainInfo, GrantInfo, Host, StoreHost};
+pub use proto::{Code, Refusal};
+
+/// Waits for SIGINT or SIGTERM, which it first blocks in the calling thread
+/// (call it before spawning threads that should not see them); returns the
+/// signal number.
+pub fn block_termination() -> io::Result<()> {
+    sys::block_termination()
+}
+
+/// Waits for SIGINT or SIGTERM blocked by [`block_termination`]; returns the
+/// signal number.
+pub fn wait_termination() -> io::Result<i32> {
+    sys::wait_termination()
+}
+
+/// Why a simulator operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The control socket could not be reached.
+    #[error("cannot connect to the simulator at {}", path.display())]
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// An environment variable is missing or not valid.
+    #[error("environment variable {0} is missing or invalid")]
+    Env(&'static str),
+    /// The connection to the host failed.
+    #[error("lost the connection to the simulator host")]
+    Io(#[source] io::Error),
+    /// The host refused the request.
+    #[error("the simulator host refused the request")]
+    Refused(#[source] Refusal),
+    /// The host's reply could not be parsed.
+    #[error("malformed reply from the simulator host")]
+    BadReply,
+    /// The run directory could not be prepared.
+    #[error("cannot prepare the run directory {}", path.display())]
+    RunDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A socket could not be bound.
+    #[error("cannot listen on {}", path.display())]
+    Listen {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The Xenstore server could not be set up.
+    #[error("xenstore set-up failed")]
+    Store(#[source] io::Error),
+}
