@@ -1,7 +1,7 @@
 //! The backend's lifecycle: publish features and InitWait, read and check
-//! the frontend's ring, map it, go Connected.
+//! the frontend's ring, map it, go Connected naming the frontend.
 
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::config::{self, Config, Keys, RingRefs};
@@ -15,7 +15,22 @@ use crate::evtchn::Port;
 struct Plan {
     ring: RingRefs,
     port: Port,
+    /// The frontend incarnation that published it.
+    instance: u64,
     frontend: Keys,
+}
+
+/// Why the frontend's keys are being read.
+#[derive(Debug)]
+enum Purpose {
+    /// The frontend offers a ring: validate and map it.
+    Handshake,
+    /// This ring did not map (the reason): has the frontend published a new
+    /// one meanwhile, or did it give us bad grants?
+    Retry(Plan, String),
+    /// We are connected and the frontend showed Initialised again: has a
+    /// successor of it published a new ring?
+    Recheck(Plan),
 }
 
 #[derive(Debug)]
@@ -26,10 +41,12 @@ enum Phase {
     /// Waiting for the frontend's ring.
     InitWait,
     /// Reading the frontend's keys.
-    Reading,
+    Reading(Purpose),
     /// Mapping the ring (held once `RingMapped` arrived).
     Mapping(Plan),
-    Connected,
+    /// Committing Connected (ring mapped, data path started).
+    Connecting(Plan),
+    Connected(Plan),
     /// Waiting for the frontend to close.
     Closing,
     Closed,
@@ -41,9 +58,10 @@ impl Phase {
             Phase::Idle => "idle",
             Phase::Publishing => "publishing",
             Phase::InitWait => "waiting in initwait",
-            Phase::Reading => "reading the frontend's keys",
+            Phase::Reading(_) => "reading the frontend's keys",
             Phase::Mapping(_) => "mapping the ring",
-            Phase::Connected => "connected",
+            Phase::Connecting(_) => "publishing connected",
+            Phase::Connected(_) => "connected",
             Phase::Closing => "closing",
             Phase::Closed => "closed",
         }
@@ -61,8 +79,8 @@ pub struct Backend {
 impl Backend {
     /// A backend for the device described by `params`. `instance` must
     /// differ between incarnations of the backend of one device (a random
-    /// number, or a counter kept across restarts): the frontend echoes it,
-    /// which tells its fresh keys from those it published for a predecessor.
+    /// number): the frontend echoes it, which tells its fresh keys from
+    /// those it published for a predecessor of ours.
     pub fn new(params: Params, instance: u64) -> Result<Self, Error> {
         Ok(Backend {
             core: Core::new(Role::Backend, params)?,
@@ -73,11 +91,13 @@ impl Backend {
 
     /// The state this end last asked to publish.
     pub fn state(&self) -> State {
-        match self.phase {
+        match &self.phase {
             Phase::Idle => State::Unknown,
             Phase::Publishing => State::Initialising,
-            Phase::InitWait | Phase::Reading | Phase::Mapping(_) => State::InitWait,
-            Phase::Connected => State::Connected,
+            Phase::Reading(Purpose::Recheck(_)) | Phase::Connected(_) => State::Connected,
+            Phase::InitWait | Phase::Reading(_) | Phase::Mapping(_) | Phase::Connecting(_) => {
+                State::InitWait
+            }
             Phase::Closing => State::Closing,
             Phase::Closed => State::Closed,
         }
@@ -102,14 +122,9 @@ impl Backend {
                     self.core.failed = false;
                     self.core.close_requested = false;
                     let mut w = self.core.identity_pairs();
-                    w.push((
-                        key::MAX_RING_PAGE_ORDER.into(),
-                        alloc::format!("{}", self.core.params.max_ring_page_order),
-                    ));
-                    w.push((
-                        key::XENMQ_INSTANCE.into(),
-                        alloc::format!("{}", self.instance),
-                    ));
+                    let order = self.core.params.max_ring_page_order;
+                    w.push((key::MAX_RING_PAGE_ORDER.into(), order.to_string()));
+                    w.push((key::XENMQ_INSTANCE.into(), self.instance.to_string()));
                     w.extend(self.core.own_features());
                     self.core.commit(w, Some(State::InitWait));
                     self.phase = Phase::Publishing;
@@ -129,8 +144,12 @@ impl Backend {
             },
             Event::KeysRead(keys) => self.keys_read(keys),
             Event::Committed => {
-                if self.core.committed(phase).is_some() && matches!(self.phase, Phase::Publishing) {
-                    self.phase = Phase::InitWait;
+                if self.core.committed(phase).is_some() {
+                    self.phase = match core::mem::replace(&mut self.phase, Phase::Idle) {
+                        Phase::Publishing => Phase::InitWait,
+                        Phase::Connecting(plan) => Phase::Connected(plan),
+                        other => other,
+                    };
                 }
             }
             Event::CommitFailed { again } => self.core.commit_failed(again, phase),
@@ -144,8 +163,13 @@ impl Backend {
             Event::RingFailed(reason) => match self.core.pending {
                 Some(Pending::Map) => {
                     self.core.pending = None;
-                    self.phase = Phase::InitWait;
-                    self.core.fail(Error::Ring(reason));
+                    let old = core::mem::replace(&mut self.phase, Phase::InitWait);
+                    // A frontend that left, or restarted and published a new
+                    // ring, took the old grants with it: read again before
+                    // blaming it (watch events may not have told us yet).
+                    if let Phase::Mapping(plan) = old {
+                        self.read(Purpose::Retry(plan, reason));
+                    }
                 }
                 _ => self.core.unexpected(Event::RingFailed(reason), phase),
             },
@@ -169,38 +193,90 @@ impl Backend {
         }
     }
 
-    fn frontend_keys(&self) -> Vec<String> {
+    fn read(&mut self, purpose: Purpose) {
         let mut keys = Vec::new();
-        EchoKeys::keys(&mut keys);
         IdentityKeys::keys(&mut keys);
         FrontendKeys::keys(&mut keys);
         keys.extend(self.core.feature_keys());
-        keys.dedup();
-        keys
+        // The state too, so that keys read from a frontend that has moved
+        // on since the watch fired are recognised as such.
+        keys.push(key::STATE.into());
+        self.core.peer_fresh = false;
+        self.phase = Phase::Reading(purpose);
+        self.core.read_peer(keys);
+    }
+
+    fn map(&mut self, plan: Plan) {
+        self.core.pending = Some(Pending::Map);
+        self.core.push(Action::MapRing {
+            ring: plan.ring.clone(),
+            port: plan.port,
+        });
+        self.phase = Phase::Mapping(plan);
     }
 
     fn keys_read(&mut self, keys: Keys) {
         if !matches!(
             (&self.phase, &self.core.pending),
-            (Phase::Reading, Some(Pending::Read))
+            (Phase::Reading(_), Some(Pending::Read))
         ) {
             return self
                 .core
                 .unexpected(Event::KeysRead(keys), self.phase.name());
         }
         self.core.pending = None;
-        self.phase = Phase::InitWait;
-        match self.validate(keys) {
-            Err(e) => self.core.fail(e),
-            // Published for a predecessor of ours: wait for fresh keys.
-            Ok(None) => {}
-            Ok(Some(plan)) => {
-                self.core.pending = Some(Pending::Map);
-                self.core.push(Action::MapRing {
-                    ring: plan.ring.clone(),
-                    port: plan.port,
-                });
-                self.phase = Phase::Mapping(plan);
+        let Phase::Reading(purpose) = core::mem::replace(&mut self.phase, Phase::InitWait) else {
+            return;
+        };
+        // Keys of a frontend no longer offering a ring are not a ring: the
+        // watch event of its new state follows.
+        let offering = keys
+            .get(key::STATE)
+            .and_then(|s| State::parse(&s).ok())
+            .is_some_and(|s| matches!(s, State::Initialised | State::Connected));
+        match purpose {
+            Purpose::Handshake => {
+                if !offering {
+                    return;
+                }
+                match self.validate(keys) {
+                    Err(e) => self.core.fail(e),
+                    // Published for a predecessor of ours: wait for fresh keys.
+                    Ok(None) => {}
+                    Ok(Some(plan)) => self.map(plan),
+                }
+            }
+            Purpose::Retry(failed, reason) => {
+                if !offering {
+                    return;
+                }
+                match self.validate(keys) {
+                    Err(e) => self.core.fail(e),
+                    Ok(None) => {}
+                    // The ring that did not map is still the one offered.
+                    Ok(Some(plan)) if plan.ring == failed.ring && plan.port == failed.port => {
+                        self.core.fail(Error::Ring(reason))
+                    }
+                    Ok(Some(plan)) => self.map(plan),
+                }
+            }
+            Purpose::Recheck(current) => {
+                let instance = current.instance;
+                self.phase = Phase::Connected(current);
+                if !offering {
+                    return;
+                }
+                match self.validate(keys) {
+                    Err(e) => self.core.fail(e),
+                    Ok(None) => {}
+                    Ok(Some(plan)) if plan.instance == instance => {}
+                    // A successor of the frontend we serve published a new
+                    // ring: drop the old one, serve the new.
+                    Ok(Some(plan)) => {
+                        self.core.teardown();
+                        self.map(plan);
+                    }
+                }
             }
         }
     }
@@ -237,6 +313,7 @@ impl Backend {
         Ok(Some(Plan {
             ring: fe.ring,
             port: fe.event_channel,
+            instance: fe.xenmq_instance,
             frontend: keys,
         }))
     }
@@ -273,28 +350,34 @@ impl Backend {
                 self.phase = Phase::Closed;
                 continue;
             }
-            let fresh = core::mem::take(&mut self.core.peer_fresh);
+            // Consumed only where acted upon: an observation made while an
+            // answer was pending must survive the phases passed meanwhile.
+            let fresh = self.core.peer_fresh;
             match &self.phase {
-                Phase::Idle | Phase::Publishing | Phase::Reading => return,
+                Phase::Idle | Phase::Publishing | Phase::Reading(_) => return,
                 Phase::InitWait => {
                     if fresh && self.core.peer_is(&[Initialised, Connected]) {
-                        self.phase = Phase::Reading;
-                        let keys = self.frontend_keys();
-                        self.core.read_peer(keys);
+                        self.read(Purpose::Handshake);
                     }
                     return;
                 }
                 Phase::Mapping(plan) => {
                     if self.core.peer_is(&[Initialised, Connected]) {
-                        let c = Connection {
+                        // Start the data path, then say Connected, naming the
+                        // frontend incarnation served.
+                        let plan = plan.clone();
+                        self.core.push(Action::Connect(Connection {
                             ring: plan.ring.clone(),
                             port: plan.port,
                             peer: plan.frontend.clone(),
-                        };
-                        self.core.push(Action::Connect(c));
+                        }));
                         self.core.connected = true;
-                        self.core.switch(Connected);
-                        self.phase = Phase::Connected;
+                        let echo = (
+                            key::XENMQ_FRONTEND_INSTANCE.into(),
+                            plan.instance.to_string(),
+                        );
+                        self.core.commit(alloc::vec![echo], Some(Connected));
+                        self.phase = Phase::Connecting(plan);
                     } else {
                         // The frontend restarted while we mapped.
                         self.core.teardown();
@@ -302,13 +385,18 @@ impl Backend {
                     }
                     return;
                 }
-                Phase::Connected => {
+                Phase::Connecting(_) => return,
+                Phase::Connected(plan) => {
                     if self.core.peer_is(&[Initialising]) {
                         // The frontend restarted: drop its old ring, wait again.
                         self.core.teardown();
                         self.core.switch(InitWait);
                         self.phase = Phase::InitWait;
                         continue;
+                    }
+                    if fresh && self.core.peer_is(&[Initialised]) {
+                        let plan = plan.clone();
+                        self.read(Purpose::Recheck(plan));
                     }
                     return;
                 }
@@ -336,6 +424,7 @@ impl Backend {
 
     /// Back to InitWait for a restarted frontend.
     fn reset(&mut self) {
+        self.core.peer_fresh = false;
         self.core.failed = false;
         self.core.switch(State::InitWait);
         self.phase = Phase::InitWait;

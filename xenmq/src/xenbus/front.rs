@@ -1,20 +1,36 @@
 //! The frontend's lifecycle: wait for the backend's InitWait, share the
-//! ring, publish it, wait for Connected.
+//! ring, publish it, wait for a Connected that names us.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::config::{Config, Keys, RingRefs};
 use super::machine::{Action, Connection, Core, Event, Output, Pending};
-use super::published::{BackendKeys, FrontendKeys, IdentityKeys};
-use super::{Error, Params, Role, State};
+use super::published::{BackendKeys, ConnectedKeys, FrontendKeys, IdentityKeys};
+use super::{key, Error, Params, Role, State};
+use crate::evtchn::Port;
+use crate::grant::GrantRef;
 
 /// What was agreed with the backend.
 #[derive(Debug, Clone)]
 struct Plan {
     order: u8,
+    /// The backend incarnation the plan was made with.
     instance: u64,
     backend: Keys,
+}
+
+/// Why the backend's keys are being read.
+#[derive(Debug)]
+enum Purpose {
+    /// The backend is in InitWait: start the handshake.
+    Handshake,
+    /// We are Initialised and the backend showed InitWait again: has it
+    /// restarted behind an unchanged state?
+    Recheck(Plan),
+    /// We are Initialised and the backend shows Connected: to us, or to a
+    /// predecessor of ours?
+    Confirm(Plan),
 }
 
 #[derive(Debug)]
@@ -23,11 +39,8 @@ enum Phase {
     Idle,
     /// Our state is Initialising: waiting for the backend's InitWait.
     Initialising,
-    /// Reading the backend's keys (`recheck`: while Initialised, to see
-    /// whether the backend restarted).
-    Reading {
-        recheck: Option<Plan>,
-    },
+    /// Reading the backend's keys.
+    Reading(Purpose),
     /// Sharing the ring.
     Sharing(Plan),
     /// Committing our keys and Initialised.
@@ -49,7 +62,7 @@ impl Phase {
         match self {
             Phase::Idle => "idle",
             Phase::Initialising => "initialising",
-            Phase::Reading { .. } => "reading the backend's keys",
+            Phase::Reading(_) => "reading the backend's keys",
             Phase::Sharing(_) => "sharing the ring",
             Phase::Publishing(_) => "publishing the ring",
             Phase::Initialised(_) => "initialised",
@@ -65,25 +78,32 @@ impl Phase {
 pub struct Frontend {
     core: Core,
     phase: Phase,
+    instance: u64,
 }
 
 impl Frontend {
     /// A frontend for the device described by `params`; nothing happens
-    /// until [`Event::Start`].
-    pub fn new(params: Params) -> Result<Self, Error> {
+    /// until [`Event::Start`]. `instance` must differ between incarnations
+    /// of the frontend of one device (a random number): the backend echoes
+    /// it with Connected, which tells a connection to us from one to a
+    /// predecessor of ours.
+    pub fn new(params: Params, instance: u64) -> Result<Self, Error> {
         Ok(Frontend {
             core: Core::new(Role::Frontend, params)?,
             phase: Phase::Idle,
+            instance,
         })
     }
 
     /// The state this end last asked to publish.
     pub fn state(&self) -> State {
-        match self.phase {
+        match &self.phase {
             Phase::Idle => State::Unknown,
-            Phase::Initialising | Phase::Reading { recheck: None } => State::Initialising,
-            Phase::Sharing(_) | Phase::Publishing(_) => State::Initialising,
-            Phase::Reading { recheck: Some(_) } | Phase::Initialised(_) => State::Initialised,
+            Phase::Initialising
+            | Phase::Reading(Purpose::Handshake)
+            | Phase::Sharing(_)
+            | Phase::Publishing(_) => State::Initialising,
+            Phase::Reading(_) | Phase::Initialised(_) => State::Initialised,
             Phase::Connected => State::Connected,
             Phase::Closing => State::Closing,
             Phase::Closed { .. } => State::Closed,
@@ -167,44 +187,85 @@ impl Frontend {
         self.phase = Phase::Initialising;
     }
 
-    fn backend_keys() -> Vec<String> {
+    fn read(&mut self, purpose: Purpose) {
         let mut keys = Vec::new();
-        IdentityKeys::keys(&mut keys);
-        BackendKeys::keys(&mut keys);
-        keys
+        match purpose {
+            Purpose::Confirm(_) => ConnectedKeys::keys(&mut keys),
+            Purpose::Handshake | Purpose::Recheck(_) => {
+                IdentityKeys::keys(&mut keys);
+                BackendKeys::keys(&mut keys);
+                keys.extend(self.core.feature_keys());
+            }
+        }
+        keys.push(key::STATE.into());
+        self.core.peer_fresh = false;
+        self.phase = Phase::Reading(purpose);
+        self.core.read_peer(keys);
     }
 
     fn keys_read(&mut self, keys: Keys) {
-        let Phase::Reading { recheck } = &self.phase else {
-            return self
-                .core
-                .unexpected(Event::KeysRead(keys), self.phase.name());
-        };
-        if !matches!(self.core.pending, Some(Pending::Read)) {
+        if !matches!(
+            (&self.phase, &self.core.pending),
+            (Phase::Reading(_), Some(Pending::Read))
+        ) {
             return self
                 .core
                 .unexpected(Event::KeysRead(keys), self.phase.name());
         }
         self.core.pending = None;
-        let recheck = recheck.clone();
-        match self.negotiate(keys) {
-            Err(e) => {
-                // Keep the ring of a recheck held until the drive releases it.
-                self.phase = match recheck {
-                    Some(plan) => Phase::Initialised(plan),
-                    None => Phase::Initialising,
-                };
-                self.core.fail(e);
-            }
-            Ok(plan) => match recheck {
-                Some(old) if old.instance == plan.instance => self.phase = Phase::Initialised(old),
-                // The backend restarted behind an unchanged InitWait: start over.
-                Some(_) => {
-                    self.core.teardown();
-                    self.enter_initialising();
+        let Phase::Reading(purpose) = core::mem::replace(&mut self.phase, Phase::Initialising)
+        else {
+            return;
+        };
+        let state = keys.get(key::STATE).and_then(|s| State::parse(&s).ok());
+        match purpose {
+            Purpose::Confirm(plan) => {
+                self.phase = Phase::Initialised(plan);
+                if state != Some(State::Connected) {
+                    return; // it moved on; its new state's watch event follows
                 }
-                None => self.phase = Phase::Sharing(plan),
-            },
+                let dir = &self.core.params.peer_dir;
+                match keys.parse::<ConnectedKeys>(dir) {
+                    // A Connected without the key saying to whom.
+                    Err(e) => self.core.fail(e.into()),
+                    Ok(c) if c.xenmq_frontend_instance == self.instance => self.connect(),
+                    // Connected to a predecessor of ours: it will see our
+                    // keys and reconnect.
+                    Ok(_) => {}
+                }
+            }
+            Purpose::Handshake => {
+                if state != Some(State::InitWait) {
+                    return; // it moved on; its new state's watch event follows
+                }
+                match self.negotiate(keys) {
+                    Err(e) => self.core.fail(e),
+                    Ok(plan) => self.phase = Phase::Sharing(plan),
+                }
+            }
+            Purpose::Recheck(old) => {
+                if state != Some(State::InitWait) {
+                    self.phase = Phase::Initialised(old);
+                    return;
+                }
+                match self.negotiate(keys) {
+                    Err(e) => {
+                        // Keep the ring held until the drive releases it.
+                        self.phase = Phase::Initialised(old);
+                        self.core.fail(e);
+                    }
+                    Ok(plan) if plan.instance == old.instance => {
+                        self.phase = Phase::Initialised(old)
+                    }
+                    // The backend restarted behind an unchanged InitWait:
+                    // start over with what its successor published.
+                    Ok(plan) => {
+                        self.core.teardown();
+                        self.core.switch(State::Initialising);
+                        self.phase = Phase::Sharing(plan);
+                    }
+                }
+            }
         }
     }
 
@@ -224,7 +285,7 @@ impl Frontend {
         })
     }
 
-    fn ring_shared(&mut self, grefs: Vec<crate::grant::GrantRef>, port: crate::evtchn::Port) {
+    fn ring_shared(&mut self, grefs: Vec<GrantRef>, port: Port) {
         let phase = self.phase.name();
         let Some(Pending::Share { pages }) = self.core.pending else {
             return self
@@ -242,7 +303,7 @@ impl Frontend {
         }
     }
 
-    /// Our keys for the backend, ring and instance echo included.
+    /// Our keys for the backend: ring, instance and echo, identity, features.
     fn publication(&self, plan: &Plan) -> Vec<(String, String)> {
         let mut w = Vec::new();
         if let Some((ring, port)) = &self.core.ring {
@@ -250,6 +311,7 @@ impl Frontend {
                 ring: ring.clone(),
                 event_channel: *port,
                 protocol: Some(self.core.params.abi.clone()),
+                xenmq_instance: self.instance,
                 xenmq_backend_instance: plan.instance,
             };
             w.extend(keys.to_pairs());
@@ -257,6 +319,20 @@ impl Frontend {
         w.extend(self.core.identity_pairs());
         w.extend(self.core.own_features());
         w
+    }
+
+    fn connect(&mut self) {
+        let Phase::Initialised(plan) = &self.phase else {
+            return;
+        };
+        if let Some((ring, port)) = self.core.ring.clone() {
+            let peer = plan.backend.clone();
+            self.core
+                .push(Action::Connect(Connection { ring, port, peer }));
+            self.core.connected = true;
+        }
+        self.core.switch(State::Connected);
+        self.phase = Phase::Connected;
     }
 
     /// Decides the next actions from the phase and the backend's state,
@@ -291,11 +367,14 @@ impl Frontend {
                 };
                 continue;
             }
-            let fresh = core::mem::take(&mut self.core.peer_fresh);
+            // Consumed only where acted upon: an observation made while an
+            // answer was pending must survive the phases passed meanwhile.
+            let fresh = self.core.peer_fresh;
             match &self.phase {
-                Phase::Idle | Phase::Reading { .. } => return,
+                Phase::Idle | Phase::Reading(_) => return,
                 Phase::Closed { reconnect } => {
                     if *reconnect && fresh && self.core.peer_is(&[InitWait]) {
+                        self.core.peer_fresh = false;
                         self.core.failed = false;
                         self.enter_initialising();
                         continue;
@@ -311,22 +390,19 @@ impl Frontend {
                 }
                 Phase::Initialising => {
                     if self.core.peer_is(&[InitWait]) {
-                        self.phase = Phase::Reading { recheck: None };
-                        self.core.read_peer(Self::backend_keys());
+                        self.read(Purpose::Handshake);
                     }
                     return;
                 }
                 Phase::Sharing(plan) | Phase::Publishing(plan) => {
-                    if self.core.peer_is(&[Connected]) {
-                        self.core.fail(Error::ConnectedEarly);
-                        continue;
-                    }
                     if self.core.peer_is(&[Initialising]) {
                         // The backend restarted mid-handshake.
                         self.core.teardown();
                         self.phase = Phase::Initialising;
                         continue;
                     }
+                    // A backend showing Connected here is still connected to
+                    // a predecessor of ours; it resets when it sees our keys.
                     let plan = plan.clone();
                     if self.core.ring.is_none() {
                         let pages = 1usize.checked_shl(u32::from(plan.order)).unwrap_or(1);
@@ -340,28 +416,17 @@ impl Frontend {
                     return;
                 }
                 Phase::Initialised(plan) => {
-                    if self.core.peer_is(&[Connected]) {
-                        let plan = plan.clone();
-                        if let Some((ring, port)) = self.core.ring.clone() {
-                            self.core.push(Action::Connect(Connection {
-                                ring,
-                                port,
-                                peer: plan.backend,
-                            }));
-                            self.core.connected = true;
-                        }
-                        self.core.switch(Connected);
-                        self.phase = Phase::Connected;
-                    } else if self.core.peer_is(&[Initialising]) {
+                    if self.core.peer_is(&[Initialising]) {
                         self.core.teardown();
                         self.enter_initialising();
                         continue;
+                    }
+                    if fresh && self.core.peer_is(&[Connected]) {
+                        let plan = plan.clone();
+                        self.read(Purpose::Confirm(plan));
                     } else if fresh && self.core.peer_is(&[InitWait]) {
-                        // Has the backend restarted behind the same state?
-                        self.phase = Phase::Reading {
-                            recheck: Some(plan.clone()),
-                        };
-                        self.core.read_peer(Self::backend_keys());
+                        let plan = plan.clone();
+                        self.read(Purpose::Recheck(plan));
                     }
                     return;
                 }

@@ -17,16 +17,23 @@
 //!    identity, picks `min(own max, backend max)` as ring page order, shares
 //!    the ring and allocates an event channel, then commits `ring-ref` (or
 //!    `ring-page-order` + `ring-ref0..N-1`), `event-channel`, `protocol`, its
-//!    features, its identity and `xenmq-backend-instance` (the backend's
-//!    instance, echoed), together with `state` = Initialised. A conflicting
-//!    transaction (`EAGAIN`) is fed back and retried.
+//!    features, its identity, its own `xenmq-instance` and
+//!    `xenmq-backend-instance` (the backend's, echoed), together with
+//!    `state` = Initialised. A conflicting transaction (`EAGAIN`) is fed
+//!    back and retried.
 //! 3. The backend reads and validates those keys, maps the ring, binds the
-//!    port and goes Connected; the frontend sees it and goes Connected.
+//!    port, starts its data path and commits `xenmq-frontend-instance` (the
+//!    frontend's, echoed) with `state` = Connected; the frontend sees
+//!    Connected, reads the echo, and goes Connected.
 //!
-//! The echoed instance lets a restarted backend tell a frontend's keys
-//! published for its predecessor from fresh ones (watch events coalesce, so
-//! a state sequence alone cannot): stale keys are ignored until the frontend,
-//! which re-checks the instance on every InitWait, publishes again.
+//! The echoed instances let each end tell the peer's state and keys meant
+//! for it from those left over from a previous incarnation of itself (watch
+//! events coalesce, so a sequence of states alone cannot): a backend ignores
+//! keys published for its predecessor, and re-reads the keys when a
+//! frontend it serves shows Initialised again; a frontend ignores a
+//! Connected meant for its predecessor and re-checks the backend's instance
+//! on every InitWait. Every peer write fires a watch, so each end ends up
+//! looking at the other's latest keys.
 //!
 //! Either end may close in any state; a backend returning to
 //! Initialising/InitWait makes the frontend tear down and start again, and a
@@ -86,9 +93,11 @@ pub mod key {
     pub const XENMQ_INSTANCE: &str = "xenmq-instance";
     /// The backend incarnation a frontend's keys were published for.
     pub const XENMQ_BACKEND_INSTANCE: &str = "xenmq-backend-instance";
+    /// The frontend incarnation a backend's Connected is for.
+    pub const XENMQ_FRONTEND_INSTANCE: &str = "xenmq-frontend-instance";
 
     /// Every key the machines write themselves; features may not use them.
-    pub const RESERVED: [&str; 12] = [
+    pub const RESERVED: [&str; 13] = [
         STATE,
         RING_REF,
         RING_PAGE_ORDER,
@@ -101,6 +110,7 @@ pub mod key {
         XENMQ_FINGERPRINT,
         XENMQ_INSTANCE,
         XENMQ_BACKEND_INSTANCE,
+        XENMQ_FRONTEND_INSTANCE,
     ];
 }
 
@@ -267,9 +277,6 @@ pub enum Error {
         /// The state.
         state: State,
     },
-    /// The backend claimed Connected before the frontend published a ring.
-    #[error("the backend went connected before the frontend published its ring")]
-    ConnectedEarly,
     /// A key of the peer is missing or bad.
     #[error(transparent)]
     Config(#[from] config::Error),

@@ -30,7 +30,15 @@ pub(crate) struct FrontendKeys {
     pub ring: RingRefs,
     pub event_channel: u32,
     pub protocol: Option<String>,
+    pub xenmq_instance: u64,
     pub xenmq_backend_instance: u64,
+}
+
+/// What a backend commits with Connected: the frontend incarnation whose
+/// ring it mapped.
+#[derive(XenstoreConfig)]
+pub(crate) struct ConnectedKeys {
+    pub xenmq_frontend_instance: u64,
 }
 
 /// The backend incarnation a frontend's keys were published for, read
