@@ -233,16 +233,15 @@ fn validate(input: &DeriveInput, errors: &mut Errors) -> Vec<Field> {
             let low = attrs.min.as_ref().is_some_and(|m| d.value < m.value);
             let high = attrs.max.as_ref().is_some_and(|m| d.value > m.value);
             if low || high {
-                let show =
-                    |b: &Option<Int>| b.as_ref().map(|i| i.value.to_string()).unwrap_or_default();
+                let bounds = match (&attrs.min, &attrs.max) {
+                    (Some(a), Some(b)) => format!("{}..={}", a.value, b.value),
+                    (Some(a), None) => format!("{}..", a.value),
+                    (None, Some(b)) => format!("..={}", b.value),
+                    (None, None) => String::from(".."),
+                };
                 errors.spanned(
                     &d.expr,
-                    format!(
-                        "`default = {}` is outside the bounds {}..={}",
-                        d.value,
-                        show(&attrs.min),
-                        show(&attrs.max)
-                    ),
+                    format!("`default = {}` is outside the bounds {bounds}", d.value),
                 );
             }
         }
@@ -271,12 +270,17 @@ fn expand(input: &DeriveInput, fields: &[Field]) -> TokenStream {
     let reads = fields.iter().zip(&vars).map(|(f, var)| {
         let (ty, key) = (&f.ty, &f.key);
         let missing = match &f.attrs.default {
+            // Typed where written, so a wrong type is reported at the default.
             Some(Expr::Lit(syn::ExprLit {
                 lit: Lit::Str(s), ..
-            })) => {
-                quote!(::core::convert::From::from(#s))
-            }
-            Some(d) => quote!(#d),
+            })) => quote_spanned! {s.span()=> {
+                let __d: #ty = <#string as ::core::convert::From<&::core::primitive::str>>::from(#s);
+                __d
+            }},
+            Some(d) => quote_spanned! {d.span()=> {
+                let __d: #ty = #d;
+                __d
+            }},
             None => quote! {
                 match <#ty as #cfg::Field>::missing() {
                     ::core::option::Option::Some(__v) => __v,
