@@ -599,3 +599,90 @@ impl Keys {
         self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn integers_are_strict_decimal() {
+        assert_eq!(u64::parse("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(u64::parse("18446744073709551616"), None);
+        assert_eq!(i64::parse("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(u32::parse("-0"), None);
+        assert_eq!(i32::parse("-0"), Some(0));
+        for bad in ["", "-", "+1", " 1", "1 ", "0x1", "1_000", "1e3", "١"] {
+            assert_eq!(u32::parse(bad), None, "{bad:?}");
+            assert_eq!(i32::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(u8::parse(&"9".repeat(1000)), None);
+    }
+
+    #[test]
+    fn bools_fingerprints_strings() {
+        assert_eq!(bool::parse("1"), Some(true));
+        assert_eq!(bool::parse("0"), Some(false));
+        assert_eq!(bool::parse("01"), None);
+        assert_eq!(<bool as Value>::missing(), Some(false));
+        assert_eq!(
+            Fingerprint::parse("00000000000000FF"),
+            Some(Fingerprint(0xff))
+        );
+        assert_eq!(Fingerprint(0xff).format(), "00000000000000ff");
+        assert_eq!(Fingerprint::parse("ff"), None);
+        assert_eq!(Fingerprint::parse("+0000000000000ff"), None);
+        assert_eq!(String::parse("a\tb"), None);
+        assert_eq!(String::parse("é"), Some("é".into()));
+    }
+
+    #[test]
+    fn quotes_are_bounded_on_char_boundaries() {
+        let s = "é".repeat(100);
+        let q = quote(&s);
+        assert_eq!(q.chars().count(), 65);
+        assert!(q.ends_with('…'));
+        assert_eq!(quote("short"), "short");
+    }
+
+    #[test]
+    fn ranges_print_as_rust() {
+        assert_eq!(range(Some(0), Some(4)), "0..=4");
+        assert_eq!(range(Some(1), None), "1..");
+        assert_eq!(range(None, Some(-1)), "..=-1");
+        assert_eq!(range::<u8>(None, None), "..");
+    }
+
+    #[test]
+    fn keys_hold_a_bounded_number_of_entries() {
+        let mut k = Keys::new();
+        for i in 0..1000 {
+            k.insert(&alloc::format!("k{i}"), "v".into());
+        }
+        assert_eq!(k.iter().count(), Keys::MAX_ENTRIES);
+        k.insert("k0", "w".into());
+        assert_eq!(k.get("k0").as_deref(), Some("w"));
+        assert_eq!(k.get("k999"), None);
+    }
+
+    #[test]
+    fn ring_refs_write_both_forms() {
+        let mut out = vec![];
+        RingRefs::new(vec![5])
+            .unwrap()
+            .write("ring-ref", &mut |k, v| out.push((k.to_string(), v)));
+        assert_eq!(out, vec![("ring-ref".to_string(), "5".to_string())]);
+        out.clear();
+        RingRefs::new(vec![5, 6])
+            .unwrap()
+            .write("ring-ref", &mut |k, v| out.push((k.to_string(), v)));
+        assert_eq!(
+            out,
+            vec![
+                ("ring-page-order".to_string(), "1".to_string()),
+                ("ring-ref0".to_string(), "5".to_string()),
+                ("ring-ref1".to_string(), "6".to_string()),
+            ]
+        );
+    }
+}

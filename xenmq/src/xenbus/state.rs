@@ -106,3 +106,46 @@ impl core::str::FromStr for State {
         State::parse(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn every_state_round_trips() {
+        for (n, s) in State::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, n);
+            assert_eq!(State::parse(s.as_str()), Ok(*s));
+            assert_eq!(State::from_u32(n as u32), Some(*s));
+            assert_eq!(s.as_str().parse::<State>(), Ok(*s));
+        }
+        assert_eq!(State::from_u32(9), None);
+        assert_eq!(State::from_u32(u32::MAX), None);
+        assert_eq!(State::InitWait.to_string(), "initwait");
+    }
+
+    #[test]
+    fn garbage_is_a_typed_error() {
+        for v in [
+            "",
+            "9",
+            "10",
+            "-1",
+            "+4",
+            " 4",
+            "4 ",
+            "04",
+            "٤",
+            "connected",
+        ] {
+            assert!(
+                matches!(State::parse(v), Err(Error::BadState { .. })),
+                "{v:?}"
+            );
+        }
+        let long = "x".repeat(100_000);
+        let e = State::parse(&long).unwrap_err().to_string();
+        assert!(e.len() < 120, "{e}");
+    }
+}
