@@ -121,6 +121,8 @@ impl Backend {
                 Phase::Idle | Phase::Closed if self.core.pending.is_none() => {
                     self.core.failed = false;
                     self.core.close_requested = false;
+                    // A (re)start looks at the frontend's last state afresh.
+                    self.core.peer_fresh = self.core.peer.is_some();
                     let mut w = self.core.identity_pairs();
                     let order = self.core.params.max_ring_page_order;
                     w.push((key::MAX_RING_PAGE_ORDER.into(), order.to_string()));

@@ -128,6 +128,8 @@ impl Frontend {
                 Phase::Idle | Phase::Closed { .. } if self.core.pending.is_none() => {
                     self.core.failed = false;
                     self.core.close_requested = false;
+                    // A (re)start looks at the backend's last state afresh.
+                    self.core.peer_fresh = self.core.peer.is_some();
                     self.enter_initialising();
                 }
                 _ => self.core.unexpected(ev, phase),
@@ -374,7 +376,7 @@ impl Frontend {
                 Phase::Idle | Phase::Reading(_) => return,
                 Phase::Closed { reconnect } => {
                     if *reconnect && fresh && self.core.peer_is(&[InitWait]) {
-                        self.core.peer_fresh = false;
+                        // `fresh` is left for the Initialising step below.
                         self.core.failed = false;
                         self.enter_initialising();
                         continue;
@@ -389,7 +391,9 @@ impl Frontend {
                     return;
                 }
                 Phase::Initialising => {
-                    if self.core.peer_is(&[InitWait]) {
+                    // Only on a new observation: a read that found the
+                    // backend moved on waits for the watch event of its move.
+                    if fresh && self.core.peer_is(&[InitWait]) {
                         self.read(Purpose::Handshake);
                     }
                     return;

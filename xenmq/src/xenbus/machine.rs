@@ -351,8 +351,11 @@ impl Core {
     /// A stray event: report it (and give back any grants it carries).
     pub fn unexpected(&mut self, ev: Event, phase: &'static str) {
         let event = ev.name();
-        if let Event::RingShared { grefs, port } = ev {
-            self.out.push(Action::ReleaseRing { grefs, port });
+        match ev {
+            Event::RingShared { grefs, port } if self.role == Role::Frontend => {
+                self.out.push(Action::ReleaseRing { grefs, port });
+            }
+            _ => {}
         }
         self.report(Error::Unexpected { event, phase });
     }
