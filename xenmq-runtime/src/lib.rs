@@ -7,6 +7,7 @@
 //! - [`kernel`]: glue for running the `no_std` core inside a Linux module.
 #![deny(unsafe_code)]
 
+pub mod device;
 pub mod kernel;
 pub mod linux;
 pub mod sim;

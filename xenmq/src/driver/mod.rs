@@ -64,7 +64,7 @@ use alloc::vec::Vec;
 
 pub use back::{Completer, Io, Reply, Server, Ticket};
 pub use front::{Client, Completion, Tag};
-pub use pool::{Lease, Pool, PoolKeys, SLOT_SIZE};
+pub use pool::{Lease, Pool, PoolKeys, MAX_POOL_PAGES, POOL_KEY, SLOT_SIZE};
 
 use crate::evtchn;
 use crate::ring;
