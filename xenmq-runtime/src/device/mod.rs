@@ -23,7 +23,9 @@
 mod back;
 mod front;
 mod lifecycle;
+pub mod sim;
 pub mod toolstack;
+mod xs;
 
 use std::time::Duration;
 
@@ -33,6 +35,7 @@ use xenmq::store::Store;
 
 pub use back::Back;
 pub use front::Front;
+pub use xs::SocketStore;
 
 /// How long an idle end sleeps on its channel before looking at Xenstore.
 pub const TICK: Duration = Duration::from_millis(20);

@@ -270,6 +270,9 @@ pub enum Error {
     /// No answer came in time.
     #[error("timed out waiting for the peer")]
     Timeout,
+    /// The peer's answer breaks the protocol (a driver's check failed).
+    #[error("the peer's answer is wrong: {0}")]
+    BadAnswer(&'static str),
     /// The ring failed (a hostile peer's indices, or a local layout error).
     #[error("ring failure")]
     Ring(#[from] ring::Error),

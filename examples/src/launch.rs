@@ -1,0 +1,138 @@
+//! One command, two domains: the launcher starts a simulated host (with
+//! Xenstore), creates a guest domain and the device between it and dom0,
+//! then runs this same program twice more — `backend` as a dom0 process,
+//! `frontend` as the guest's process — and relays what they print.
+//!
+//! When the frontend says it has closed the device, the launcher checks
+//! with the host that the guest holds no grant and no port any more, then
+//! lets it exit, and stops the backend.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ExitCode, Stdio};
+use std::time::Duration;
+
+use xenmq_runtime::device::{self, toolstack, SocketStore};
+use xenmq_runtime::sim::{self, Host};
+
+/// What a role's body returns.
+pub type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// The line a frontend prints once it has closed its device; it then
+/// waits for its standard input to close before exiting.
+pub const CLOSED: &str = "device closed";
+
+/// Runs the role named by the first argument (`backend`, `frontend`), or
+/// launches both. Extra arguments go to the frontend.
+pub fn main(
+    kind: &str,
+    backend: fn(&[String]) -> Result,
+    frontend: fn(&[String]) -> Result,
+) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (role, rest) = match args.split_first() {
+        Some((r, rest)) => (r.as_str(), rest),
+        None => ("", &[][..]),
+    };
+    let result = match role {
+        "backend" => backend(rest),
+        "frontend" => frontend(rest),
+        _ => launch(kind, &args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut src = e.source();
+            while let Some(s) = src {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                src = s.source();
+            }
+            eprintln!("{kind} {role}: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Waits for the launcher to close our standard input (after it has
+/// checked what we hold).
+pub fn wait_for_launcher() {
+    println!("{CLOSED}");
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
+fn run_dir(kind: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("xenmq-{kind}-{}", std::process::id()))
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn launch(kind: &str, args: &[String]) -> Result {
+    let dir = run_dir(kind);
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = device::sim::store_host().ok_or("this build has no simulated Xenstore")?;
+    let host = Host::with_store(&dir, store)?;
+    let guest = host.create_domain("guest")?;
+    println!("host: simulated Xen host in {}", dir.display());
+    println!("host: created domain {guest} (guest); dom0 runs the backend");
+    let xs = SocketStore::connect(dir.join("socket"))?;
+    toolstack::create(&xs, kind, guest, 0, 0)?;
+    println!(
+        "host: device {kind}/0: {} <-> {}",
+        toolstack::frontend_dir(kind, guest, 0),
+        toolstack::backend_dir(kind, 0, guest, 0)
+    );
+    let exe = std::env::current_exe()?;
+    let back = Kill(
+        sim::domain_command(&dir, 0, &exe)
+            .arg("backend")
+            .arg(guest.to_string())
+            .stdin(Stdio::null())
+            .spawn()?,
+    );
+    let mut front = sim::domain_command(&dir, guest, &exe)
+        .arg("frontend")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = BufReader::new(front.stdout.take().ok_or("no frontend stdout")?);
+    let mut line = String::new();
+    let mut checked = false;
+    while out.read_line(&mut line)? > 0 {
+        print!("{line}");
+        if line.trim_end().ends_with(CLOSED) {
+            let me = host.domains().into_iter().find(|d| d.domid == guest);
+            let (grants, ports) = me.map_or((0, 0), |d| (d.grants, d.ports));
+            println!("host: domain {guest} holds {grants} grants and {ports} ports");
+            if grants != 0 || ports != 0 {
+                return Err("the frontend leaked grants or ports".into());
+            }
+            checked = true;
+            drop(front.stdin.take());
+        }
+        line.clear();
+    }
+    let status = front.wait()?;
+    drop(back);
+    host.wait_gone(guest, Duration::from_secs(5));
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+    if !status.success() {
+        return Err(format!("the frontend failed ({status})").into());
+    }
+    if !checked {
+        return Err("the frontend exited without closing its device".into());
+    }
+    println!("host: done");
+    Ok(())
+}
