@@ -30,6 +30,18 @@ pub fn main(
     frontend: fn(&[String]) -> Result,
 ) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    run(kind, &[], &args, backend, frontend)
+}
+
+/// As [`main`], for a program that reaches the roles through `prefix`
+/// (`xenmq demo` runs `xenmq demo backend`, ...).
+pub fn run(
+    kind: &str,
+    prefix: &[&str],
+    args: &[String],
+    backend: fn(&[String]) -> Result,
+    frontend: fn(&[String]) -> Result,
+) -> ExitCode {
     let (role, rest) = match args.split_first() {
         Some((r, rest)) => (r.as_str(), rest),
         None => ("", &[][..]),
@@ -37,7 +49,7 @@ pub fn main(
     let result = match role {
         "backend" => backend(rest),
         "frontend" => frontend(rest),
-        _ => launch(kind, &args),
+        _ => launch(kind, prefix, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,7 +88,7 @@ impl Drop for Kill {
     }
 }
 
-fn launch(kind: &str, args: &[String]) -> Result {
+fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
     let dir = run_dir(kind);
     let _ = std::fs::remove_dir_all(&dir);
     let store = device::sim::store_host().ok_or("this build has no simulated Xenstore")?;
@@ -94,12 +106,14 @@ fn launch(kind: &str, args: &[String]) -> Result {
     let exe = std::env::current_exe()?;
     let back = Kill(
         sim::domain_command(&dir, 0, &exe)
+            .args(prefix)
             .arg("backend")
             .arg(guest.to_string())
             .stdin(Stdio::null())
             .spawn()?,
     );
     let mut front = sim::domain_command(&dir, guest, &exe)
+        .args(prefix)
         .arg("frontend")
         .args(args)
         .stdin(Stdio::piped())

@@ -7,5 +7,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod demo;
 pub mod echo;
 pub mod launch;

@@ -9,7 +9,8 @@ const USAGE: &str = "usage: xenmq <command> [args]
 
 commands:
   help              this text
-  sim               run the simulated Xen host; create and destroy domains";
+  sim               run the simulated Xen host; create and destroy domains
+  demo [COUNT]      run the echo driver: backend in dom0, frontend in a guest";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("sim") => sim::main(&args[1..]),
+        Some("demo") => xenmq_examples::demo::demo(&["demo"], &args[1..]),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
             ExitCode::from(2)

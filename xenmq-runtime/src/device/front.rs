@@ -351,6 +351,15 @@ where
             self.pump(Some(left.min(TICK)))?;
         }
         self.lc.stop();
+        // Pages the backend still mapped when we let go were deferred
+        // (XSA-396); it unmaps on its way to Closed: take them back now.
+        self.ends.client.detach();
+        self.ends.held = None;
+        while self.ends.grants.deferred() > 0 && Instant::now() < deadline {
+            if self.ends.grants.reclaim() == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         Ok(())
     }
 
