@@ -18,10 +18,7 @@ pub fn demo(prefix: &[&str], args: &[String]) -> ExitCode {
 /// The echo backend, as a dom0 process: `backend FRONTEND-DOMID`.
 pub fn backend(args: &[String]) -> Result {
     let env = sim::env()?;
-    let fe: u16 = args
-        .first()
-        .ok_or("usage: echo backend FRONTEND-DOMID")?
-        .parse()?;
+    let fe: u16 = args.first().ok_or("usage: echo backend FRONTEND-DOMID")?.parse()?;
     let mut back = SimBack::<Echo, _>::new(env, fe, 0, EchoBack::default())?;
     println!("[backend dom0] waiting for the frontend");
     let mut was = false;
@@ -29,10 +26,7 @@ pub fn backend(args: &[String]) -> Result {
         back.step(Duration::from_millis(20))?;
         if back.is_connected() != was {
             was = back.is_connected();
-            println!(
-                "[backend dom0] {}",
-                if was { "connected" } else { "disconnected" }
-            );
+            println!("[backend dom0] {}", if was { "connected" } else { "disconnected" });
             if !was {
                 println!("[backend dom0] answered {} pings", back.driver().pings);
             }

@@ -46,12 +46,7 @@ impl Backend for EchoBack {
     fn handle(&mut self, ping: Ping, _io: &mut Io<'_, Echo>) -> Reply<Pong> {
         self.pings += 1;
         let len = ping.len.min(PAYLOAD as u32);
-        Reply::Now(Pong {
-            id: 0,
-            seq: ping.seq,
-            len,
-            data: ping.data,
-        })
+        Reply::Now(Pong { id: 0, seq: ping.seq, len, data: ping.data })
     }
 }
 
@@ -69,12 +64,7 @@ impl Ping {
         let mut data = [0; PAYLOAD];
         let len = payload.len().min(PAYLOAD);
         data[..len].copy_from_slice(&payload[..len]);
-        Ping {
-            id: 0,
-            seq,
-            len: len as u32,
-            data,
-        }
+        Ping { id: 0, seq, len: len as u32, data }
     }
 }
 

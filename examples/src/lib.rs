@@ -10,3 +10,4 @@
 pub mod demo;
 pub mod echo;
 pub mod launch;
+pub mod vkv;

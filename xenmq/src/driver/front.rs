@@ -188,12 +188,21 @@ impl<P: Protocol, C: Channel> Client<P, C> {
 
     /// Puts a request on the ring without publishing it (see
     /// [`flush`](Client::flush)); many queued requests cost one push.
-    pub fn queue(&mut self, mut req: P::Request, lease: Option<Lease>) -> Result<Tag, Error> {
+    pub fn queue(&mut self, req: P::Request, lease: Option<Lease>) -> Result<Tag, Error> {
+        let slot = lease.as_ref().map(Lease::slot);
+        let r = self.produce(req, slot);
+        if let (Err(_), Some(lease)) = (&r, lease) {
+            // A request that did not go out gives its buffer back.
+            self.release(lease);
+        }
+        r
+    }
+
+    fn produce(&mut self, mut req: P::Request, slot: Option<u32>) -> Result<Tag, Error> {
         let link = self.link.as_mut().ok_or(Error::NotConnected)?;
         if link.ring.is_full() {
             return Err(Error::Busy(link.ring.size()));
         }
-        let slot = lease.as_ref().map(Lease::slot);
         let id = self
             .inflight
             .insert(slot)
@@ -309,6 +318,38 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     ) -> Result<P::Response, Error> {
         let tag = self.submit(req)?;
         self.wait_for(tag, timeout)?.result
+    }
+
+    /// One round trip with a buffer slot: leases a slot, writes `data` at
+    /// its start, builds the request from the slot number, and waits for
+    /// the answer, returned with the slot (read what the backend wrote,
+    /// then [`release`](Client::release) it). On failure the slot is given
+    /// back.
+    pub fn call_with(
+        &mut self,
+        data: &[u8],
+        req: impl FnOnce(u32) -> P::Request,
+        timeout: Option<Duration>,
+    ) -> Result<(P::Response, Lease), Error> {
+        let lease = self.lease()?;
+        if let Err(e) = self.write(&lease, 0, data) {
+            self.release(lease);
+            return Err(e);
+        }
+        // A failed submit gives the slot back itself.
+        let tag = self.submit_with(req(lease.slot()), lease)?;
+        let done = self.wait_for(tag, timeout)?;
+        match (done.result, done.lease) {
+            (Ok(rsp), Some(lease)) => Ok((rsp, lease)),
+            (result, lease) => {
+                if let Some(lease) = lease {
+                    self.release(lease);
+                }
+                Err(result
+                    .err()
+                    .unwrap_or(Error::BadAnswer("buffer not returned")))
+            }
+        }
     }
 
     /// Waits for the completion of `tag`.
