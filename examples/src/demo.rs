@@ -39,6 +39,8 @@ pub fn frontend(args: &[String]) -> Result {
     let count: u32 = args.first().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let env = sim::env()?;
     let me = env.grants.id();
+    // This domain lives as long as its connection: keep it past the close.
+    let _domain = env.grants.clone();
     let mut front = SimFront::<Echo, EchoFront>::new(env, 0, EchoFront)?;
     front.connect(Duration::from_secs(10))?;
     println!("[frontend dom{me}] connected to the backend");

@@ -126,7 +126,8 @@ fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
         print!("{line}");
         if line.trim_end().ends_with(CLOSED) {
             let me = host.domains().into_iter().find(|d| d.domid == guest);
-            let (grants, ports) = me.map_or((0, 0), |d| (d.grants, d.ports));
+            let me = me.ok_or("the guest died before its check")?;
+            let (grants, ports) = (me.grants, me.ports);
             println!("host: domain {guest} holds {grants} grants and {ports} ports");
             if grants != 0 || ports != 0 {
                 return Err("the frontend leaked grants or ports".into());

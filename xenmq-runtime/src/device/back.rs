@@ -131,6 +131,7 @@ pub struct Back<P: Protocol, B, S, G: Grants, E: Events> {
     lc: Lifecycle<S>,
     ends: Ends<P, B, G, E>,
     batches: u64,
+    devid: u32,
 }
 
 impl<P, B, S, G, E> Back<P, B, S, G, E>
@@ -172,6 +173,7 @@ where
             lc,
             ends,
             batches: 0,
+            devid,
         };
         back.check_refused();
         Ok(back)
@@ -206,6 +208,11 @@ where
     /// This end's Xenstore directory.
     pub fn dir(&self) -> &str {
         &self.lc.own_dir
+    }
+
+    /// The frontend domain and device id.
+    pub fn key(&self) -> (DomId, u32) {
+        (self.ends.peer, self.devid)
     }
 
     /// The driver.
@@ -264,6 +271,40 @@ where
         Ok(served)
     }
 
+    /// Serves the requests waiting now, without waiting for more.
+    pub fn serve_ready(&mut self) -> Result<usize, Error> {
+        if !self.ends.server.is_attached() {
+            return Ok(0);
+        }
+        match self.ends.server.serve(&mut self.ends.driver) {
+            Ok(n) => Ok(n),
+            Err(e) => self.broken(e),
+        }
+    }
+
+    /// Before sleeping: re-arms the ring and checks once more; `true` if
+    /// requests are waiting (do not sleep).
+    pub fn final_check(&mut self) -> Result<bool, Error> {
+        if !self.ends.server.is_attached() {
+            return Ok(false);
+        }
+        match self.ends.server.final_check() {
+            Ok(more) => Ok(more),
+            Err(e) => self.broken(e).map(|_| false),
+        }
+    }
+
+    /// After a wake-up: consumes the channel's pending notification.
+    pub fn consume(&mut self) -> Result<(), Error> {
+        if !self.ends.server.is_attached() {
+            return Ok(());
+        }
+        match self.ends.server.consume() {
+            Ok(_) => Ok(()),
+            Err(e) => self.broken(e).map(drop),
+        }
+    }
+
     /// The data path failed (the frontend died or misbehaved): stop
     /// serving it, and let the lifecycle decide what comes next.
     fn broken(&mut self, e: driver::Error) -> Result<usize, Error> {
@@ -280,7 +321,7 @@ where
                 msg.as_bytes(),
             );
         }
-        self.pump(Some(TICK))?;
+        self.pump(Some(Duration::ZERO))?;
         Ok(0)
     }
 

@@ -23,6 +23,7 @@
 mod back;
 mod front;
 mod lifecycle;
+mod many;
 pub mod sim;
 pub mod toolstack;
 mod xs;
@@ -35,6 +36,7 @@ use xenmq::store::Store;
 
 pub use back::Back;
 pub use front::Front;
+pub use many::{Backends, MAX_DEVICES};
 pub use xs::SocketStore;
 
 /// How long an idle end sleeps on its channel before looking at Xenstore.

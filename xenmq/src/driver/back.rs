@@ -218,6 +218,21 @@ impl<P: Protocol, C: Channel> Server<P, C> {
         Ok(taken)
     }
 
+    /// Before sleeping on the channel: re-arms the ring's event index and
+    /// checks once more (`RING_FINAL_CHECK_FOR_REQUESTS`). `true`: work
+    /// is waiting, do not sleep.
+    pub fn final_check(&mut self) -> Result<bool, Error> {
+        let (link, _) = self.link.as_mut().ok_or(Error::NotConnected)?;
+        Ok(link.ring.final_check_for_requests()?)
+    }
+
+    /// Consumes a pending notification after a wake-up (see
+    /// [`Channel::poll`]).
+    pub fn consume(&mut self) -> Result<bool, Error> {
+        let (_, chan) = self.link.as_mut().ok_or(Error::NotConnected)?;
+        Ok(chan.poll()?)
+    }
+
     /// Waits for requests: spins a few final checks, then re-arms the
     /// ring's event index and sleeps on the channel for up to `timeout`.
     /// `true` if there is work (or a notification), `false` on timeout.

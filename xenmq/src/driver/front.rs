@@ -63,6 +63,9 @@ pub struct Client<P: Protocol, C> {
     spin: Spin,
     stray: u64,
     unpushed: bool,
+    /// A failure of a push that had already put requests in flight,
+    /// reported by the next poll or wait.
+    deferred: Option<Error>,
 }
 
 impl<P: Protocol, C: Channel> Default for Client<P, C> {
@@ -83,6 +86,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
             spin: Spin::default(),
             stray: 0,
             unpushed: false,
+            deferred: None,
         }
     }
 
@@ -112,6 +116,9 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     /// [`Error::Disconnected`] (queued for [`poll`](Client::poll)), and the
     /// channel is returned. Returns how many requests were failed.
     pub fn detach(&mut self) -> (usize, Option<C>) {
+        // Answers already on the ring complete normally.
+        self.deferred = None;
+        let _ = self.collect();
         let ready = &mut self.ready;
         let mut lost = 0usize;
         self.inflight.drain(|id, slot| {
@@ -233,20 +240,31 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     /// [`poll`](Client::poll) or [`wait`](Client::wait).
     pub fn submit(&mut self, req: P::Request) -> Result<Tag, Error> {
         let tag = self.queue(req, None)?;
-        self.flush()?;
+        self.flush_queued();
         Ok(tag)
+    }
+
+    /// Flushes requests already in flight: a failure is theirs, reported
+    /// by the next poll or wait (and completes them on detach).
+    fn flush_queued(&mut self) {
+        if let Err(e) = self.flush() {
+            self.deferred.get_or_insert(e);
+        }
     }
 
     /// Submits a request with a buffer slot, which comes back with the
     /// completion.
     pub fn submit_with(&mut self, req: P::Request, lease: Lease) -> Result<Tag, Error> {
         let tag = self.queue(req, Some(lease))?;
-        self.flush()?;
+        self.flush_queued();
         Ok(tag)
     }
 
     /// Moves every response waiting on the ring to the completion queue.
     fn collect(&mut self) -> Result<(), Error> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         let Some(link) = self.link.as_mut() else {
             return Ok(());
         };

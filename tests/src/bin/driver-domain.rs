@@ -1,0 +1,191 @@
+//! A domain process for the driver tests: the example drivers' ends, with
+//! their progress printed line by line for the test to follow.
+//!
+//! ```text
+//! driver-domain echo-backends         serve every echo device of dom0 until killed
+//! driver-domain echo-frontend         ping device 0 until "stop" on stdin, surviving
+//!                                     backend restarts; then close and report
+//! driver-domain vkv-backends          serve every vkv device until killed
+//! driver-domain vkv-frontend N        put, get and delete N keys, close
+//! ```
+//! After closing its device a frontend prints `closed` and waits for its
+//! standard input to close, so that the test can count what it holds.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use xenmq::driver::{self, Backend, Protocol};
+use xenmq_examples::echo::{Echo, EchoBack, EchoFront, Ping};
+use xenmq_examples::vkv::{self, KvBack, KvFront, Vkv};
+use xenmq_runtime::device::sim::{self, SimFront};
+use xenmq_runtime::device::{Backends, SocketStore};
+
+type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("echo-backends") => backends::<Echo, _>(EchoBack::default),
+        Some("echo-frontend") => echo_frontend(),
+        Some("vkv-backends") => backends::<Vkv, _>(KvBack::default),
+        Some("vkv-frontend") => {
+            vkv_frontend(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100))
+        }
+        _ => Err("unknown role".into()),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("driver-domain: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn say(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}
+
+fn backends<P: Protocol, B: Backend<Protocol = P> + 'static>(make: fn() -> B) -> Result {
+    let env = sim::env()?;
+    let path = env.grants.store_path();
+    let mut all = Backends::<P, B, _, _, _>::new(
+        env,
+        move || Ok(SocketStore::connect(&path)?),
+        move |_, _| make(),
+    )?;
+    say("ready");
+    let mut connects: HashMap<(u16, u32), u64> = HashMap::new();
+    loop {
+        all.step(Duration::from_millis(20))?;
+        for d in all.devices() {
+            let n = d.connects();
+            if connects.insert(d.key(), n) != Some(n) && n > 0 {
+                say(&format!("connected {} {} {n}", d.key().0, d.key().1));
+            }
+        }
+    }
+}
+
+/// Sets the flag when "stop" arrives on stdin.
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            match line {
+                Ok(l) if l.trim() == "stop" => s.store(true, Ordering::SeqCst),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        s.store(true, Ordering::SeqCst);
+    });
+    stop
+}
+
+/// Reports the close and waits for stdin's end (the test counts what this
+/// domain holds meanwhile).
+fn closed_and_wait() {
+    say("closed");
+    let mut s = String::new();
+    while std::io::stdin().read_line(&mut s).is_ok_and(|n| n > 0) {}
+}
+
+fn echo_frontend() -> Result {
+    let env = sim::env()?;
+    // This domain lives as long as its connection: keep it past the close.
+    let _domain = env.grants.clone();
+    let mut front = SimFront::<Echo, EchoFront>::new(env, 0, EchoFront)?;
+    front.connect(Duration::from_secs(20))?;
+    say("connected");
+    let stop = stop_flag();
+    let mut outstanding: HashMap<driver::Tag, u32> = HashMap::new();
+    let (mut seq, mut ok, mut lost, mut dup) = (0u32, 0u64, 0u64, 0u64);
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
+        if stopping && outstanding.is_empty() {
+            break;
+        }
+        if !front.is_connected() && outstanding.is_empty() {
+            say("reconnecting");
+            front.connect(Duration::from_secs(20))?;
+            say("reconnected");
+            continue;
+        }
+        while !stopping && front.is_connected() && outstanding.len() < 16 {
+            match front.submit(Ping::new(seq, &seq.to_le_bytes())) {
+                Ok(tag) => {
+                    outstanding.insert(tag, seq);
+                    seq += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        match front.wait(Some(Duration::from_millis(100))) {
+            Ok(c) => match (outstanding.remove(&c.tag), c.result) {
+                (None, _) => dup += 1,
+                (Some(s), Ok(pong)) if pong.seq == s && pong.payload() == s.to_le_bytes() => {
+                    ok += 1;
+                    if ok % 2000 == 0 {
+                        say(&format!("progress {ok}"));
+                    }
+                }
+                (Some(_), Ok(_)) => return Err("a pong answers another ping".into()),
+                (Some(_), Err(driver::Error::Disconnected)) => {
+                    lost += 1;
+                    say(&format!("lost {lost}"));
+                }
+                (Some(_), Err(e)) => return Err(e.into()),
+            },
+            Err(driver::Error::Timeout | driver::Error::NotConnected) => {}
+            Err(e) if e.is_fatal() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    say(&format!(
+        "summary submitted={seq} ok={ok} lost={lost} dup={dup} connects={}",
+        front.connects()
+    ));
+    front.close(Duration::from_secs(5))?;
+    closed_and_wait();
+    Ok(())
+}
+
+fn vkv_frontend(n: usize) -> Result {
+    let env = sim::env()?;
+    let _domain = env.grants.clone();
+    let mut front = SimFront::<Vkv, KvFront>::new(env, 0, KvFront::default())?;
+    front.connect(Duration::from_secs(20))?;
+    say(&format!("connected max-keys={}", front.driver().max_keys));
+    let value = |i: usize| -> Vec<u8> { (0..(i * 101) % 4097).map(|j| (i ^ j) as u8).collect() };
+    let c = front.client();
+    for i in 0..n {
+        vkv::put(c, format!("k{i}").as_bytes(), &value(i))?;
+    }
+    for i in 0..n {
+        if vkv::get(c, format!("k{i}").as_bytes())? != value(i) {
+            return Err(format!("k{i}: wrong value").into());
+        }
+    }
+    for i in 0..n {
+        vkv::delete(c, format!("k{i}").as_bytes())?;
+    }
+    let missing = matches!(vkv::get(c, b"k0"), Err(vkv::KvError::Refused(-2)));
+    let too_long = matches!(
+        vkv::put(c, &[b'x'; 49], b"v"),
+        Err(vkv::KvError::Refused(-22))
+    );
+    let too_big = vkv::put(c, b"big", &[0; 4097]).is_err();
+    say(&format!(
+        "checked n={n} missing={missing} too_long={too_long} too_big={too_big}"
+    ));
+    front.close(Duration::from_secs(5))?;
+    closed_and_wait();
+    Ok(())
+}
