@@ -638,3 +638,137 @@ fn guest_node_quota() {
     s.push_str("g7 DIRECTORY 0 flat\\0\n");
     compare("nodes", &s);
 }
+
+#[test]
+fn watch_rules() {
+    compare(
+        "watchrules",
+        r"
+        d0 INTRODUCE 0 5\x001\x001\0
+        d0 MKDIR 0 /local/domain/5\0
+        d0 SET_PERMS 0 /local/domain/5\0n5\0
+        d0 WRITE 0 /v/a/b/c\0x
+        d0 WRITE 0 /v/a/d\0y
+        d0 WRITE 0 /v/hidden/h\0z
+        d0 SET_PERMS 0 /v\0n0\0r5\0
+        d0 SET_PERMS 0 /v/a\0n0\0r5\0
+        d0 SET_PERMS 0 /v/a/b\0n0\0r5\0
+        d0 SET_PERMS 0 /v/a/b/c\0n0\0r5\0
+        d0 SET_PERMS 0 /v/a/d\0n0\0r5\0
+        g5 connect 5
+        d0 WATCH 0 /v/a/b/c\0exact\0
+        d0 WATCH 0 /v/a\0a\0
+        d0 WATCH 0 /v/a/missing\0m\0
+        d0 WATCH 0 /v\0v\0
+        d0 WATCH 0 /v/a\0a2\0
+        g5 WATCH 0 /v\0gv\0
+        g5 WATCH 0 /v/hidden\0gh\0
+        g5 WATCH 0 /v/hidden/h\0ghh\0
+        g5 WATCH 0 @releaseDomain\0gr\0
+        g5 WATCH 0 /local/domain/5\0home\0
+        d0 WRITE 0 /v/a/b/c\0x2
+        d0 WRITE 0 /v/hidden/h\0z2
+        d0 SET_PERMS 0 /v/hidden/h\0n0\0r5\0
+        d0 SET_PERMS 0 /v/hidden/h\0n0\0
+        d0 WRITE 0 /v/hidden/new\0n
+        d0 RM 0 /v/hidden\0
+        d0 RM 0 /v/a\0
+        d0 TS 0 \0
+        d0 WRITE 1 /v/t/x\0a
+        d0 WRITE 1 /v/t/y\0b
+        d0 WRITE 1 /v/t/x\0c
+        d0 RM 1 /v/t/y\0
+        d0 MKDIR 1 /v/t/z\0
+        d0 TE 1 T\0
+        d0 TS 0 \0
+        d0 RM 2 /v/t\0
+        d0 TE 2 T\0
+        g5 TS 0 \0
+        g5 WRITE 1 a\0a
+        g5 WRITE 1 b/c\0b
+        g5 TE 1 T\0
+        d0 INTRODUCE 0 6\x001\x001\0
+        d0 RELEASE 0 6\0
+        d0 SET_PERMS 0 @releaseDomain\0n0\0r5\0
+        d0 INTRODUCE 0 7\x001\x001\0
+        d0 RELEASE 0 7\0
+        g5 UNWATCH 0 /v\0gv\0
+        g5 UNWATCH 0 /local/domain/5\0home\0
+        d0 WRITE 0 /v/z\0z
+        d0 RM 0 /v\0
+        ",
+    );
+}
+
+#[test]
+fn transactions_in_depth() {
+    compare(
+        "txdepth",
+        r"
+        d0 WRITE 0 /x/a\0a
+        d0 TS 0 \0
+        d0 TS 0 \0
+        d0 READ 1 /x/a\0
+        d0 WRITE 2 /x/a\0from-2
+        d0 TE 2 T\0
+        d0 TE 1 T\0
+        d0 TS 0 \0
+        d0 DIRECTORY 3 /x\0
+        d0 WRITE 0 /x/b\0b
+        d0 TE 3 T\0
+        d0 TS 0 \0
+        d0 READ 4 /x/nothere\0
+        d0 WRITE 0 /x/nothere\0now
+        d0 TE 4 T\0
+        d0 TS 0 \0
+        d0 WRITE 5 /x/c\0c
+        d0 WRITE 0 /x/c\0other
+        d0 TE 5 T\0
+        d0 READ 0 /x/c\0
+        d0 TS 0 \0
+        d0 GET_PERMS 6 /x/a\0
+        d0 SET_PERMS 0 /x/a\0n0\0r1\0
+        d0 TE 6 T\0
+        d0 TS 0 \0
+        d0 SET_PERMS 7 /x/a\0n0\0r2\0
+        d0 GET_PERMS 7 /x/a\0
+        d0 GET_PERMS 0 /x/a\0
+        d0 MKDIR 7 /x/m\0
+        d0 RM 7 /x/b\0
+        d0 DIRECTORY 7 /x\0
+        d0 DIRPART 7 /x\x000\0
+        d0 TE 7 T\0
+        d0 GET_PERMS 0 /x/a\0
+        d0 DIRECTORY 0 /x\0
+        d0 TS 0 \0
+        d0 TE 8 F\0
+        d0 TE 8 F\0
+        d0 RM 0 /x\0
+        ",
+    );
+}
+
+#[test]
+fn set_target_grants_a_device_model_its_targets_rights() {
+    compare(
+        "target",
+        r"
+        d0 INTRODUCE 0 5\x001\x001\0
+        d0 INTRODUCE 0 6\x001\x001\0
+        d0 WRITE 0 /local/domain/6/dev\0d
+        d0 SET_PERMS 0 /local/domain/6\0n6\0
+        d0 SET_PERMS 0 /local/domain/6/dev\0n6\0
+        g5 connect 5
+        g5 READ 0 /local/domain/6/dev\0
+        d0 SET_TARGET 0 5\x006\0
+        g5 READ 0 /local/domain/6/dev\0
+        g5 WRITE 0 /local/domain/6/dev\0dm
+        g5 GET_PERMS 0 /local/domain/6/dev\0
+        g5 WRITE 0 /local/domain/6/new\0n
+        g5 GET_PERMS 0 /local/domain/6/new\0
+        g5 SET_PERMS 0 /local/domain/6/dev\0n6\0r0\0
+        g5 SET_PERMS 0 /local/domain/6/dev\0n5\0
+        g5 IDI 0 6\0
+        ",
+    );
+}

@@ -637,6 +637,17 @@ impl State {
         if conflict {
             return Err(Errno::EAGAIN);
         }
+        // A node the transaction created and removed again never existed
+        // for anyone else: C fires no event for it.
+        let transient = |p: &str| {
+            matches!(tx.accessed.get(p), Some(None)) && matches!(tx.overlay.get(p), Some(None))
+        };
+        let changes: Vec<Change> = tx
+            .changes
+            .iter()
+            .filter(|c| !transient(&c.path))
+            .cloned()
+            .collect();
         let mut overlay: Vec<(String, Option<Node>)> = tx.overlay.into_iter().collect();
         overlay.sort_by(|a, b| a.0.cmp(&b.0));
         for (p, n) in overlay {
@@ -651,7 +662,7 @@ impl State {
                 }
             }
         }
-        events.extend(tx.changes);
+        events.extend(changes);
         Ok(ok_payload())
     }
 
