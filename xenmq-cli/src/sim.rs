@@ -27,7 +27,7 @@ A domain process finds the host through XENMQ_SIM_DIR and XENMQ_SIM_DOMID
 
 /// The Xenstore server the host runs, if one is built in.
 fn store() -> Option<Arc<dyn StoreHost>> {
-    None
+    Some(xenmq_runtime::device::sim::store_host())
 }
 
 struct Args {

@@ -23,6 +23,7 @@ pub mod fault;
 pub mod host;
 pub mod proto;
 mod sys;
+pub mod xenstored;
 mod xs;
 
 pub use domain::{
