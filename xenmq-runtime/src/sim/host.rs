@@ -959,19 +959,23 @@ impl Shared {
 
     /// Removes a port and tells its peer (if any) that it is closed.
     fn remove_port(doms: &mut BTreeMap<DomId, Dom>, domid: DomId, port: Port) {
-        let Some(p) = doms.get_mut(&domid).and_then(|d| d.ports.remove(&port)) else {
-            return;
-        };
+        if let Some(p) = doms.get_mut(&domid).and_then(|d| d.ports.remove(&port)) {
+            Shared::closed(doms, port, &p);
+        }
+    }
+
+    /// Port `port` (entry `p`, already out of its table) is gone: mark the
+    /// channel closed and wake the peer so it notices.
+    fn closed(doms: &mut BTreeMap<DomId, Dom>, port: Port, p: &PortEnt) {
         set_status(&p.status, proto::PORT_CLOSED);
-        if let Some(rport) = p.peer {
-            if let Some(rp) = doms
-                .get_mut(&p.remote)
-                .and_then(|d| d.ports.get_mut(&rport))
-            {
-                if rp.peer == Some(port) {
-                    rp.closed = true;
-                    kick(&rp.evfd);
-                }
+        let Some(rport) = p.peer else { return };
+        if let Some(rp) = doms
+            .get_mut(&p.remote)
+            .and_then(|d| d.ports.get_mut(&rport))
+        {
+            if rp.peer == Some(port) {
+                rp.closed = true;
+                kick(&rp.evfd);
             }
         }
     }
@@ -1106,22 +1110,12 @@ impl Shared {
             // Revoke its grants: dropping the entries makes new maps fail;
             // existing mappings keep their memory (the memfd is refcounted).
             drop(grants);
-            // Its ports: the peers see "closed". Put them back so
-            // remove_port can find them.
-            let mut doms = std::mem::take(&mut st.doms);
-            let mut tmp = Dom::new(String::new());
-            tmp.ports = ports;
-            doms.insert(domid, tmp);
-            let ports: Vec<Port> = doms
-                .get(&domid)
-                .map(|d| d.ports.keys().copied().collect())
-                .unwrap_or_default();
-            for p in ports {
-                Shared::remove_port(&mut doms, domid, p);
+            // Its ports: the peers see "closed".
+            for (port, p) in &ports {
+                Shared::closed(&mut st.doms, *port, p);
             }
-            doms.remove(&domid);
             // Unbound ports other domains reserved for it can never be bound.
-            for d in doms.values_mut() {
+            for d in st.doms.values_mut() {
                 for p in d.ports.values_mut() {
                     if p.remote == domid && !p.closed {
                         p.closed = true;
@@ -1130,7 +1124,6 @@ impl Shared {
                     }
                 }
             }
-            st.doms = doms;
             let mut streams = Vec::new();
             let mut pids = Vec::new();
             for c in st.conns.values().filter(|c| c.domid == domid) {
