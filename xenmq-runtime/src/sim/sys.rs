@@ -212,9 +212,13 @@ impl Mapping {
         // never forms a Rust reference into it. The "stays valid while used"
         // condition is passed on to the caller as documented above: the only
         // ways to reach a Mapping's region are `Shared`/`Mapped::region`,
-        // whose contract says the region dies with its owner. A read-only
-        // mapping is PROT_READ: a write through the region faults (SIGSEGV)
-        // rather than corrupting anything, as on Xen.
+        // whose contract says the region dies with its owner.
+        // One precondition holds only in part: a read-only mapping is
+        // PROT_READ, so it is not "valid for writes". A write through such a
+        // region never lands in memory: the CPU faults and the process dies
+        // of SIGSEGV, which is how the platform enforces a read-only grant
+        // (as gntdev does on Xen). Drivers write only to pages they mapped
+        // read-write; the `Mapped::access` of the owner says which.
         unsafe { Region::new(self.ptr, self.len) }
     }
 
