@@ -93,7 +93,6 @@ fn requests_and_responses_cross_domains_through_the_ring() {
         }
     }
     assert_eq!(backend.join().unwrap(), n);
-    drop(front);
     page.end_access().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
