@@ -652,3 +652,34 @@ fn seeded_garbage_on_the_control_socket_never_breaks_the_host() {
     let info = f.host.domains();
     assert!(info.iter().any(|d| d.domid == a));
 }
+
+#[test]
+fn tables_are_bounded_per_domain() {
+    let f = Fixture::new("bounds");
+    let (_id, guest) = f.guest("greedy");
+    let mut shares = Vec::new();
+    let err = loop {
+        match guest.share(0, 1, Access::ReadOnly) {
+            Ok(s) => shares.push(s),
+            Err(e) => break e,
+        }
+        assert!(shares.len() <= proto::MAX_SHARES, "no bound on shares");
+    };
+    assert_eq!(err, grant::Error::NoSpace);
+    assert_eq!(shares.len(), proto::MAX_SHARES);
+    // Freeing one makes room for one.
+    shares.pop().unwrap().end_access().unwrap();
+    shares.push(guest.share(0, 1, Access::ReadOnly).unwrap());
+    drop(shares);
+
+    let mut ports = Vec::new();
+    let err = loop {
+        match guest.alloc_unbound(0) {
+            Ok(p) => ports.push(p),
+            Err(e) => break e,
+        }
+        assert!(ports.len() <= proto::MAX_PORTS, "no bound on ports");
+    };
+    assert_eq!(err, evtchn::Error::NoSpace);
+    assert_eq!(ports.len(), proto::MAX_PORTS);
+}

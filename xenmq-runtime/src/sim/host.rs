@@ -279,6 +279,7 @@ impl Host {
             source,
         };
         std::fs::create_dir_all(dir.join("domain")).map_err(run_dir)?;
+        sys::raise_nofile_limit();
         let xs = match &store {
             None => None,
             Some(store) => {
@@ -660,6 +661,16 @@ impl Shared {
                     Code::NoSpace,
                     d.grants.len() as u32,
                     proto::MAX_GRANTS as u32,
+                ));
+            }
+            // Each share holds a descriptor in the host: bound them per
+            // domain so one guest cannot exhaust the host's descriptors.
+            let files = live_files(d);
+            if files >= proto::MAX_SHARES {
+                return Err(Refusal::new(
+                    Code::NoSpace,
+                    files as u32,
+                    proto::MAX_SHARES as u32,
                 ));
             }
         }
@@ -1281,6 +1292,13 @@ impl Shared {
             None => self.changed.notify_all(),
         }
     }
+}
+
+/// How many distinct memory files back a domain's live grants.
+fn live_files(d: &Dom) -> usize {
+    let files: std::collections::BTreeSet<*const File> =
+        d.grants.values().map(|e| Arc::as_ptr(&e.file)).collect();
+    files.len()
 }
 
 fn free_port(d: &Dom) -> Result<Port, Refusal> {

@@ -553,3 +553,22 @@ pub fn poll_any(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result
         }
     }
 }
+
+/// Raises this process's soft limit on open descriptors to its hard limit
+/// (best effort): the host holds a few descriptors per grant and port.
+pub fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit; raising the soft limit up to the
+        // hard limit needs no privilege and affects only this process.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
+}
