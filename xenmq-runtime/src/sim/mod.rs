@@ -14,6 +14,41 @@
 //!
 //! The wire format of the control sockets is in [`proto`]; seeded faults
 //! are in [`fault`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use xenmq::evtchn::{Channel as _, Events};
+//! use xenmq::grant::{Access, Grants, Shared as _};
+//! use xenmq_runtime::sim::{Domain, Host};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("xenmq-doc-{}", std::process::id()));
+//! let host = Host::start(&dir)?;
+//! let id = host.create_domain("front")?;
+//!
+//! // In a real setup each of these is its own process.
+//! let front = Domain::connect(&dir, id)?;
+//! let back = Domain::connect(&dir, 0)?;
+//!
+//! let pages = front.share(0, 1, Access::ReadWrite)?;
+//! let port = front.alloc_unbound(0)?;
+//! let mapped = back.map(id, pages.refs(), Access::ReadWrite)?;
+//! let channel = back.bind_interdomain(id, port.port())?;
+//!
+//! pages.write(0, b"hello")?;
+//! port.notify()?;
+//! assert!(channel.wait(Some(Duration::from_secs(5)))?);
+//! let mut buf = [0u8; 5];
+//! mapped.read(0, &mut buf)?;
+//! assert_eq!(&buf, b"hello");
+//!
+//! drop(mapped);
+//! pages.end_access().map_err(|(_, e)| e)?;
+//! # drop(host);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io;
 use std::path::PathBuf;
