@@ -1,4 +1,4 @@
-//! A domain's side of the simulator: the [`Grants`] and [`Events`]
+//! A domain's side of the simulator: the [`Grants`](xenmq::grant::Grants) and [`Events`](xenmq::evtchn::Events)
 //! implementations a driver uses, talking to the host over the domain's
 //! control socket.
 //!
