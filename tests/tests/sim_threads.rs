@@ -683,3 +683,16 @@ fn tables_are_bounded_per_domain() {
     assert_eq!(err, evtchn::Error::NoSpace);
     assert_eq!(ports.len(), proto::MAX_PORTS);
 }
+
+#[test]
+fn a_second_host_on_the_same_directory_is_refused() {
+    let f = Fixture::new("twohosts");
+    let err = Host::start(&f.dir).unwrap_err();
+    assert!(
+        matches!(err, xenmq_runtime::sim::Error::Listen { .. }),
+        "{err:?}"
+    );
+    // The first host still works.
+    let (id, _guest) = f.guest("front");
+    assert!(f.host.domains().iter().any(|d| d.domid == id));
+}

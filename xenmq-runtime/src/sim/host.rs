@@ -280,6 +280,14 @@ impl Host {
         };
         std::fs::create_dir_all(dir.join("domain")).map_err(run_dir)?;
         sys::raise_nofile_limit();
+        // Another host serving this directory would lose its sockets to us.
+        let control = dir.join("control");
+        if UnixStream::connect(&control).is_ok() {
+            return Err(Error::Listen {
+                path: control,
+                source: io::Error::from(io::ErrorKind::AddrInUse),
+            });
+        }
         let xs = match &store {
             None => None,
             Some(store) => {
