@@ -585,13 +585,10 @@ fn delayed_and_duplicated_notifications() {
     let front = guest.bind_interdomain(0, back.port()).unwrap();
     let t = std::time::Instant::now();
     front.notify().unwrap();
-    assert!(
-        !back.poll().unwrap(),
-        "a delayed notification arrived at once"
-    );
+    // Had it arrived at once, the wait would return at once.
     assert!(back.wait(Some(Duration::from_secs(5))).unwrap());
     assert!(
-        t.elapsed() >= Duration::from_millis(140),
+        t.elapsed() >= Duration::from_millis(145),
         "{:?}",
         t.elapsed()
     );
