@@ -22,12 +22,22 @@ fn run_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// Removes a run directory when the test ends, passed or not.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Offset of `req_prod` in the shared ring header (`xen/io/ring.h`).
 const REQ_PROD: u32 = 0;
 
 #[test]
 fn requests_and_responses_cross_domains_through_the_ring() {
     let dir = run_dir("ring");
+    let _cleanup = Cleanup(dir.clone());
     let host = Host::start(&dir).unwrap();
     let id = host.create_domain("front").unwrap();
     let dom0 = Domain::connect(&dir, 0).unwrap();
@@ -94,12 +104,12 @@ fn requests_and_responses_cross_domains_through_the_ring() {
     }
     assert_eq!(backend.join().unwrap(), n);
     page.end_access().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn corrupted_ring_indices_are_a_peer_fault_not_a_crash() {
     let dir = run_dir("ringfault");
+    let _cleanup = Cleanup(dir.clone());
     let host = Host::start(&dir).unwrap();
     let id = host.create_domain("front").unwrap();
     let dom0 = Domain::connect(&dir, 0).unwrap();
@@ -143,5 +153,4 @@ fn corrupted_ring_indices_are_a_peer_fault_not_a_crash() {
     }
     drop((front, back, fresh, mapped));
     page.end_access().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
