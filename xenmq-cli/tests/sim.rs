@@ -14,7 +14,8 @@ fn run_dir(tag: &str) -> PathBuf {
     dir
 }
 
-struct Sim(Child);
+/// The `xenmq sim` process and its run directory, both cleaned up on drop.
+struct Sim(Child, PathBuf);
 
 impl Sim {
     fn start(dir: &Path) -> Sim {
@@ -29,7 +30,7 @@ impl Sim {
             .read_line(&mut line)
             .expect("ready line");
         assert!(line.starts_with("xenmq sim: ready"), "{line}");
-        Sim(child)
+        Sim(child, dir.to_owned())
     }
 
     fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
@@ -55,6 +56,7 @@ impl Drop for Sim {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
@@ -160,7 +162,6 @@ fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
     let st = sim.signal("-TERM");
     assert!(st.success(), "{st:?}");
     assert!(!dir.join("control").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -173,7 +174,6 @@ fn stops_cleanly_on_sigint() {
     assert!(st.success(), "{st:?}");
     assert!(!dir.join("control").exists());
     assert!(!dir.join("domain").join("1").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
