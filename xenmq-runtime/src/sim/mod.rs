@@ -68,6 +68,16 @@ pub use fault::Faults;
 pub use host::{DomainInfo, GrantInfo, Host, StoreHost};
 pub use proto::{Code, Refusal};
 
+// Drivers hand these to threads: keep them Send + Sync.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Domain>();
+    send_sync::<SharedPages>();
+    send_sync::<MappedPages>();
+    send_sync::<Channel>();
+    send_sync::<Host>();
+};
+
 /// Waits for SIGINT or SIGTERM, which it first blocks in the calling thread
 /// (call it before spawning threads that should not see them); returns the
 /// signal number.
