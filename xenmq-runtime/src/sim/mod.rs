@@ -78,9 +78,9 @@ const _: () = {
     send_sync::<Host>();
 };
 
-/// Waits for SIGINT or SIGTERM, which it first blocks in the calling thread
-/// (call it before spawning threads that should not see them); returns the
-/// signal number.
+/// Blocks SIGINT and SIGTERM in the calling thread and in the threads it
+/// spawns afterwards (so call it first), so that [`wait_termination`]
+/// collects them instead of their killing the process.
 pub fn block_termination() -> io::Result<()> {
     sys::block_termination()
 }
