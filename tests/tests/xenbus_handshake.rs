@@ -429,3 +429,75 @@ fn random_restarts_mid_handshake() {
         w.assert_clean();
     }
 }
+
+mod v1 {
+    #[xenmq::message]
+    pub struct Request {
+        pub id: u64,
+        pub key: u32,
+        pub _pad: [u8; 4],
+    }
+    #[xenmq::message]
+    pub struct Response {
+        pub id: u64,
+        pub status: i32,
+        pub _pad: [u8; 4],
+    }
+}
+
+mod v2 {
+    /// The same protocol with `key` widened: a layout change.
+    #[xenmq::message]
+    pub struct Request {
+        pub id: u64,
+        pub key: u64,
+    }
+    #[xenmq::message]
+    pub struct Response {
+        pub id: u64,
+        pub status: i32,
+        pub _pad: [u8; 4],
+    }
+}
+
+/// The fingerprint both ends publish comes from the message layouts
+/// (`wire::Message::FINGERPRINT`, combined): a peer built with a changed
+/// layout is refused at the handshake, not misread on the ring.
+#[test]
+fn a_layout_change_is_caught_by_the_handshake() {
+    use xenmq::wire::{combine_fingerprints, Message};
+    let fp1 = combine_fingerprints(&[v1::Request::FINGERPRINT, v1::Response::FINGERPRINT]);
+    let fp2 = combine_fingerprints(&[v2::Request::FINGERPRINT, v2::Response::FINGERPRINT]);
+    assert_ne!(fp1, fp2);
+    let mut fp = xenbus_sim::front_params(0);
+    fp.identity.fingerprint = fp1;
+    let mut bp = xenbus_sim::back_params(0);
+    bp.identity.fingerprint = fp2;
+    let front = xenmq::xenbus::Frontend::new(fp, 1).unwrap();
+    let back = xenmq::xenbus::Backend::new(bp, 1).unwrap();
+    let mut w = World::with(front, back);
+    w.start();
+    w.run();
+    let err = w.key(Side::Front, "error").expect("error node");
+    assert!(
+        err.contains(&format!(
+            "ours is \"{fp1:016x}\", the backend's is \"{fp2:016x}\""
+        )),
+        "{err}"
+    );
+    assert_eq!(w.state(Side::Front), Some(State::Closed));
+    assert_eq!(w.state(Side::Back), Some(State::Closed));
+    w.assert_clean();
+    // The same layouts agree.
+    let mut bp = xenbus_sim::back_params(0);
+    bp.identity.fingerprint = fp1;
+    let mut fp = xenbus_sim::front_params(0);
+    fp.identity.fingerprint = fp1;
+    let mut w = World::with(
+        xenmq::xenbus::Frontend::new(fp, 1).unwrap(),
+        xenmq::xenbus::Backend::new(bp, 1).unwrap(),
+    );
+    w.start();
+    w.run();
+    assert!(w.connected());
+}

@@ -167,6 +167,12 @@ pub fn derive(input: DeriveInput) -> TokenStream {
 }
 
 fn validate(input: &DeriveInput, errors: &mut Errors) -> Vec<Field> {
+    for a in input.attrs.iter().filter(|a| a.path().is_ident("xenstore")) {
+        errors.spanned(
+            a,
+            "`#[xenstore(...)]` goes on fields, each of which names a key",
+        );
+    }
     if !input.generics.params.is_empty() {
         errors.spanned(
             &input.generics,
