@@ -241,6 +241,18 @@ pub trait Field: Sized {
     ) -> Result<Option<Self>, Error>;
     /// The value a missing key stands for, if any.
     fn missing() -> Option<Self>;
+    /// Reads a field that has no default: absent is an error unless the
+    /// type gives absence a meaning ([`Field::missing`]).
+    fn read_required(
+        dir: &str,
+        key: &str,
+        get: &mut dyn FnMut(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        match Self::read(dir, key, get)? {
+            Some(v) => Ok(v),
+            None => Self::missing().ok_or_else(|| Error::missing(dir, key, Self::EXPECTED)),
+        }
+    }
     /// Writes the field under the name `key`.
     fn write(&self, key: &str, put: &mut dyn FnMut(&str, String));
 }
