@@ -501,3 +501,110 @@ fn a_layout_change_is_caught_by_the_handshake() {
     w.run();
     assert!(w.connected());
 }
+
+/// The backend's features, as a driver declares them.
+#[derive(xenmq::XenstoreConfig, Debug, PartialEq)]
+struct BackFeatures {
+    feature_persistent: bool,
+    #[xenstore(rename = "feature-max-indirect-segments", default = 0, max = 256)]
+    max_segments: u32,
+}
+
+/// The frontend's features.
+#[derive(xenmq::XenstoreConfig, Debug, PartialEq)]
+struct FrontFeatures {
+    feature_persistent: bool,
+    #[xenstore(default = 1, min = 1, max = 8)]
+    multi_queue_num_queues: u8,
+}
+
+fn featured(back: BackFeatures, front: FrontFeatures) -> World {
+    use xenmq::xenbus::{Backend, Features, Frontend};
+    let mut bp = xenbus_sim::back_params(0);
+    bp.features = Features::new::<BackFeatures, FrontFeatures>(&back);
+    let mut fp = xenbus_sim::front_params(0);
+    fp.features = Features::new::<FrontFeatures, BackFeatures>(&front);
+    let mut w = World::with(Frontend::new(fp, 1).unwrap(), Backend::new(bp, 1).unwrap());
+    w.start();
+    w.run();
+    w
+}
+
+#[test]
+fn features_are_published_checked_and_handed_to_the_driver() {
+    let w = featured(
+        BackFeatures {
+            feature_persistent: true,
+            max_segments: 64,
+        },
+        FrontFeatures {
+            feature_persistent: true,
+            multi_queue_num_queues: 4,
+        },
+    );
+    assert!(w.connected(), "{:?}", w.errors);
+    assert_eq!(w.key(Side::Back, "feature-persistent"), Some("1"));
+    assert_eq!(
+        w.key(Side::Back, "feature-max-indirect-segments"),
+        Some("64")
+    );
+    assert_eq!(w.key(Side::Front, "multi-queue-num-queues"), Some("4"));
+    // Each driver parses its peer's features from the connection.
+    for (side, action) in &w.log {
+        if let Action::Connect(c) = action {
+            match side {
+                Side::Front => assert_eq!(
+                    c.peer.parse::<BackFeatures>(BE_DIR).unwrap(),
+                    BackFeatures {
+                        feature_persistent: true,
+                        max_segments: 64
+                    }
+                ),
+                Side::Back => assert_eq!(
+                    c.peer.parse::<FrontFeatures>(FE_DIR).unwrap(),
+                    FrontFeatures {
+                        feature_persistent: true,
+                        multi_queue_num_queues: 4
+                    }
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_bad_peer_feature_closes_the_device() {
+    // 9 queues: the frontend's own config allows it to be written, but the
+    // backend's view of frontend features bounds it to 8.
+    let w = featured(
+        BackFeatures {
+            feature_persistent: false,
+            max_segments: 0,
+        },
+        FrontFeatures {
+            feature_persistent: false,
+            multi_queue_num_queues: 9,
+        },
+    );
+    assert_eq!(
+        w.key(Side::Back, "error"),
+        Some(format!("{FE_DIR}/multi-queue-num-queues: \"9\" is out of range 1..=8").as_str())
+    );
+    assert_eq!(w.state(Side::Front), Some(State::Closed));
+    assert_eq!(w.state(Side::Back), Some(State::Closed));
+    w.assert_clean();
+}
+
+#[test]
+fn feature_keys_may_not_collide_with_the_handshake() {
+    #[derive(xenmq::XenstoreConfig)]
+    struct Sneaky {
+        event_channel: u32,
+    }
+    let mut p = xenbus_sim::front_params(0);
+    p.features = xenmq::xenbus::Features::new::<Sneaky, Sneaky>(&Sneaky { event_channel: 1 });
+    assert!(matches!(
+        xenmq::xenbus::Frontend::new(p, 1),
+        Err(Error::Params(_))
+    ));
+}
