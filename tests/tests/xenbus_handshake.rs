@@ -385,11 +385,6 @@ fn restart_in_the_middle_of_every_handshake_step() {
     }
 }
 
-#[test]
-fn dirs_are_what_the_errors_name() {
-    assert!(FE_DIR.starts_with("/local/domain/3/"));
-}
-
 /// Restarts at random points of randomly ordered handshakes.
 #[test]
 fn random_restarts_mid_handshake() {
