@@ -1,0 +1,539 @@
+//! A native ring layout for new protocols: the semantics of `xen/io/ring.h`
+//! (single producer and consumer per direction, private indices, event
+//! indices for notification suppression, one response per request) with a
+//! layout that does not make the two sides fight over cache lines.
+//!
+//! Layout of the shared area (all offsets in bytes, lines are 64 bytes):
+//!
+//! | offset | field | written by |
+//! |---|---|---|
+//! | 0 | `req_prod` (u32) | front |
+//! | 64 | `req_event` (u32) | back |
+//! | 128 | `rsp_prod` (u32) | back |
+//! | 192 | `rsp_event` (u32) | front |
+//! | 256 | `n` request slots of `size_of::<Req>()` bytes | front |
+//! | next line | `n` response slots of `size_of::<Rsp>()` bytes | back |
+//!
+//! `n` is the largest power of two that fits. Compared with ring.h:
+//! each index has its own cache line, so publishing one never invalidates
+//! the line the peer is polling for another; requests and responses have
+//! their own arrays, so a slot's line is only ever written by one side, and
+//! small responses pack several to a line; the producer's index is published
+//! with one locked instruction (a swap) that is also the full barrier the
+//! event check needs.
+//!
+//! Safety rules are ring.h's hardened ones: entries are copied out of the
+//! shared area exactly once, into private memory, before anything looks at
+//! them; the peer's producer index is checked before use (a backend that
+//! answers requests never sent, or a frontend with more requests in flight
+//! than slots, is reported as [`Error::PeerOverflow`]); no reference into
+//! the shared area is ever formed (all access goes through [`Region`]).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used
+    )
+)]
+
+use core::marker::PhantomData;
+use core::mem::size_of;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::shm::{OutOfBounds, Region};
+use crate::sync::Ordering;
+
+const LINE: usize = 64;
+const REQ_PROD: usize = 0;
+const REQ_EVENT: usize = LINE;
+const RSP_PROD: usize = 2 * LINE;
+const RSP_EVENT: usize = 3 * LINE;
+const HEADER: usize = 4 * LINE;
+
+/// What can go wrong on a native ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The shared area cannot hold the header and one slot of each kind.
+    #[error("a native ring needs at least {need} bytes, the area has {have}")]
+    TooSmall {
+        /// Bytes needed for one slot.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
+    /// A message type of zero size cannot be carried.
+    #[error("native ring messages must not be zero-sized")]
+    ZeroSized,
+    /// No free request slot: as many requests are in flight as the ring holds.
+    #[error("the ring is full")]
+    Full,
+    /// A response was put with no request consumed to answer.
+    #[error("a response needs a consumed request to answer")]
+    NoRequest,
+    /// The peer published a producer index that no well-behaved peer could.
+    #[error("peer producer index {prod} is beyond what it may publish (consumer at {cons}, {limit} allowed)")]
+    PeerOverflow {
+        /// The index the peer published.
+        prod: u32,
+        /// Our consumer index.
+        cons: u32,
+        /// How many unconsumed entries the peer may have published.
+        limit: u32,
+    },
+    /// A shared-memory access fell outside the area (a local bug).
+    #[error("shared-memory access failed")]
+    Shm(#[source] OutOfBounds),
+}
+
+impl From<OutOfBounds> for Error {
+    fn from(e: OutOfBounds) -> Self {
+        Error::Shm(e)
+    }
+}
+
+/// Where things are in a native ring of a given size and message types.
+/// Both ends compute it from the same inputs, so they agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    slots: u32,
+    req_off: usize,
+    req_size: usize,
+    rsp_off: usize,
+    rsp_size: usize,
+}
+
+fn line_up(x: usize) -> Option<usize> {
+    x.checked_add(LINE - 1).map(|v| v & !(LINE - 1))
+}
+
+impl Layout {
+    /// The layout of a ring of `Req`/`Rsp` in `bytes` bytes of shared memory.
+    pub fn new<Req, Rsp>(bytes: usize) -> Result<Layout, Error> {
+        let (req_size, rsp_size) = (size_of::<Req>(), size_of::<Rsp>());
+        if req_size == 0 || rsp_size == 0 {
+            return Err(Error::ZeroSized);
+        }
+        let fits = |n: usize| -> Option<usize> {
+            let rsp_off = line_up(HEADER.checked_add(n.checked_mul(req_size)?)?)?;
+            let end = rsp_off.checked_add(n.checked_mul(rsp_size)?)?;
+            (end <= bytes).then_some(rsp_off)
+        };
+        let mut n: usize = 1;
+        let mut rsp_off = fits(1).ok_or(Error::TooSmall {
+            need: HEADER.saturating_add(LINE).saturating_add(rsp_size),
+            have: bytes,
+        })?;
+        while n < (1 << 30) {
+            let Some(bigger) = n.checked_mul(2) else {
+                break;
+            };
+            match fits(bigger) {
+                Some(off) => {
+                    n = bigger;
+                    rsp_off = off;
+                }
+                None => break,
+            }
+        }
+        Ok(Layout {
+            // n <= 2^30, so it fits in a u32.
+            slots: u32::try_from(n).unwrap_or(1 << 30),
+            req_off: HEADER,
+            req_size,
+            rsp_off,
+            rsp_size,
+        })
+    }
+
+    /// The number of slots (a power of two): the most requests in flight.
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    #[inline(always)]
+    fn req_at(&self, idx: u32) -> usize {
+        // `idx & (slots - 1)` < slots and the layout fits the area, so these
+        // products and sums are bounded by the area's length; wrapping ops
+        // only keep the lint quiet, and Region rechecks every access.
+        let i = (idx & self.slots.wrapping_sub(1)) as usize;
+        self.req_off.wrapping_add(i.wrapping_mul(self.req_size))
+    }
+
+    #[inline(always)]
+    fn rsp_at(&self, idx: u32) -> usize {
+        let i = (idx & self.slots.wrapping_sub(1)) as usize;
+        self.rsp_off.wrapping_add(i.wrapping_mul(self.rsp_size))
+    }
+}
+
+/// The frontend of a native ring: puts requests, takes responses.
+#[derive(Debug)]
+pub struct Front<Req, Rsp> {
+    region: Region,
+    layout: Layout,
+    req_prod_pvt: u32,
+    req_published: u32,
+    rsp_cons: u32,
+    rsp_seen: u32,
+    _msg: PhantomData<fn(Req) -> Rsp>,
+}
+
+/// The backend of a native ring: takes requests, puts responses.
+#[derive(Debug)]
+pub struct Back<Req, Rsp> {
+    region: Region,
+    layout: Layout,
+    rsp_prod_pvt: u32,
+    rsp_published: u32,
+    req_cons: u32,
+    req_seen: u32,
+    _msg: PhantomData<fn(Req) -> Rsp>,
+}
+
+impl<Req, Rsp> Front<Req, Rsp>
+where
+    Req: IntoBytes + Immutable,
+    Rsp: FromBytes,
+{
+    /// Lays out a fresh ring in `region` (the frontend owns the shared
+    /// area's initial state, as `XEN_FRONT_RING_INIT` does) and attaches.
+    pub fn init(region: Region) -> Result<Self, Error> {
+        let layout = Layout::new::<Req, Rsp>(region.len())?;
+        // Relaxed: nobody reads the ring before the frontend hands it to the
+        // backend, and that hand-over (grant, Xenstore, process start) is
+        // itself a synchronising event.
+        region.store_u32(REQ_PROD, 0, Ordering::Relaxed)?;
+        region.store_u32(RSP_PROD, 0, Ordering::Relaxed)?;
+        region.store_u32(REQ_EVENT, 1, Ordering::Relaxed)?;
+        region.store_u32(RSP_EVENT, 1, Ordering::Relaxed)?;
+        Ok(Front {
+            region,
+            layout,
+            req_prod_pvt: 0,
+            req_published: 0,
+            rsp_cons: 0,
+            rsp_seen: 0,
+            _msg: PhantomData,
+        })
+    }
+
+    /// The number of slots.
+    pub fn size(&self) -> u32 {
+        self.layout.slots
+    }
+
+    /// How many more requests may be put before responses are taken.
+    #[inline(always)]
+    pub fn free_requests(&self) -> u32 {
+        self.layout
+            .slots
+            .wrapping_sub(self.req_prod_pvt.wrapping_sub(self.rsp_cons))
+    }
+
+    /// Writes `req` into the next free slot. The backend sees it only after
+    /// [`push_requests`](Self::push_requests).
+    #[inline(always)]
+    pub fn put_request(&mut self, req: &Req) -> Result<(), Error> {
+        if self.free_requests() == 0 {
+            return Err(Error::Full);
+        }
+        self.region
+            .write_obj(self.layout.req_at(self.req_prod_pvt), req)?;
+        self.req_prod_pvt = self.req_prod_pvt.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Publishes the requests put so far and says whether the backend asked
+    /// to be notified of them (`RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`).
+    #[inline(always)]
+    pub fn push_requests(&mut self) -> Result<bool, Error> {
+        let (old, new) = (self.req_published, self.req_prod_pvt);
+        if old == new {
+            return Ok(false);
+        }
+        // SeqCst swap (one locked instruction): its Release half publishes
+        // the slots written by `put_request`, pairing with the backend's
+        // Acquire load of req_prod in `take_request`; its full-barrier half
+        // orders this store before the load of req_event below, pairing with
+        // the SeqCst store of req_event and reload of req_prod in the
+        // backend's `final_check_for_requests` (no lost wake-up).
+        self.region.swap_u32(REQ_PROD, new, Ordering::SeqCst)?;
+        self.req_published = new;
+        // SeqCst: read after the swap above (see there).
+        let event = self.region.load_u32(REQ_EVENT, Ordering::SeqCst)?;
+        Ok(new.wrapping_sub(event) < new.wrapping_sub(old))
+    }
+
+    /// Re-reads rsp_prod if every response seen so far has been taken, and
+    /// checks it: the backend may not answer requests never sent.
+    #[inline(always)]
+    fn refresh(&mut self, order: Ordering) -> Result<bool, Error> {
+        if self.rsp_cons != self.rsp_seen {
+            return Ok(true);
+        }
+        // Acquire (or SeqCst after re-arming): pairs with the backend's
+        // SeqCst swap of rsp_prod in `push_responses`, so the response slots
+        // it published are visible before we copy them.
+        let prod = self.region.load_u32(RSP_PROD, order)?;
+        let limit = self.req_prod_pvt.wrapping_sub(self.rsp_cons);
+        if prod.wrapping_sub(self.rsp_cons) > limit {
+            return Err(Error::PeerOverflow {
+                prod,
+                cons: self.rsp_cons,
+                limit,
+            });
+        }
+        self.rsp_seen = prod;
+        Ok(prod != self.rsp_cons)
+    }
+
+    /// Whether a response is waiting (`RING_HAS_UNCONSUMED_RESPONSES`).
+    #[inline(always)]
+    pub fn has_responses(&mut self) -> Result<bool, Error> {
+        self.refresh(Ordering::Acquire)
+    }
+
+    /// Copies the next response out of the ring, once.
+    #[inline(always)]
+    pub fn take_response(&mut self) -> Result<Option<Rsp>, Error> {
+        if !self.refresh(Ordering::Acquire)? {
+            return Ok(None);
+        }
+        let rsp = self
+            .region
+            .read_obj::<Rsp>(self.layout.rsp_at(self.rsp_cons))?;
+        self.rsp_cons = self.rsp_cons.wrapping_add(1);
+        Ok(Some(rsp))
+    }
+
+    /// Asks for a notification on the next response and checks once more
+    /// (`RING_FINAL_CHECK_FOR_RESPONSES`): `true` means work arrived, do not
+    /// sleep.
+    #[inline(always)]
+    pub fn final_check_for_responses(&mut self) -> Result<bool, Error> {
+        if self.refresh(Ordering::Acquire)? {
+            return Ok(true);
+        }
+        // SeqCst store then SeqCst load: the store of rsp_event is ordered
+        // before the reload of rsp_prod; pairs with the backend's SeqCst swap
+        // of rsp_prod and load of rsp_event in `push_responses`.
+        self.region
+            .store_u32(RSP_EVENT, self.rsp_cons.wrapping_add(1), Ordering::SeqCst)?;
+        self.refresh(Ordering::SeqCst)
+    }
+}
+
+impl<Req, Rsp> Back<Req, Rsp>
+where
+    Req: FromBytes,
+    Rsp: IntoBytes + Immutable,
+{
+    /// Attaches to a ring the frontend initialised (`BACK_RING_INIT`).
+    pub fn attach(region: Region) -> Result<Self, Error> {
+        let layout = Layout::new::<Req, Rsp>(region.len())?;
+        Ok(Back {
+            region,
+            layout,
+            rsp_prod_pvt: 0,
+            rsp_published: 0,
+            req_cons: 0,
+            req_seen: 0,
+            _msg: PhantomData,
+        })
+    }
+
+    /// The number of slots.
+    pub fn size(&self) -> u32 {
+        self.layout.slots
+    }
+
+    #[inline(always)]
+    fn refresh(&mut self, order: Ordering) -> Result<bool, Error> {
+        if self.req_cons != self.req_seen {
+            return Ok(true);
+        }
+        // Acquire (SeqCst after re-arming): pairs with the frontend's SeqCst
+        // swap of req_prod in `push_requests`.
+        let prod = self.region.load_u32(REQ_PROD, order)?;
+        // RING_REQUEST_PROD_OVERFLOW: more requests than slots in flight.
+        let limit = self.layout.slots;
+        if prod.wrapping_sub(self.rsp_prod_pvt) > limit {
+            return Err(Error::PeerOverflow {
+                prod,
+                cons: self.req_cons,
+                limit,
+            });
+        }
+        // A frontend may not move req_prod backwards past what we consumed.
+        if prod.wrapping_sub(self.req_cons) > limit {
+            return Err(Error::PeerOverflow {
+                prod,
+                cons: self.req_cons,
+                limit,
+            });
+        }
+        self.req_seen = prod;
+        Ok(prod != self.req_cons)
+    }
+
+    /// Whether a request is waiting (`RING_HAS_UNCONSUMED_REQUESTS`).
+    #[inline(always)]
+    pub fn has_requests(&mut self) -> Result<bool, Error> {
+        self.refresh(Ordering::Acquire)
+    }
+
+    /// Copies the next request out of the ring, once
+    /// (`RING_COPY_REQUEST`). `None` when no request is waiting, or when as
+    /// many requests are unanswered as the ring holds.
+    #[inline(always)]
+    pub fn take_request(&mut self) -> Result<Option<Req>, Error> {
+        // RING_REQUEST_CONS_OVERFLOW: never hold more unanswered requests
+        // than there are response slots.
+        if self.req_cons.wrapping_sub(self.rsp_prod_pvt) >= self.layout.slots {
+            return Ok(None);
+        }
+        if !self.refresh(Ordering::Acquire)? {
+            return Ok(None);
+        }
+        let req = self
+            .region
+            .read_obj::<Req>(self.layout.req_at(self.req_cons))?;
+        self.req_cons = self.req_cons.wrapping_add(1);
+        Ok(Some(req))
+    }
+
+    /// Writes the response to the oldest unanswered request. The frontend
+    /// sees it only after [`push_responses`](Self::push_responses).
+    #[inline(always)]
+    pub fn put_response(&mut self, rsp: &Rsp) -> Result<(), Error> {
+        if self.rsp_prod_pvt == self.req_cons {
+            return Err(Error::NoRequest);
+        }
+        self.region
+            .write_obj(self.layout.rsp_at(self.rsp_prod_pvt), rsp)?;
+        self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Publishes the responses put so far and says whether the frontend
+    /// asked to be notified (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`).
+    #[inline(always)]
+    pub fn push_responses(&mut self) -> Result<bool, Error> {
+        let (old, new) = (self.rsp_published, self.rsp_prod_pvt);
+        if old == new {
+            return Ok(false);
+        }
+        // SeqCst swap: Release half publishes the response slots, pairing
+        // with the frontend's Acquire load of rsp_prod; full-barrier half
+        // orders it before the load of rsp_event below, pairing with the
+        // frontend's `final_check_for_responses`.
+        self.region.swap_u32(RSP_PROD, new, Ordering::SeqCst)?;
+        self.rsp_published = new;
+        // SeqCst: read after the swap above (see there).
+        let event = self.region.load_u32(RSP_EVENT, Ordering::SeqCst)?;
+        Ok(new.wrapping_sub(event) < new.wrapping_sub(old))
+    }
+
+    /// Asks for a notification on the next request and checks once more
+    /// (`RING_FINAL_CHECK_FOR_REQUESTS`): `true` means work arrived.
+    #[inline(always)]
+    pub fn final_check_for_requests(&mut self) -> Result<bool, Error> {
+        if self.refresh(Ordering::Acquire)? {
+            return Ok(true);
+        }
+        // SeqCst store then SeqCst load: pairs with the frontend's SeqCst
+        // swap of req_prod and load of req_event in `push_requests`.
+        self.region
+            .store_u32(REQ_EVENT, self.req_cons.wrapping_add(1), Ordering::SeqCst)?;
+        self.refresh(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::KnownLayout;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+    #[repr(C)]
+    struct Req {
+        id: u64,
+        body: [u8; 56],
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+    #[repr(C)]
+    struct Rsp {
+        id: u64,
+        status: u64,
+    }
+
+    #[test]
+    fn layout_of_one_page() {
+        let l = Layout::new::<Req, Rsp>(4096).unwrap();
+        assert_eq!(l.slots(), 32);
+        assert_eq!(l.rsp_off, 256 + 32 * 64);
+        assert!(Layout::new::<Req, Rsp>(256).is_err());
+        assert_eq!(Layout::new::<Req, Rsp>(16384).unwrap().slots(), 128);
+    }
+
+    #[test]
+    fn round_trip_and_notifications() {
+        let r = Region::leaked_for_test(4096);
+        let mut f = Front::<Req, Rsp>::init(r).unwrap();
+        let mut b = Back::<Req, Rsp>::attach(r).unwrap();
+        assert!(!b.final_check_for_requests().unwrap());
+        for id in 0..32 {
+            f.put_request(&Req {
+                id,
+                body: [id as u8; 56],
+            })
+            .unwrap();
+        }
+        assert_eq!(
+            f.put_request(&Req {
+                id: 99,
+                body: [0; 56]
+            }),
+            Err(Error::Full)
+        );
+        assert!(f.push_requests().unwrap(), "back armed req_event: notify");
+        assert!(!f.push_requests().unwrap(), "nothing new: no notify");
+        let mut n = 0;
+        while let Some(req) = b.take_request().unwrap() {
+            assert_eq!(req.body, [req.id as u8; 56]);
+            b.put_response(&Rsp {
+                id: req.id,
+                status: 0,
+            })
+            .unwrap();
+            n += 1;
+        }
+        assert_eq!(n, 32);
+        assert_eq!(
+            b.put_response(&Rsp { id: 0, status: 0 }),
+            Err(Error::NoRequest)
+        );
+        // The front never armed rsp_event past 1, so one notify is due.
+        assert!(b.push_responses().unwrap());
+        for id in 0..32 {
+            assert_eq!(f.take_response().unwrap().unwrap().id, id);
+        }
+        assert!(!f.final_check_for_responses().unwrap());
+    }
+
+    #[test]
+    fn hostile_indices_are_errors() {
+        let r = Region::leaked_for_test(4096);
+        let mut f = Front::<Req, Rsp>::init(r).unwrap();
+        let mut b = Back::<Req, Rsp>::attach(r).unwrap();
+        // A frontend claiming 33 requests in a 32-slot ring.
+        r.store_u32(REQ_PROD, 33, Ordering::Relaxed).unwrap();
+        assert!(matches!(b.take_request(), Err(Error::PeerOverflow { .. })));
+        // A backend answering a request never sent.
+        r.store_u32(RSP_PROD, 1, Ordering::Relaxed).unwrap();
+        assert!(matches!(f.take_response(), Err(Error::PeerOverflow { .. })));
+    }
+}
