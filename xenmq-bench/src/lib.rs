@@ -66,6 +66,9 @@ pub enum Impl {
     CRing,
     /// xenmq's native ring.
     Native,
+    /// xenmq's native ring with split request/response arrays (not run by
+    /// default: `--only xenmq-native-split`).
+    NativeSplit,
     /// A Unix stream socket pair.
     Socket,
 }
@@ -79,12 +82,24 @@ impl Impl {
         match self {
             Impl::CRing => "c-ring",
             Impl::Native => "xenmq-native",
+            Impl::NativeSplit => "xenmq-native-split",
             Impl::Socket => "socket",
         }
     }
 
     fn parse(s: &str) -> Option<Impl> {
-        Impl::ALL.into_iter().find(|i| i.name() == s)
+        Impl::ALL
+            .into_iter()
+            .chain([Impl::NativeSplit])
+            .find(|i| i.name() == s)
+    }
+
+    fn slots_layout(self) -> native_ring::Slots {
+        if self == Impl::NativeSplit {
+            native_ring::Slots::Split
+        } else {
+            native_ring::Slots::Shared
+        }
     }
 }
 
@@ -464,8 +479,9 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
                     )
                     .map_err(Error::from)
                 }
-                Impl::Native => {
-                    let mut back = native_ring::Back::<Req, Rsp>::attach(ring)?;
+                Impl::Native | Impl::NativeSplit => {
+                    let mut back =
+                        native_ring::Back::<Req, Rsp>::attach_with(ring, which.slots_layout())?;
                     ready()?;
                     xring::back_run(
                         &mut back, data, nslots, &ev_wait, &ev_notify, spec.spin, publish,
@@ -483,7 +499,9 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
 fn slots(which: Impl, pages: u32) -> Result<u32, Error> {
     let bytes = ring_bytes(pages);
     Ok(match which {
-        Impl::Native => native_ring::Layout::new::<Req, Rsp>(bytes)?.slots(),
+        Impl::Native | Impl::NativeSplit => {
+            native_ring::Layout::with::<Req, Rsp>(bytes, which.slots_layout())?.slots()
+        }
         Impl::CRing | Impl::Socket => {
             let n = ((bytes - 64) / 64) as u32;
             1 << (31 - n.leading_zeros())
@@ -675,7 +693,10 @@ pub fn run_one(
             }
             AnyFront::C(c, u64::from(size))
         }
-        Impl::Native => AnyFront::Native(xring::Front::new(native_ring::Front::init(ring)?, data)?),
+        Impl::Native | Impl::NativeSplit => AnyFront::Native(xring::Front::new(
+            native_ring::Front::init_with(ring, which.slots_layout())?,
+            data,
+        )?),
         Impl::Socket => {
             let (a, b) = sys::socket_pair()?;
             sock_peer = Some(b);

@@ -319,6 +319,7 @@ fn color(i: Impl) -> &'static str {
     match i {
         Impl::CRing => "#888888",
         Impl::Native => "#2ca02c",
+        Impl::NativeSplit => "#98df8a",
         Impl::Socket => "#d62728",
     }
 }

@@ -11,16 +11,17 @@
 //! | 64 | `req_event` (u32) | back |
 //! | 128 | `rsp_prod` (u32) | back |
 //! | 192 | `rsp_event` (u32) | front |
-//! | 256 | `n` request slots of `size_of::<Req>()` bytes | front |
-//! | next line | `n` response slots of `size_of::<Rsp>()` bytes | back |
+//! | 256 | `n` slots | see [`Slots`] |
 //!
-//! `n` is the largest power of two that fits. Compared with ring.h:
-//! each index has its own cache line, so publishing one never invalidates
-//! the line the peer is polling for another; requests and responses have
-//! their own arrays, so a slot's line is only ever written by one side, and
-//! small responses pack several to a line; the producer's index is published
+//! `n` is the largest power of two that fits. Compared with ring.h, each
+//! index has its own cache line, so publishing one never invalidates the line
+//! the peer is polling for another, and the producer's index is published
 //! with one locked instruction (a swap) that is also the full barrier the
-//! event check needs.
+//! event check needs. Slots are [`Slots::Shared`] by default (a response
+//! replaces its request, as in ring.h: the slot's line travels with the
+//! message, which measured faster than [`Slots::Split`] arrays written by one
+//! side each, where every reuse of a slot costs its writer an ownership
+//! miss).
 //!
 //! Safety rules are ring.h's hardened ones: entries are copied out of the
 //! shared area exactly once, into private memory, before anything looks at
@@ -108,15 +109,42 @@ fn line_up(x: usize) -> Option<usize> {
     x.checked_add(LINE - 1).map(|v| v & !(LINE - 1))
 }
 
+/// How requests and responses share the slot area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Slots {
+    /// One array of slots as large as the larger message; a response goes
+    /// into the slot of the request it answers, as in ring.h. Each slot's
+    /// line then moves between the CPUs with the message in it, which is
+    /// what the CPUs' coherence protocols handle best.
+    #[default]
+    Shared,
+    /// A request array written only by the frontend and a response array
+    /// written only by the backend.
+    Split,
+}
+
 impl Layout {
-    /// The layout of a ring of `Req`/`Rsp` in `bytes` bytes of shared memory.
+    /// The layout of a ring of `Req`/`Rsp` in `bytes` bytes of shared
+    /// memory, with [`Slots::Shared`].
     pub fn new<Req, Rsp>(bytes: usize) -> Result<Layout, Error> {
+        Layout::with::<Req, Rsp>(bytes, Slots::Shared)
+    }
+
+    /// The layout of a ring of `Req`/`Rsp` in `bytes` bytes, slots as `slots`.
+    pub fn with<Req, Rsp>(bytes: usize, slots: Slots) -> Result<Layout, Error> {
         let (req_size, rsp_size) = (size_of::<Req>(), size_of::<Rsp>());
         if req_size == 0 || rsp_size == 0 {
             return Err(Error::ZeroSized);
         }
+        let (req_size, rsp_size) = match slots {
+            Slots::Shared => (req_size.max(rsp_size), req_size.max(rsp_size)),
+            Slots::Split => (req_size, rsp_size),
+        };
         let fits = |n: usize| -> Option<usize> {
-            let rsp_off = line_up(HEADER.checked_add(n.checked_mul(req_size)?)?)?;
+            let rsp_off = match slots {
+                Slots::Shared => HEADER,
+                Slots::Split => line_up(HEADER.checked_add(n.checked_mul(req_size)?)?)?,
+            };
             let end = rsp_off.checked_add(n.checked_mul(rsp_size)?)?;
             (end <= bytes).then_some(rsp_off)
         };
@@ -200,7 +228,13 @@ where
     /// Lays out a fresh ring in `region` (the frontend owns the shared
     /// area's initial state, as `XEN_FRONT_RING_INIT` does) and attaches.
     pub fn init(region: Region) -> Result<Self, Error> {
-        let layout = Layout::new::<Req, Rsp>(region.len())?;
+        Self::init_with(region, Slots::default())
+    }
+
+    /// As [`init`](Self::init), with the slot arrangement `slots` (both
+    /// ends must use the same).
+    pub fn init_with(region: Region, slots: Slots) -> Result<Self, Error> {
+        let layout = Layout::with::<Req, Rsp>(region.len(), slots)?;
         // Relaxed: nobody reads the ring before the frontend hands it to the
         // backend, and that hand-over (grant, Xenstore, process start) is
         // itself a synchronising event.
@@ -332,7 +366,12 @@ where
 {
     /// Attaches to a ring the frontend initialised (`BACK_RING_INIT`).
     pub fn attach(region: Region) -> Result<Self, Error> {
-        let layout = Layout::new::<Req, Rsp>(region.len())?;
+        Self::attach_with(region, Slots::default())
+    }
+
+    /// As [`attach`](Self::attach), with the slot arrangement `slots`.
+    pub fn attach_with(region: Region, slots: Slots) -> Result<Self, Error> {
+        let layout = Layout::with::<Req, Rsp>(region.len(), slots)?;
         Ok(Back {
             region,
             layout,
@@ -472,9 +511,12 @@ mod tests {
 
     #[test]
     fn layout_of_one_page() {
-        let l = Layout::new::<Req, Rsp>(4096).unwrap();
+        let l = Layout::with::<Req, Rsp>(4096, Slots::Split).unwrap();
         assert_eq!(l.slots(), 32);
         assert_eq!(l.rsp_off, 256 + 32 * 64);
+        let l = Layout::new::<Req, Rsp>(4096).unwrap();
+        assert_eq!(l.slots(), 32);
+        assert_eq!((l.req_off, l.rsp_off, l.rsp_size), (256, 256, 64));
         assert!(Layout::new::<Req, Rsp>(256).is_err());
         assert_eq!(Layout::new::<Req, Rsp>(16384).unwrap().slots(), 128);
     }
