@@ -20,6 +20,9 @@ pub mod socket;
 mod sys;
 pub mod xring;
 
+#[cfg(test)]
+mod alloc_test;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -316,6 +319,11 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     if let Some(code) = peer_main() {
         return code;
     }
+    let args: Vec<OsString> = args.into_iter().collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let opts = match parse_args(args) {
         Ok(o) => o,
         Err(Error::Usage(msg)) => {
@@ -483,8 +491,9 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
                     let mut back =
                         native_ring::Back::<Req, Rsp>::attach_with(ring, which.slots_layout())?;
                     ready()?;
+                    let mut buf = Box::new([0u64; BUF / 8]);
                     xring::back_run(
-                        &mut back, data, nslots, &ev_wait, &ev_notify, spec.spin, publish,
+                        &mut back, data, nslots, &ev_wait, &ev_notify, spec.spin, &mut buf, publish,
                     )
                 }
                 Impl::Socket => Err(Error::Setup("unreachable contender".into())),

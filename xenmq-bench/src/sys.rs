@@ -423,3 +423,62 @@ pub fn kill(pid: u32) {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
+
+/// A counting global allocator for the allocation test: counts only on
+/// threads that asked, so tests running concurrently do not disturb it.
+#[cfg(test)]
+pub mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    struct Counting;
+
+    thread_local! {
+        static COUNTING: Cell<bool> = const { Cell::new(false) };
+        static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn note() {
+        if COUNTING.with(Cell::get) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+    }
+
+    // SAFETY: defers every operation to the system allocator unchanged; the
+    // flag and counter are const-initialised thread-locals (touching them
+    // neither allocates nor re-enters the allocator).
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            note();
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            note();
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            note();
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    /// Runs `f` and returns what it returned and how many allocations (and
+    /// reallocations) it made on this thread.
+    pub fn counted<T>(f: impl FnOnce() -> T) -> (T, u64) {
+        let before = ALLOCS.with(Cell::get);
+        COUNTING.with(|c| c.set(true));
+        let r = f();
+        COUNTING.with(|c| c.set(false));
+        (r, ALLOCS.with(Cell::get) - before)
+    }
+}

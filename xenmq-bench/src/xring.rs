@@ -267,7 +267,9 @@ pub struct BackCounters {
 }
 
 /// Serves requests on one of xenmq's rings until STOP. `publish` is called
-/// after every notification and every failed check with the new counts.
+/// after every notification and every failed check with the new counts;
+/// `buf` is the private buffer bulk data is copied into.
+#[allow(clippy::too_many_arguments)]
 pub fn back_run<B: BackOps>(
     ring: &mut B,
     data: Region,
@@ -275,9 +277,9 @@ pub fn back_run<B: BackOps>(
     ev_wait: &EventFd,
     ev_notify: &EventFd,
     spin: u32,
+    buf: &mut [u64; BUF / 8],
     mut publish: impl FnMut(BackCounters) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let mut buf: Box<[u64; BUF / 8]> = Box::new([0; BUF / 8]);
     let mut counters = BackCounters::default();
     let mut stop = false;
     loop {
@@ -291,7 +293,7 @@ pub fn back_run<B: BackOps>(
             if ok && req.op == OP_BULK {
                 // Copy once out of the shared page, then check the copy.
                 data.read_words(req.slot as usize * BUF, &mut buf[..])?;
-                ok = proto::check_buf(&buf, req.id);
+                ok = proto::check_buf(buf, req.id);
             }
             ring.put(&Rsp {
                 id: req.id,
