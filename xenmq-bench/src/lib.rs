@@ -2,11 +2,49 @@
 //! on the genuine `xen/io/ring.h` macros and with a Unix socket pair.
 //!
 //! Every run is two processes — this one as the frontend and a re-executed
-//! copy of the running binary as the backend — sharing memfd pages and
-//! notifying each other through eventfds (as the simulator's domains do),
-//! pinned to two different CPUs unless `--no-pin`. The contenders are
-//! interleaved run by run and every figure is the median, min and max over
-//! the repetitions.
+//! copy of the running binary as the backend ([`PEER_ENV`] tells it so) —
+//! sharing memfd pages and notifying each other through eventfds (as the
+//! simulator's domains do), pinned to two different CPUs unless `--no-pin`.
+//! The contenders are interleaved run by run (each repetition starts with a
+//! different one) and every figure is the median, min and max over the
+//! repetitions.
+//!
+//! # The contenders
+//!
+//! - `c-ring`: `c/cring.c`, compiled with `-O2` by `build.rs`: a frontend
+//!   and a backend written as a C driver is, with `DEFINE_RING_TYPES`,
+//!   `RING_PUSH_*_AND_CHECK_NOTIFY`, `RING_FINAL_CHECK_FOR_*`,
+//!   `RING_COPY_REQUEST` and the overflow checks of Debian's header, and the
+//!   barriers Xen's own tools define (`mfence` for `xen_mb`).
+//! - `xenmq-native`: [`xenmq::native_ring`], driven by [`xring`]'s loops.
+//! - `socket`: the same stream over a `socketpair(AF_UNIX, SOCK_STREAM)`,
+//!   as many requests in flight as the ring has slots.
+//!
+//! The Rust loops ([`xring`], [`socket`]) mirror the C loops step by step:
+//! the frontend fills every free slot, publishes once, takes what responses
+//! are there and waits only when the ring is full; the backend copies each
+//! request out once, checks it, answers it, publishes the batch's responses
+//! once. The wait policy is the same everywhere: `block` arms the event index
+//! (final check) and sleeps on the eventfd; `spin` first polls the producer
+//! index `--spin` times (4096) with `pause`, then does the same.
+//!
+//! # The figures (`IMPL.MODE.FIGURE`, `.4p` for 4-page rings)
+//!
+//! - `tput.*.rate`: 64-byte requests per second, the ring kept full.
+//! - `lat.*.p50`, `lat.*.p99`: round-trip time of one request in flight,
+//!   each timed with the monotonic clock.
+//! - `bulk.*.bw`: GB/s of 4 KiB buffers in shared pages (one per slot): the
+//!   frontend fills one, the request names it, the backend copies it out
+//!   and checks every word.
+//! - `*.notify`: notifications (eventfd writes, or socket writes) of both
+//!   ends per 1000 requests.
+//! - `floor.memcpy.bw`: copying 4 KiB buffers on one CPU, the ceiling of
+//!   bulk; `floor.cacheline.p50`: one atomic word bounced between the two
+//!   pinned CPUs, timed like the latency figures, the floor of latency.
+//!
+//! A response that does not match its request (id out of order, failed
+//! check) makes the run fail: every figure is of a stream that was carried
+//! correctly.
 //!
 //! Entry points: [`main`] parses a command line (the `xenmq bench`
 //! subcommand, `cargo bench`, and the `xenmq-bench` binary all call it), and
