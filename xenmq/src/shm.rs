@@ -154,11 +154,15 @@ impl Region {
     #[inline(always)]
     pub fn read_bytes(&self, offset: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
         let src = self.at(offset, dst.len(), 1)?;
-        let words = if offset % 8 == 0 { dst.len() / 8 } else { 0 };
+        let words = if offset.is_multiple_of(8) {
+            dst.len() / 8
+        } else {
+            0
+        };
         for (i, chunk) in dst.chunks_exact_mut(8).take(words).enumerate() {
             // SAFETY: `at` checked that `dst.len()` bytes from `src` lie inside
             // the region; word `i` covers bytes 8i..8i+8 < dst.len(), and
-            // `src` is 8-byte aligned (offset % 8 == 0, base 64-aligned). The
+            // `src` is 8-byte aligned (offset.is_multiple_of(8), base 64-aligned). The
             // load is volatile and forms no reference.
             let w = unsafe { src.add(i * 8).cast::<u64>().read_volatile() };
             chunk.copy_from_slice(&w.to_ne_bytes());
@@ -175,7 +179,11 @@ impl Region {
     #[inline(always)]
     pub fn write_bytes(&self, offset: usize, src: &[u8]) -> Result<(), OutOfBounds> {
         let dst = self.at(offset, src.len(), 1)?;
-        let words = if offset % 8 == 0 { src.len() / 8 } else { 0 };
+        let words = if offset.is_multiple_of(8) {
+            src.len() / 8
+        } else {
+            0
+        };
         for (i, chunk) in src.chunks_exact(8).take(words).enumerate() {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
@@ -205,10 +213,14 @@ impl Region {
         let src = self.at(offset, size, core::mem::align_of::<T>().min(8))?;
         let mut value = T::new_zeroed();
         let dst = (&raw mut value).cast::<u8>();
-        let words = if offset % 8 == 0 { size / 8 } else { 0 };
+        let words = if offset.is_multiple_of(8) {
+            size / 8
+        } else {
+            0
+        };
         for i in 0..words {
             // SAFETY: bytes 8i..8i+8 < size lie inside the range `at` checked
-            // and are 8-aligned (offset % 8 == 0, base 64-aligned): the load
+            // and are 8-aligned (offset.is_multiple_of(8), base 64-aligned): the load
             // is a volatile read of region memory, forming no reference. The
             // store goes to bytes 8i..8i+8 of the private `value` (unaligned
             // write, any bytes valid for a FromBytes type).
@@ -235,7 +247,11 @@ impl Region {
         let bytes = value.as_bytes();
         let dst = self.at(offset, bytes.len(), core::mem::align_of::<T>().min(8))?;
         let src = bytes.as_ptr();
-        let words = if offset % 8 == 0 { bytes.len() / 8 } else { 0 };
+        let words = if offset.is_multiple_of(8) {
+            bytes.len() / 8
+        } else {
+            0
+        };
         for i in 0..words {
             // SAFETY: bytes 8i..8i+8 lie inside `bytes` (a live, initialised
             // private slice: IntoBytes has no padding) and inside the checked,
