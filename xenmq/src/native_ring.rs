@@ -21,7 +21,9 @@
 //! replaces its request, as in ring.h: the slot's line travels with the
 //! message, which measured faster than [`Slots::Split`] arrays written by one
 //! side each, where every reuse of a slot costs its writer an ownership
-//! miss).
+//! miss). When a consumer sees a new producer index it prefetches every
+//! entry just published, so the transfers of their cache lines overlap
+//! instead of stalling the copies one after the other.
 //!
 //! Safety rules are ring.h's hardened ones: entries are copied out of the
 //! shared area exactly once, into private memory, before anything looks at
@@ -319,6 +321,13 @@ where
                 limit,
             });
         }
+        // Start fetching every newly published response now (at most
+        // `limit`, checked above), so their misses overlap.
+        let mut idx = self.rsp_cons;
+        while idx != prod {
+            self.region.prefetch_read(self.layout.rsp_at(idx));
+            idx = idx.wrapping_add(1);
+        }
         self.rsp_seen = prod;
         Ok(prod != self.rsp_cons)
     }
@@ -412,6 +421,14 @@ where
                 cons: self.req_cons,
                 limit,
             });
+        }
+        // Start fetching every newly published entry now (at most `slots`,
+        // checked above), so their cache misses overlap instead of stalling
+        // the copies one by one.
+        let mut idx = self.req_cons;
+        while idx != prod {
+            self.region.prefetch_read(self.layout.req_at(idx));
+            idx = idx.wrapping_add(1);
         }
         self.req_seen = prod;
         Ok(prod != self.req_cons)

@@ -303,6 +303,21 @@ impl Region {
         Ok(())
     }
 
+    /// Hints that the cache line at `offset` will be read soon.
+    #[inline(always)]
+    pub fn prefetch_read(&self, offset: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Ok(p) = self.at(offset, 1, 1) {
+            // SAFETY: PREFETCHT0 is a hint: it never faults and has no
+            // architectural effect.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = offset;
+    }
+
     /// A sub-region of `len` bytes at `offset` (64-byte aligned).
     pub fn sub(&self, offset: usize, len: usize) -> Result<Region, OutOfBounds> {
         let p = self.at(offset, len, 64)?;
