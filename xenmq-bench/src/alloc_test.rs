@@ -7,7 +7,7 @@
 
 use std::os::fd::AsRawFd;
 
-use xenmq::native_ring;
+use xenmq::ring::native;
 
 use crate::proto::{Req, Rsp, BUF};
 use crate::sys::counting::counted;
@@ -26,12 +26,12 @@ fn native_ring_hot_path_allocates_nothing() {
     let memfd = sys::memfd(c"alloc-test", SHM_LEN).unwrap();
     let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN).unwrap();
     let shm = map.region();
-    let ring = shm.sub(RING_OFF, 4096).unwrap();
-    let data = shm.sub(DATA_OFF, DATA_LEN).unwrap();
+    let ring = shm.subregion(RING_OFF, 4096).unwrap();
+    let data = shm.subregion(DATA_OFF, DATA_LEN).unwrap();
     let (ev_back, ev_front) = (EventFd::new().unwrap(), EventFd::new().unwrap());
     let mut front =
-        xring::Front::new(native_ring::Front::<Req, Rsp>::init(ring).unwrap(), data).unwrap();
-    let mut back = native_ring::Back::<Req, Rsp>::attach(ring).unwrap();
+        xring::Front::new(native::Front::<Req, Rsp>::init(ring).unwrap(), data).unwrap();
+    let mut back = native::Back::<Req, Rsp>::attach(ring).unwrap();
     let nslots = back.size();
 
     std::thread::scope(|s| {

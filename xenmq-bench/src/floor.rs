@@ -44,7 +44,7 @@ pub fn cacheline(
 ) -> Result<f64, Error> {
     let limit = opts.budget * 20 + Duration::from_secs(30);
     let (peer, map) = crate::spawn_cacheline_peer(peer_cpu, limit)?;
-    let ctl = map.region().sub(0, 4096)?;
+    let ctl = map.region().subregion(0, 4096)?;
     let word = crate::CTL_PING;
     let mut v = 0u64;
     let mut run = |budget: Duration, lat: &mut Vec<u64>| -> Result<(), Error> {

@@ -16,7 +16,7 @@
 //!   `RING_PUSH_*_AND_CHECK_NOTIFY`, `RING_FINAL_CHECK_FOR_*`,
 //!   `RING_COPY_REQUEST` and the overflow checks of Debian's header, and the
 //!   barriers Xen's own tools define (`mfence` for `xen_mb`).
-//! - `xenmq-native`: [`xenmq::native_ring`], driven by [`xring`]'s loops.
+//! - `xenmq-native`: [`xenmq::ring::native`], driven by [`xring`]'s loops.
 //! - `socket`: the same stream over a `socketpair(AF_UNIX, SOCK_STREAM)`,
 //!   as many requests in flight as the ring has slots.
 //!
@@ -69,7 +69,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use xenmq::native_ring;
+use xenmq::ring::native;
 use xenmq::shm::Region;
 use xenmq::sync::Ordering;
 
@@ -88,10 +88,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     /// The native ring reported an error.
     #[error("native ring")]
-    Native(#[from] native_ring::Error),
+    Native(#[from] native::Error),
     /// A shared-memory access was out of bounds.
     #[error("shared memory")]
-    Shm(#[from] xenmq::shm::OutOfBounds),
+    Shm(#[from] xenmq::shm::Error),
     /// The harness could not set a run up, or a run went wrong.
     #[error("{0}")]
     Setup(String),
@@ -135,11 +135,11 @@ impl Impl {
             .find(|i| i.name() == s)
     }
 
-    fn slots_layout(self) -> native_ring::Slots {
+    fn slots_layout(self) -> native::Slots {
         if self == Impl::NativeSplit {
-            native_ring::Slots::Split
+            native::Slots::Split
         } else {
-            native_ring::Slots::Shared
+            native::Slots::Shared
         }
     }
 }
@@ -480,9 +480,9 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
     let memfd = sys::inherit(spec.memfd)?;
     let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
     let shm = map.region();
-    let ctl = shm.sub(0, CTL_LEN)?;
-    let ring = shm.sub(RING_OFF, ring_bytes(spec.pages))?;
-    let data = shm.sub(DATA_OFF, DATA_LEN)?;
+    let ctl = shm.subregion(0, CTL_LEN)?;
+    let ring = shm.subregion(RING_OFF, ring_bytes(spec.pages))?;
+    let data = shm.subregion(DATA_OFF, DATA_LEN)?;
     let publish = |c: xring::BackCounters| -> Result<(), Error> {
         // Relaxed: statistics read by the frontend after the run, ordered by
         // the STOP exchange and process exit.
@@ -513,7 +513,7 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
             match which {
                 Impl::CRing => {
                     ready()?;
-                    let counters = ctl.sub(CTL_NOTIFIES - CTL_NOTIFIES % 64, 64)?;
+                    let counters = ctl.subregion(CTL_NOTIFIES - CTL_NOTIFIES % 64, 64)?;
                     sys::c_back_run(
                         ring,
                         data,
@@ -527,7 +527,7 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
                 }
                 Impl::Native | Impl::NativeSplit => {
                     let mut back =
-                        native_ring::Back::<Req, Rsp>::attach_with(ring, which.slots_layout())?;
+                        native::Back::<Req, Rsp>::attach_with(ring, which.slots_layout())?;
                     ready()?;
                     let mut buf = Box::new([0u64; BUF / 8]);
                     xring::back_run(
@@ -547,7 +547,7 @@ fn slots(which: Impl, pages: u32) -> Result<u32, Error> {
     let bytes = ring_bytes(pages);
     Ok(match which {
         Impl::Native | Impl::NativeSplit => {
-            native_ring::Layout::with::<Req, Rsp>(bytes, which.slots_layout())?.slots()
+            native::Layout::with::<Req, Rsp>(bytes, which.slots_layout())?.slots()
         }
         Impl::CRing | Impl::Socket => {
             let n = ((bytes - 64) / 64) as u32;
@@ -560,7 +560,7 @@ fn slots(which: Impl, pages: u32) -> Result<u32, Error> {
 
 enum AnyFront {
     C(sys::CFrontRing, u64),
-    Native(xring::Front<native_ring::Front<Req, Rsp>>),
+    Native(xring::Front<native::Front<Req, Rsp>>),
     Socket(socket::Front),
 }
 
@@ -719,9 +719,9 @@ pub fn run_one(
     let memfd = sys::memfd(c"xenmq-bench", SHM_LEN)?;
     let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
     let shm = map.region();
-    let ctl = shm.sub(0, CTL_LEN)?;
-    let ring = shm.sub(RING_OFF, ring_bytes(pages))?;
-    let data = shm.sub(DATA_OFF, DATA_LEN)?;
+    let ctl = shm.subregion(0, CTL_LEN)?;
+    let ring = shm.subregion(RING_OFF, ring_bytes(pages))?;
+    let data = shm.subregion(DATA_OFF, DATA_LEN)?;
     let ev = Events {
         back: EventFd::new()?,
         front: EventFd::new()?,
@@ -741,7 +741,7 @@ pub fn run_one(
             AnyFront::C(c, u64::from(size))
         }
         Impl::Native | Impl::NativeSplit => AnyFront::Native(xring::Front::new(
-            native_ring::Front::init_with(ring, which.slots_layout())?,
+            native::Front::init_with(ring, which.slots_layout())?,
             data,
         )?),
         Impl::Socket => {

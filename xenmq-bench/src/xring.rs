@@ -7,7 +7,7 @@
 use std::hint::spin_loop;
 use std::time::Instant;
 
-use xenmq::native_ring;
+use xenmq::ring::native;
 use xenmq::shm::Region;
 
 use crate::proto::{self, Req, Rsp, BUF, OP_BULK, OP_DATA, OP_STOP};
@@ -46,10 +46,10 @@ pub trait BackOps {
     fn final_check(&mut self) -> Result<bool, Error>;
 }
 
-impl FrontOps for native_ring::Front<Req, Rsp> {
+impl FrontOps for native::Front<Req, Rsp> {
     #[inline(always)]
     fn size(&self) -> u32 {
-        native_ring::Front::size(self)
+        native::Front::size(self)
     }
     #[inline(always)]
     fn free(&self) -> u32 {
@@ -69,7 +69,7 @@ impl FrontOps for native_ring::Front<Req, Rsp> {
     }
     #[inline(always)]
     fn has_responses(&mut self) -> Result<bool, Error> {
-        Ok(native_ring::Front::has_responses(self)?)
+        Ok(native::Front::has_responses(self)?)
     }
     #[inline(always)]
     fn final_check(&mut self) -> Result<bool, Error> {
@@ -77,7 +77,7 @@ impl FrontOps for native_ring::Front<Req, Rsp> {
     }
 }
 
-impl BackOps for native_ring::Back<Req, Rsp> {
+impl BackOps for native::Back<Req, Rsp> {
     #[inline(always)]
     fn take(&mut self) -> Result<Option<Req>, Error> {
         Ok(self.take_request()?)
@@ -92,7 +92,7 @@ impl BackOps for native_ring::Back<Req, Rsp> {
     }
     #[inline(always)]
     fn has_requests(&mut self) -> Result<bool, Error> {
-        Ok(native_ring::Back::has_requests(self)?)
+        Ok(native::Back::has_requests(self)?)
     }
     #[inline(always)]
     fn final_check(&mut self) -> Result<bool, Error> {

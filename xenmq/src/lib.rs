@@ -20,7 +20,6 @@ extern crate self as xenmq;
 
 pub mod evtchn;
 pub mod grant;
-pub mod native_ring;
 pub mod ring;
 pub mod shm;
 pub mod store;

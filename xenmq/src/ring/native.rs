@@ -45,7 +45,7 @@ use core::mem::size_of;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::shm::{OutOfBounds, Region};
+use crate::shm::{self, Region};
 use crate::sync::Ordering;
 
 const LINE: usize = 64;
@@ -87,11 +87,11 @@ pub enum Error {
     },
     /// A shared-memory access fell outside the area (a local bug).
     #[error("shared-memory access failed")]
-    Shm(#[source] OutOfBounds),
+    Shm(#[source] shm::Error),
 }
 
-impl From<OutOfBounds> for Error {
-    fn from(e: OutOfBounds) -> Self {
+impl From<shm::Error> for Error {
+    fn from(e: shm::Error) -> Self {
         Error::Shm(e)
     }
 }
@@ -276,7 +276,7 @@ where
             return Err(Error::Full);
         }
         self.region
-            .write_obj(self.layout.req_at(self.req_prod_pvt), req)?;
+            .write(self.layout.req_at(self.req_prod_pvt), req)?;
         self.req_prod_pvt = self.req_prod_pvt.wrapping_add(1);
         Ok(())
     }
@@ -344,9 +344,7 @@ where
         if !self.refresh(Ordering::Acquire)? {
             return Ok(None);
         }
-        let rsp = self
-            .region
-            .read_obj::<Rsp>(self.layout.rsp_at(self.rsp_cons))?;
+        let rsp = self.region.read::<Rsp>(self.layout.rsp_at(self.rsp_cons))?;
         self.rsp_cons = self.rsp_cons.wrapping_add(1);
         Ok(Some(rsp))
     }
@@ -453,9 +451,7 @@ where
         if !self.refresh(Ordering::Acquire)? {
             return Ok(None);
         }
-        let req = self
-            .region
-            .read_obj::<Req>(self.layout.req_at(self.req_cons))?;
+        let req = self.region.read::<Req>(self.layout.req_at(self.req_cons))?;
         self.req_cons = self.req_cons.wrapping_add(1);
         Ok(Some(req))
     }
@@ -468,7 +464,7 @@ where
             return Err(Error::NoRequest);
         }
         self.region
-            .write_obj(self.layout.rsp_at(self.rsp_prod_pvt), rsp)?;
+            .write(self.layout.rsp_at(self.rsp_prod_pvt), rsp)?;
         self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(1);
         Ok(())
     }
@@ -540,7 +536,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_notifications() {
-        let r = Region::leaked_for_test(4096);
+        let r = crate::shm::leak_pages(1);
         let mut f = Front::<Req, Rsp>::init(r).unwrap();
         let mut b = Back::<Req, Rsp>::attach(r).unwrap();
         assert!(!b.final_check_for_requests().unwrap());
@@ -585,7 +581,7 @@ mod tests {
 
     #[test]
     fn hostile_indices_are_errors() {
-        let r = Region::leaked_for_test(4096);
+        let r = crate::shm::leak_pages(1);
         let mut f = Front::<Req, Rsp>::init(r).unwrap();
         let mut b = Back::<Req, Rsp>::attach(r).unwrap();
         // A frontend claiming 33 requests in a 32-slot ring.
@@ -610,7 +606,7 @@ mod tests {
                 seed ^= seed << 17;
                 seed
             };
-            let r = Region::leaked_for_test(16384);
+            let r = crate::shm::leak_pages(4);
             let mut f = Front::<Req, Rsp>::init_with(r, slots).unwrap();
             let mut b = Back::<Req, Rsp>::attach_with(r, slots).unwrap();
             let (mut next, mut expect) = (0u64, 0u64);
