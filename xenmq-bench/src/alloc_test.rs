@@ -7,7 +7,8 @@
 
 use std::os::fd::AsRawFd;
 
-use xenmq::ring::native;
+use xenmq::ring::{self, native};
+use xenmq::shm::Region;
 
 use crate::proto::{Req, Rsp, BUF};
 use crate::sys::counting::counted;
@@ -21,18 +22,16 @@ fn the_counter_counts() {
     assert_eq!(n, 1);
 }
 
-#[test]
-fn native_ring_hot_path_allocates_nothing() {
-    let memfd = sys::memfd(c"alloc-test", SHM_LEN).unwrap();
-    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN).unwrap();
-    let shm = map.region();
-    let ring = shm.subregion(RING_OFF, 4096).unwrap();
-    let data = shm.subregion(DATA_OFF, DATA_LEN).unwrap();
+/// Runs every mode and wait policy through `front` and `back` (two ends of
+/// one ring) on two threads and asserts that neither allocates.
+fn assert_no_allocation<F, B>(front: F, mut back: B, data: Region)
+where
+    F: xring::FrontOps + Send,
+    B: xring::BackOps + Send,
+{
     let (ev_back, ev_front) = (EventFd::new().unwrap(), EventFd::new().unwrap());
-    let mut front =
-        xring::Front::new(native::Front::<Req, Rsp>::init(ring).unwrap(), data).unwrap();
-    let mut back = native::Back::<Req, Rsp>::attach(ring).unwrap();
-    let nslots = back.size();
+    let mut front = xring::Front::new(front, data).unwrap();
+    let nslots = front_size(&front);
 
     std::thread::scope(|s| {
         let backend = s.spawn(|| {
@@ -88,5 +87,36 @@ fn native_ring_hot_path_allocates_nothing() {
         assert_eq!(allocs, 0, "frontend allocated on the hot path");
         assert_eq!(back_allocs, 0, "backend allocated on the hot path");
     });
+}
+
+fn front_size<F: xring::FrontOps>(f: &xring::Front<F>) -> u32 {
+    f.ring().size()
+}
+
+/// A memfd mapping holding a one-page ring and the bulk pool.
+fn shared() -> (Mapping, Region, Region) {
+    let memfd = sys::memfd(c"alloc-test", SHM_LEN).unwrap();
+    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN).unwrap();
+    let shm = map.region();
+    let ring = shm.subregion(RING_OFF, 4096).unwrap();
+    let data = shm.subregion(DATA_OFF, DATA_LEN).unwrap();
+    (map, ring, data)
+}
+
+#[test]
+fn native_ring_hot_path_allocates_nothing() {
+    let (map, ring, data) = shared();
+    let front = native::Front::<Req, Rsp>::init(ring).unwrap();
+    let back = native::Back::<Req, Rsp>::attach(ring).unwrap();
+    assert_no_allocation(front, back, data);
+    drop(map);
+}
+
+#[test]
+fn compat_ring_hot_path_allocates_nothing() {
+    let (map, ring, data) = shared();
+    let front = ring::FrontRing::<Req, Rsp>::init(ring).unwrap();
+    let back = ring::BackRing::<Req, Rsp>::attach(ring, 0).unwrap();
+    assert_no_allocation(front, back, data);
     drop(map);
 }

@@ -16,7 +16,9 @@
 //!   `RING_PUSH_*_AND_CHECK_NOTIFY`, `RING_FINAL_CHECK_FOR_*`,
 //!   `RING_COPY_REQUEST` and the overflow checks of Debian's header, and the
 //!   barriers Xen's own tools define (`mfence` for `xen_mb`).
-//! - `xenmq-native`: [`xenmq::ring::native`], driven by [`xring`]'s loops.
+//! - `xenmq-compat`: [`xenmq::ring::FrontRing`]/[`xenmq::ring::BackRing`],
+//!   xenmq's ring.h-compatible ring, driven by [`xring`]'s loops.
+//! - `xenmq-native`: [`xenmq::ring::native`], the same loops.
 //! - `socket`: the same stream over a `socketpair(AF_UNIX, SOCK_STREAM)`,
 //!   as many requests in flight as the ring has slots.
 //!
@@ -86,6 +88,9 @@ pub enum Error {
     /// A system call failed.
     #[error("system call failed")]
     Io(#[from] std::io::Error),
+    /// The ring.h-compatible ring reported an error.
+    #[error("ring.h-compatible ring")]
+    Ring(#[from] xenmq::ring::Error),
     /// The native ring reported an error.
     #[error("native ring")]
     Native(#[from] native::Error),
@@ -105,6 +110,8 @@ pub enum Error {
 pub enum Impl {
     /// The C program on ring.h.
     CRing,
+    /// xenmq's ring.h-compatible ring.
+    Compat,
     /// xenmq's native ring.
     Native,
     /// xenmq's native ring with split request/response arrays (not run by
@@ -116,12 +123,13 @@ pub enum Impl {
 
 impl Impl {
     /// Every contender, c-ring first (the reference of the ratios).
-    pub const ALL: [Impl; 3] = [Impl::CRing, Impl::Native, Impl::Socket];
+    pub const ALL: [Impl; 4] = [Impl::CRing, Impl::Compat, Impl::Native, Impl::Socket];
 
     /// The name used in figures and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Impl::CRing => "c-ring",
+            Impl::Compat => "xenmq-compat",
             Impl::Native => "xenmq-native",
             Impl::NativeSplit => "xenmq-native-split",
             Impl::Socket => "socket",
@@ -255,8 +263,8 @@ const USAGE: &str = "usage: xenmq bench [--quick] [--reps N] [--budget-ms MS] [-
 Runs xenmq's rings, a C driver on xen/io/ring.h and a Unix socket pair side by
 side (two processes, shared memfd pages, eventfd notifications) and prints
 median [min..max] over the repetitions with ratios to c-ring.
-IMPL: c-ring, xenmq-native, socket. MODE: tput.block, tput.spin, lat.block,
-lat.spin, bulk.block, bulk.spin.";
+IMPL: c-ring, xenmq-compat, xenmq-native, socket (and xenmq-native-split).
+MODE: tput.block, tput.spin, lat.block, lat.spin, bulk.block, bulk.spin.";
 
 /// Parses a command line (without the program name or the `bench` word).
 pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Options, Error> {
@@ -534,6 +542,14 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
                         &mut back, data, nslots, &ev_wait, &ev_notify, spec.spin, &mut buf, publish,
                     )
                 }
+                Impl::Compat => {
+                    let mut back = xenmq::ring::BackRing::<Req, Rsp>::attach(ring, 0)?;
+                    ready()?;
+                    let mut buf = Box::new([0u64; BUF / 8]);
+                    xring::back_run(
+                        &mut back, data, nslots, &ev_wait, &ev_notify, spec.spin, &mut buf, publish,
+                    )
+                }
                 Impl::Socket => Err(Error::Setup("unreachable contender".into())),
             }
         }
@@ -549,6 +565,7 @@ fn slots(which: Impl, pages: u32) -> Result<u32, Error> {
         Impl::Native | Impl::NativeSplit => {
             native::Layout::with::<Req, Rsp>(bytes, which.slots_layout())?.slots()
         }
+        Impl::Compat => xenmq::ring::Layout::new::<Req, Rsp>(bytes)?.size,
         Impl::CRing | Impl::Socket => {
             let n = ((bytes - 64) / 64) as u32;
             1 << (31 - n.leading_zeros())
@@ -561,6 +578,7 @@ fn slots(which: Impl, pages: u32) -> Result<u32, Error> {
 enum AnyFront {
     C(sys::CFrontRing, u64),
     Native(xring::Front<native::Front<Req, Rsp>>),
+    Compat(xring::Front<xenmq::ring::FrontRing<Req, Rsp>>),
     Socket(socket::Front),
 }
 
@@ -597,6 +615,7 @@ impl AnyFront {
                 })
             }
             AnyFront::Native(f) => f.run(&ev.front, &ev.back, spin, mode, max, budget_ns, lat),
+            AnyFront::Compat(f) => f.run(&ev.front, &ev.back, spin, mode, max, budget_ns, lat),
             AnyFront::Socket(s) => s.run(spin, mode, max, budget_ns, lat),
         }
     }
@@ -742,6 +761,10 @@ pub fn run_one(
         }
         Impl::Native | Impl::NativeSplit => AnyFront::Native(xring::Front::new(
             native::Front::init_with(ring, which.slots_layout())?,
+            data,
+        )?),
+        Impl::Compat => AnyFront::Compat(xring::Front::new(
+            xenmq::ring::FrontRing::init(ring)?,
             data,
         )?),
         Impl::Socket => {

@@ -318,6 +318,7 @@ pub fn json(figs: &Figures) -> String {
 fn color(i: Impl) -> &'static str {
     match i {
         Impl::CRing => "#888888",
+        Impl::Compat => "#1f77b4",
         Impl::Native => "#2ca02c",
         Impl::NativeSplit => "#98df8a",
         Impl::Socket => "#d62728",

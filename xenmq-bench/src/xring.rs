@@ -7,7 +7,7 @@
 use std::hint::spin_loop;
 use std::time::Instant;
 
-use xenmq::ring::native;
+use xenmq::ring::{self, native};
 use xenmq::shm::Region;
 
 use crate::proto::{self, Req, Rsp, BUF, OP_BULK, OP_DATA, OP_STOP};
@@ -24,8 +24,9 @@ pub trait FrontOps {
     fn put(&mut self, req: &Req) -> Result<(), Error>;
     /// Publishes; `true` if the backend must be notified.
     fn push(&mut self) -> Result<bool, Error>;
-    /// Copies the next response out, if any.
-    fn take(&mut self) -> Result<Option<Rsp>, Error>;
+    /// Copies every waiting response out, in order, handing each to `f`;
+    /// returns how many.
+    fn take_all(&mut self, f: &mut impl FnMut(Rsp)) -> Result<u64, Error>;
     /// Whether a response is waiting.
     fn has_responses(&mut self) -> Result<bool, Error>;
     /// Re-arms rsp_event and checks again.
@@ -34,10 +35,9 @@ pub trait FrontOps {
 
 /// The backend operations the loops need.
 pub trait BackOps {
-    /// Copies the next request out, if any may be taken.
-    fn take(&mut self) -> Result<Option<Req>, Error>;
-    /// Writes the response to the oldest unanswered request.
-    fn put(&mut self, rsp: &Rsp) -> Result<(), Error>;
+    /// Serves at most `max` of the requests waiting now: copies each out
+    /// once, answers it with `f`'s response. Returns how many.
+    fn serve(&mut self, max: u32, f: &mut impl FnMut(&Req) -> Rsp) -> Result<u32, Error>;
     /// Publishes; `true` if the frontend must be notified.
     fn push(&mut self) -> Result<bool, Error>;
     /// Whether a request is waiting.
@@ -64,8 +64,13 @@ impl FrontOps for native::Front<Req, Rsp> {
         Ok(self.push_requests()?)
     }
     #[inline(always)]
-    fn take(&mut self) -> Result<Option<Rsp>, Error> {
-        Ok(self.take_response()?)
+    fn take_all(&mut self, f: &mut impl FnMut(Rsp)) -> Result<u64, Error> {
+        let mut n = 0;
+        while let Some(rsp) = self.take_response()? {
+            f(rsp);
+            n += 1;
+        }
+        Ok(n)
     }
     #[inline(always)]
     fn has_responses(&mut self) -> Result<bool, Error> {
@@ -79,12 +84,16 @@ impl FrontOps for native::Front<Req, Rsp> {
 
 impl BackOps for native::Back<Req, Rsp> {
     #[inline(always)]
-    fn take(&mut self) -> Result<Option<Req>, Error> {
-        Ok(self.take_request()?)
-    }
-    #[inline(always)]
-    fn put(&mut self, rsp: &Rsp) -> Result<(), Error> {
-        Ok(self.put_response(rsp)?)
+    fn serve(&mut self, max: u32, f: &mut impl FnMut(&Req) -> Rsp) -> Result<u32, Error> {
+        let mut n = 0;
+        while n < max {
+            let Some(req) = self.take_request()? else {
+                break;
+            };
+            self.put_response(&f(&req))?;
+            n += 1;
+        }
+        Ok(n)
     }
     #[inline(always)]
     fn push(&mut self) -> Result<bool, Error> {
@@ -93,6 +102,72 @@ impl BackOps for native::Back<Req, Rsp> {
     #[inline(always)]
     fn has_requests(&mut self) -> Result<bool, Error> {
         Ok(native::Back::has_requests(self)?)
+    }
+    #[inline(always)]
+    fn final_check(&mut self) -> Result<bool, Error> {
+        Ok(self.final_check_for_requests()?)
+    }
+}
+
+impl FrontOps for ring::FrontRing<Req, Rsp> {
+    #[inline(always)]
+    fn size(&self) -> u32 {
+        ring::FrontRing::size(self)
+    }
+    #[inline(always)]
+    fn free(&self) -> u32 {
+        self.free_requests()
+    }
+    #[inline(always)]
+    fn put(&mut self, req: &Req) -> Result<(), Error> {
+        Ok(self.produce_request(req)?)
+    }
+    #[inline(always)]
+    fn push(&mut self) -> Result<bool, Error> {
+        Ok(self.push_requests()?)
+    }
+    #[inline(always)]
+    fn take_all(&mut self, f: &mut impl FnMut(Rsp)) -> Result<u64, Error> {
+        // rsp_prod read once, then each response copied out once, as the C
+        // loop does.
+        let mut n = 0;
+        for rsp in self.responses()? {
+            f(rsp);
+            n += 1;
+        }
+        Ok(n)
+    }
+    #[inline(always)]
+    fn has_responses(&mut self) -> Result<bool, Error> {
+        Ok(self.has_unconsumed_responses()?)
+    }
+    #[inline(always)]
+    fn final_check(&mut self) -> Result<bool, Error> {
+        Ok(self.final_check_for_responses()?)
+    }
+}
+
+impl BackOps for ring::BackRing<Req, Rsp> {
+    #[inline(always)]
+    fn serve(&mut self, max: u32, f: &mut impl FnMut(&Req) -> Rsp) -> Result<u32, Error> {
+        // As the C backend: each request copied out once, answered in its
+        // slot, up to the requests waiting when the batch began.
+        let n = self.unconsumed_requests()?.min(max);
+        for _ in 0..n {
+            let Some(req) = self.consume_request()? else {
+                break;
+            };
+            self.produce_response(&f(&req))?;
+        }
+        Ok(n)
+    }
+    #[inline(always)]
+    fn push(&mut self) -> Result<bool, Error> {
+        Ok(self.push_responses()?)
+    }
+    #[inline(always)]
+    fn has_requests(&mut self) -> Result<bool, Error> {
+        Ok(self.has_unconsumed_requests()?)
     }
     #[inline(always)]
     fn final_check(&mut self) -> Result<bool, Error> {
@@ -123,6 +198,11 @@ impl<F: FrontOps> Front<F> {
             expect: 0,
             buf: Box::new([0; BUF / 8]),
         })
+    }
+
+    /// The ring driven.
+    pub fn ring(&self) -> &F {
+        &self.ring
     }
 
     #[inline(always)]
@@ -156,15 +236,13 @@ impl<F: FrontOps> Front<F> {
     /// Takes every response waiting; returns how many.
     #[inline(always)]
     fn take_all(&mut self, errors: &mut u64) -> Result<u64, Error> {
-        let mut got = 0;
-        while let Some(rsp) = self.ring.take()? {
-            if rsp.id != self.expect || rsp.status != 0 {
+        let expect = &mut self.expect;
+        self.ring.take_all(&mut |rsp: Rsp| {
+            if rsp.id != *expect || rsp.status != 0 {
                 *errors += 1;
             }
-            self.expect = self.expect.wrapping_add(1);
-            got += 1;
-        }
-        Ok(got)
+            *expect = expect.wrapping_add(1);
+        })
     }
 
     #[inline(always)]
@@ -285,28 +363,34 @@ pub fn back_run<B: BackOps>(
     loop {
         // One batch at most a ring's worth, like the C backend's single read
         // of req_prod per batch.
-        let mut batch = 0;
-        while batch < nslots {
-            let Some(req) = ring.take()? else { break };
-            batch += 1;
-            let mut ok = proto::check_req(&req, nslots);
+        let mut bad = 0u64;
+        let mut bulk_err = None;
+        ring.serve(nslots, &mut |req: &Req| {
+            let mut ok = proto::check_req(req, nslots);
             if ok && req.op == OP_BULK {
                 // Copy once out of the shared page, then check the copy.
-                data.read_words(req.slot as usize * BUF, &mut buf[..])?;
-                ok = proto::check_buf(buf, req.id);
+                match data.read_words(req.slot as usize * BUF, &mut buf[..]) {
+                    Ok(()) => ok = proto::check_buf(buf, req.id),
+                    Err(e) => {
+                        bulk_err = Some(e);
+                        ok = false;
+                    }
+                }
             }
-            ring.put(&Rsp {
+            bad += u64::from(!ok);
+            stop |= req.op == OP_STOP;
+            Rsp {
                 id: req.id,
                 status: u32::from(!ok),
                 pad: 0,
-            })?;
-            if !ok {
-                counters.errors += 1;
-                publish(counters)?;
             }
-            if req.op == OP_STOP {
-                stop = true;
-            }
+        })?;
+        if let Some(e) = bulk_err {
+            return Err(e.into());
+        }
+        if bad != 0 {
+            counters.errors += bad;
+            publish(counters)?;
         }
         if ring.push()? {
             ev_notify.notify()?;

@@ -60,7 +60,7 @@ fn tiny_full_run_writes_every_figure() {
     let text = std::fs::read_to_string(&json).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| l.contains("\"name\"")).collect();
     let names: Vec<&str> = lines.iter().map(|l| field(l, "name")).collect();
-    for imp in ["c-ring", "xenmq-native", "socket"] {
+    for imp in ["c-ring", "xenmq-compat", "xenmq-native", "socket"] {
         for size in ["", ".4p"] {
             for (mode, figs) in [
                 ("tput", &["rate", "notify"][..]),
@@ -100,7 +100,7 @@ fn tiny_full_run_writes_every_figure() {
     }
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    assert!(svg.contains("xenmq-native"));
+    assert!(svg.contains("xenmq-native") && svg.contains("xenmq-compat"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
