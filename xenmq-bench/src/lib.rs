@@ -48,6 +48,9 @@
 //! check) makes the run fail: every figure is of a stream that was carried
 //! correctly.
 //!
+//! `XENMQ_BENCH_DEBUG=1` prints each run's raw frontend counts (requests,
+//! notifications, publishes: requests per publish is the batch size).
+//!
 //! Entry points: [`main`] parses a command line (the `xenmq bench`
 //! subcommand, `cargo bench`, and the `xenmq-bench` binary all call it), and
 //! [`peer_main`] is what the re-executed backend process runs.
