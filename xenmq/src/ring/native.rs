@@ -23,7 +23,12 @@
 //! side each, where every reuse of a slot costs its writer an ownership
 //! miss). When a consumer sees a new producer index it prefetches every
 //! entry just published, so the transfers of their cache lines overlap
-//! instead of stalling the copies one after the other.
+//! instead of stalling the copies one after the other. A producer publishes
+//! on its own every quarter ring of entries, so that in a long batch the
+//! consumer works on the first quarter while the rest is written; the
+//! notification decision of those publishes is carried to the next explicit
+//! push, so the caller's notify logic is ring.h's. (All three measured
+//! faster in `xenmq bench`.)
 //!
 //! Safety rules are ring.h's hardened ones: entries are copied out of the
 //! shared area exactly once, into private memory, before anything looks at
@@ -177,6 +182,12 @@ impl Layout {
         })
     }
 
+    /// How many entries a producer puts before it publishes them on its own.
+    #[inline(always)]
+    fn publish_every(&self) -> u32 {
+        (self.slots / 4).max(1)
+    }
+
     /// The number of slots (a power of two): the most requests in flight.
     pub fn slots(&self) -> u32 {
         self.slots
@@ -205,6 +216,7 @@ pub struct Front<Req, Rsp> {
     layout: Layout,
     req_prod_pvt: u32,
     req_published: u32,
+    notify_due: bool,
     rsp_cons: u32,
     rsp_seen: u32,
     _msg: PhantomData<fn(Req) -> Rsp>,
@@ -217,6 +229,7 @@ pub struct Back<Req, Rsp> {
     layout: Layout,
     rsp_prod_pvt: u32,
     rsp_published: u32,
+    notify_due: bool,
     req_cons: u32,
     req_seen: u32,
     _msg: PhantomData<fn(Req) -> Rsp>,
@@ -249,6 +262,7 @@ where
             layout,
             req_prod_pvt: 0,
             req_published: 0,
+            notify_due: false,
             rsp_cons: 0,
             rsp_seen: 0,
             _msg: PhantomData,
@@ -268,8 +282,12 @@ where
             .wrapping_sub(self.req_prod_pvt.wrapping_sub(self.rsp_cons))
     }
 
-    /// Writes `req` into the next free slot. The backend sees it only after
-    /// [`push_requests`](Self::push_requests).
+    /// Writes `req` into the next free slot. The backend sees it after
+    /// [`push_requests`](Self::push_requests) at the latest: every quarter
+    /// ring of puts the ring publishes on its own, so that the backend can
+    /// start on a long batch while the rest is being written (the
+    /// notification that publishing may call for is reported by the next
+    /// `push_requests`).
     #[inline(always)]
     pub fn put_request(&mut self, req: &Req) -> Result<(), Error> {
         if self.free_requests() == 0 {
@@ -278,13 +296,24 @@ where
         self.region
             .write(self.layout.req_at(self.req_prod_pvt), req)?;
         self.req_prod_pvt = self.req_prod_pvt.wrapping_add(1);
+        if self.req_prod_pvt.wrapping_sub(self.req_published) >= self.layout.publish_every() {
+            self.notify_due |= self.publish_requests()?;
+        }
         Ok(())
     }
 
     /// Publishes the requests put so far and says whether the backend asked
-    /// to be notified of them (`RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`).
+    /// to be notified of them, or of any published on their own since the
+    /// last push (`RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`).
     #[inline(always)]
     pub fn push_requests(&mut self) -> Result<bool, Error> {
+        let notify = self.publish_requests()?;
+        let due = core::mem::take(&mut self.notify_due);
+        Ok(notify || due)
+    }
+
+    #[inline(always)]
+    fn publish_requests(&mut self) -> Result<bool, Error> {
         let (old, new) = (self.req_published, self.req_prod_pvt);
         if old == new {
             return Ok(false);
@@ -384,6 +413,7 @@ where
             layout,
             rsp_prod_pvt: 0,
             rsp_published: 0,
+            notify_due: false,
             req_cons: 0,
             req_seen: 0,
             _msg: PhantomData,
@@ -457,7 +487,8 @@ where
     }
 
     /// Writes the response to the oldest unanswered request. The frontend
-    /// sees it only after [`push_responses`](Self::push_responses).
+    /// sees it after [`push_responses`](Self::push_responses) at the latest
+    /// (every quarter ring of puts is published on its own, as requests are).
     #[inline(always)]
     pub fn put_response(&mut self, rsp: &Rsp) -> Result<(), Error> {
         if self.rsp_prod_pvt == self.req_cons {
@@ -466,6 +497,9 @@ where
         self.region
             .write(self.layout.rsp_at(self.rsp_prod_pvt), rsp)?;
         self.rsp_prod_pvt = self.rsp_prod_pvt.wrapping_add(1);
+        if self.rsp_prod_pvt.wrapping_sub(self.rsp_published) >= self.layout.publish_every() {
+            self.notify_due |= self.publish_responses()?;
+        }
         Ok(())
     }
 
@@ -473,6 +507,13 @@ where
     /// asked to be notified (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`).
     #[inline(always)]
     pub fn push_responses(&mut self) -> Result<bool, Error> {
+        let notify = self.publish_responses()?;
+        let due = core::mem::take(&mut self.notify_due);
+        Ok(notify || due)
+    }
+
+    #[inline(always)]
+    fn publish_responses(&mut self) -> Result<bool, Error> {
         let (old, new) = (self.rsp_published, self.rsp_prod_pvt);
         if old == new {
             return Ok(false);
@@ -664,5 +705,39 @@ mod tests {
                 let _ = b.final_check_for_requests();
             }
         }
+    }
+
+    #[test]
+    fn a_quarter_ring_is_published_on_its_own() {
+        let r = crate::shm::leak_pages(1);
+        let mut f = Front::<Req, Rsp>::init(r).unwrap();
+        let mut b = Back::<Req, Rsp>::attach(r).unwrap();
+        assert!(!b.final_check_for_requests().unwrap(), "armed, nothing yet");
+        for id in 0..7 {
+            f.put_request(&Req { id, body: [0; 56] }).unwrap();
+        }
+        assert!(!b.has_requests().unwrap(), "7 puts: not yet published");
+        f.put_request(&Req {
+            id: 7,
+            body: [0; 56],
+        })
+        .unwrap();
+        assert!(
+            b.has_requests().unwrap(),
+            "8 puts (a quarter of 32): published"
+        );
+        f.put_request(&Req {
+            id: 8,
+            body: [0; 56],
+        })
+        .unwrap();
+        // The auto-publish found req_event armed: the push reports it.
+        assert!(f.push_requests().unwrap());
+        assert!(!f.push_requests().unwrap());
+        let mut ids = alloc::vec::Vec::new();
+        while let Some(req) = b.take_request().unwrap() {
+            ids.push(req.id);
+        }
+        assert_eq!(ids, (0..9).collect::<alloc::vec::Vec<_>>());
     }
 }
