@@ -116,7 +116,7 @@ fn native_ring_hot_path_allocates_nothing() {
 fn compat_ring_hot_path_allocates_nothing() {
     let (map, ring, data) = shared();
     let front = ring::FrontRing::<Req, Rsp>::init(ring).unwrap();
-    let back = ring::BackRing::<Req, Rsp>::attach(ring, 0).unwrap();
+    let back = xring::CompatBack::new(ring::BackRing::<Req, Rsp>::attach(ring, 0).unwrap());
     assert_no_allocation(front, back, data);
     drop(map);
 }

@@ -546,7 +546,8 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
                     )
                 }
                 Impl::Compat => {
-                    let mut back = xenmq::ring::BackRing::<Req, Rsp>::attach(ring, 0)?;
+                    let mut back =
+                        xring::CompatBack::new(xenmq::ring::BackRing::<Req, Rsp>::attach(ring, 0)?);
                     ready()?;
                     let mut buf = Box::new([0u64; BUF / 8]);
                     xring::back_run(
