@@ -216,7 +216,8 @@ int xb_c_front_run(struct xb_front *f, const struct xb_front_args *a, struct xb_
         uint64_t start = now_ns(), deadline = start + a->budget_ns;
         for (sent = 0; sent < max; sent++) {
             uint64_t t0 = now_ns();
-            if (a->mode == XB_MODE_LAT && (t0 > deadline || sent >= a->lat_cap))
+            /* At least one sample, however late this phase started. */
+            if (a->mode == XB_MODE_LAT && ((sent > 0 && t0 > deadline) || sent >= a->lat_cap))
                 break;
             put_request(f, a, a->mode == XB_MODE_STOP ? XB_OP_STOP : XB_OP_DATA);
             RING_PUSH_REQUESTS_AND_CHECK_NOTIFY(&f->ring, notify);

@@ -166,7 +166,7 @@ impl Front {
                 while sent < max {
                     let t0 = Instant::now();
                     if mode == Mode::Lat
-                        && (t0.duration_since(start).as_nanos() as u64 > budget_ns
+                        && ((sent > 0 && t0.duration_since(start).as_nanos() as u64 > budget_ns)
                             || lat.len() == lat.capacity())
                     {
                         break;
