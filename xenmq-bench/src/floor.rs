@@ -21,7 +21,8 @@ pub fn memcpy_bw(budget: Duration) -> Result<f64, Error> {
     let start = Instant::now();
     let mut bytes = 0u64;
     let mut i = 0;
-    while start.elapsed() < budget {
+    // At least one round, however late it starts.
+    while bytes == 0 || start.elapsed() < budget {
         for _ in 0..64 {
             let off = (i % MAX_SLOTS) * BUF;
             dst.copy_from_slice(&pool[off..off + BUF]);
@@ -50,7 +51,8 @@ pub fn cacheline(
     let mut run = |budget: Duration, lat: &mut Vec<u64>| -> Result<(), Error> {
         lat.clear();
         let start = Instant::now();
-        while start.elapsed() < budget && lat.len() < lat.capacity() {
+        // At least one sample, however late it starts.
+        while lat.is_empty() || (start.elapsed() < budget && lat.len() < lat.capacity()) {
             let t0 = Instant::now();
             // Release/Acquire: the word is the whole message; these pair
             // with the peer's Acquire load and Release store.
