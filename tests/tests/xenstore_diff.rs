@@ -221,15 +221,18 @@ fn run(target: &dyn Target, steps: &[Step]) -> Vec<String> {
             Op::Raw(b) => conns.get_mut(s.conn).expect("conn").raw(b),
             Op::Send(t, tx, p) => conns.get_mut(s.conn).expect("conn").send(*t, *tx, p),
         }
-        if s.bulk {
-            continue;
-        }
         let mut names: Vec<&str> = conns.keys().copied().collect();
         names.sort();
-        // Let the request reach the server and its effects spread.
-        std::thread::sleep(Duration::from_millis(5));
+        if !s.bulk {
+            // Let the request reach the server and its effects spread.
+            std::thread::sleep(Duration::from_millis(5));
+        }
         for n in names {
-            let wait = if n == s.conn {
+            // Bulk steps only collect what is already there, so that a
+            // pipelining client never blocks the server (or itself).
+            let wait = if s.bulk {
+                Duration::from_millis(1)
+            } else if n == s.conn {
                 quiet
             } else {
                 Duration::from_millis(3)
@@ -771,4 +774,26 @@ fn set_target_grants_a_device_model_its_targets_rights() {
         g5 IDI 0 6\0
         ",
     );
+}
+
+#[test]
+fn guest_transaction_node_quota() {
+    let mut s = String::from(
+        r"
+        d0 INTRODUCE 0 5\x001\x001\0
+        d0 MKDIR 0 /local/domain/5\0
+        d0 SET_PERMS 0 /local/domain/5\0n5\0
+        d0 MKDIR 0 /q\0
+        d0 SET_PERMS 0 /q\0n0\0r5\0
+        ",
+    );
+    for i in 0..1030 {
+        s.push_str(&format!("+d0 MKDIR 0 /q/d{}/n{i}\\0\n", i / 100));
+    }
+    s.push_str("d0 READ 0 /q\\0\ng5 connect 5\ng5 TS 0 \\0\n");
+    for i in 0..1030 {
+        s.push_str(&format!("+g5 READ 1 /q/d{}/n{i}\\0\n", i / 100));
+    }
+    s.push_str("g5 READ 1 /q\\0\ng5 TE 1 T\\0\n");
+    compare("txquota", &s);
 }
