@@ -201,3 +201,96 @@ fn random_requests_always_get_one_reply() {
     assert_eq!(dom0.read(Tx::NONE, "/still/alive").unwrap(), b"yes");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The quotas come from `Config`, not constants.
+#[test]
+fn quotas_follow_the_config() {
+    let dir = std::env::temp_dir().join(format!("xenmq-xscfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xs = Xenstored::new(Config {
+        max_nodes: 3,
+        max_watches: 1,
+        max_transactions: 0,
+        max_perms: 2,
+        max_node_size: 64,
+        ..Config::default()
+    });
+    xs.introduce(5);
+    let _l0 = xs.listen(&dir.join("dom0"), 0).unwrap();
+    let _l5 = xs.listen(&dir.join("dom5"), 5).unwrap();
+    let dom0 = Client::connect(&dir.join("dom0")).unwrap();
+    dom0.mkdir(Tx::NONE, "/local/domain/5").unwrap();
+    let p = |s: &[&str]| Perms::parse(s.iter().map(|x| x.as_bytes())).unwrap();
+    dom0.set_perms(Tx::NONE, "/local/domain/5", &p(&["n5"]))
+        .unwrap();
+    let g = Client::connect(&dir.join("dom5")).unwrap();
+    let refused = |r: Result<(), xenmq::store::Error>| r.unwrap_err().errno().unwrap();
+    use xenmq::store::Errno;
+    g.write(Tx::NONE, "a", b"").unwrap();
+    g.write(Tx::NONE, "b", b"").unwrap();
+    assert_eq!(refused(g.write(Tx::NONE, "c", b"")), Errno::ENOSPC);
+    assert_eq!(refused(g.write(Tx::NONE, "a", &[b'x'; 40])), Errno::ENOSPC);
+    g.write(Tx::NONE, "a", &[b'x'; 20]).unwrap();
+    assert_eq!(
+        refused(g.set_perms(Tx::NONE, "b", &p(&["n5", "r1", "r2"]))),
+        Errno::ENOSPC
+    );
+    g.set_perms(Tx::NONE, "b", &p(&["n5", "r1"])).unwrap();
+    g.watch("a", "1").unwrap();
+    g.watch("a", "2").unwrap();
+    assert_eq!(refused(g.watch("a", "3")), Errno::E2BIG);
+    let t = g.transaction_start().unwrap();
+    assert_eq!(
+        g.transaction_start().unwrap_err().errno(),
+        Some(Errno::ENOSPC)
+    );
+    g.transaction_end(t, false).unwrap();
+    // Dom0 is not subject to quotas.
+    for i in 0..10 {
+        dom0.write(Tx::NONE, &format!("/local/domain/5/d{i}"), &[b'x'; 100])
+            .unwrap();
+    }
+    drop((_l0, _l5));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Events a guest leaves unread expire after `event_timeout`.
+#[test]
+fn unread_events_expire() {
+    let dir = std::env::temp_dir().join(format!("xenmq-xsexp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xs = Xenstored::new(Config {
+        event_timeout: Duration::from_millis(50),
+        ..Config::default()
+    });
+    xs.introduce(5);
+    let _l0 = xs.listen(&dir.join("dom0"), 0).unwrap();
+    let _l5 = xs.listen(&dir.join("dom5"), 5).unwrap();
+    let dom0 = Client::connect(&dir.join("dom0")).unwrap();
+    let raw = UnixStream::connect(dir.join("dom5")).unwrap();
+    let mut w = raw.try_clone().unwrap();
+    let body = b"/\0t\0";
+    let mut m = Vec::new();
+    for v in [4u32, 1, 0, body.len() as u32] {
+        m.extend_from_slice(&v.to_le_bytes());
+    }
+    m.extend_from_slice(body);
+    w.write_all(&m).unwrap();
+    dom0.write(Tx::NONE, "/x", b"").unwrap();
+    dom0.set_perms(Tx::NONE, "/x", &Perms::parse([&b"n0"[..], b"r5"]).unwrap())
+        .unwrap();
+    // Enough distinct events to fill the socket, then wait and add more.
+    for i in 0..3000 {
+        dom0.write(Tx::NONE, &format!("/x/{i}"), b"").unwrap();
+    }
+    let before = xs.dropped_events();
+    std::thread::sleep(Duration::from_millis(120));
+    dom0.write(Tx::NONE, "/x/late", b"").unwrap();
+    assert!(
+        xs.dropped_events() > before,
+        "expired events should be dropped"
+    );
+    drop(raw);
+    drop((_l0, _l5));
+    let _ = std::fs::remove_dir_all(&dir);
+}
