@@ -797,3 +797,25 @@ fn guest_transaction_node_quota() {
     s.push_str("g5 READ 1 /q\\0\ng5 TE 1 T\\0\n");
     compare("txquota", &s);
 }
+
+/// A header announcing more bytes than sent waits for them; bytes beyond
+/// a message start the next one; a header announcing more than 4096 bytes
+/// closes the connection.
+#[test]
+fn framing_errors() {
+    compare(
+        "framing",
+        r"
+        d0 raw \x0b\0\0\0\x07\0\0\0\0\0\0\0\x08\0\0\0/tool\0
+        d0 raw v\0
+        d0 READ 0 /tool\0
+        d0 raw \x03\0\0\0\x09\0\0\0\0\0\0\0\x06\0\0\0/tool\0\x02\0\0\0\x0a\0\0\0\0\0\0\0\x06\0\0\0/tool\0
+        d0 raw \x0b\0\0\0\x0b\0\0\0\0\0\0\0\x00\0\0\0
+        d0 raw \x03\0\0\0\x0c\0\0\0
+        d0 raw \0\0\0\0\x06\0\0\0/tool\0
+        d0 raw \xff\xff\xff\xff\x0d\0\0\0\0\0\0\0\x00\0\0\0
+        d0 raw \x03\0\0\0\x0e\0\0\0\0\0\0\0\x01\x10\0\0
+        d0 READ 0 /tool\0
+        ",
+    );
+}
