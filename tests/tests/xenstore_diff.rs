@@ -819,3 +819,32 @@ fn framing_errors() {
         ",
     );
 }
+
+#[test]
+fn reset_watches_and_special_names() {
+    compare(
+        "reset",
+        r"
+        d0 WATCH 0 /r\0t\0
+        d0 TS 0 \0
+        d0 WRITE 1 /r/a\0v
+        d0 RESET_WATCHES 0
+        d0 TE 1 T\0
+        d0 READ 0 /r/a\0
+        d0 WRITE 0 /r/b\0v
+        d0 UNWATCH 0 /r\0t\0
+        d0 SET_PERMS 0 @foo\0n0\0
+        d0 SET_PERMS 0 @releaseDomain\0n0\0r5\0r6\0
+        d0 SET_PERMS 0 @releaseDomain\0n0\0
+        d0 WATCH 0 @foo\0f\0
+        d0 WATCH 0 @\0g\0
+        d0 INTRODUCE 0 5\x001\x001\0
+        d0 RELEASE 0 5\0
+        d0 WATCH 0 /\0root\0
+        d0 INTRODUCE 0 6\x001\x001\0
+        d0 RELEASE 0 6\0
+        d0 WRITE 0 /r/c\0v
+        d0 RM 0 /r\0
+        ",
+    );
+}

@@ -926,7 +926,7 @@ fn node_ops(
                     return Err(Errno::EACCES);
                 }
                 if name != path::INTRODUCE_DOMAIN && name != path::RELEASE_DOMAIN {
-                    return Err(Errno::EINVAL);
+                    return Err(Errno::ENOENT);
                 }
                 return Ok(NodeResult::Special(name, perms));
             }
