@@ -294,3 +294,26 @@ fn unread_events_expire() {
     drop((_l0, _l5));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `connect` serves a socket pair; dom0's `XS_CONTROL` is not provided.
+#[test]
+fn in_process_connections() {
+    use xenmq::store::Errno;
+    use xenmq::xenstore::MsgType;
+    let xs = Xenstored::new(Config::default());
+    let dom0 = Client::from_stream(xs.connect(0).unwrap()).unwrap();
+    xs.introduce(3);
+    let g = Client::from_stream(xs.connect(3).unwrap()).unwrap();
+    dom0.write(Tx::NONE, "/local/domain/3/x", b"1").unwrap();
+    assert_eq!(
+        g.read(Tx::NONE, "/local/domain/3/x").unwrap_err().errno(),
+        Some(Errno::EACCES)
+    );
+    let ctl = dom0.request(MsgType::Control, Tx::NONE, b"print\0x\0");
+    assert_eq!(ctl.unwrap_err().errno(), Some(Errno::ENOSYS));
+    let ctl = g.request(MsgType::Control, Tx::NONE, b"print\0x\0");
+    assert_eq!(ctl.unwrap_err().errno(), Some(Errno::EACCES));
+    xs.release(3);
+    assert!(g.read(Tx::NONE, "/").is_err());
+    assert_eq!(dom0.read(Tx::NONE, "/local/domain/3/x").unwrap(), b"1");
+}
