@@ -9,6 +9,7 @@ const USAGE: &str = "usage: xenmq <command> [args]
 
 commands:
   help              this text
+  bench [options]   xenmq's rings vs C ring.h vs sockets (`xenmq bench --help`)
   sim               run the simulated Xen host; create and destroy domains";
 
 fn main() -> ExitCode {
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("bench") => xenmq_bench::main(std::env::args_os().skip(2)),
         Some("sim") => sim::main(&args[1..]),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");

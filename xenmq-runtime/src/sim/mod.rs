@@ -57,6 +57,7 @@ pub mod domain;
 pub mod fault;
 pub mod host;
 pub mod proto;
+pub mod xenstored;
 mod sys;
 mod xs;
 
