@@ -57,8 +57,8 @@ pub mod domain;
 pub mod fault;
 pub mod host;
 pub mod proto;
-pub mod xenstored;
 mod sys;
+pub mod xenstored;
 mod xs;
 
 pub use domain::{
