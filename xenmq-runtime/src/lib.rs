@@ -10,3 +10,4 @@
 pub mod kernel;
 pub mod linux;
 pub mod sim;
+pub mod toolstack;
