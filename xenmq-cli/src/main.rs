@@ -6,7 +6,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: xenmq <command> [args]
 
 commands:
-  help              this text";
+  help              this text
+  bench [options]   xenmq's rings vs C ring.h vs sockets (`xenmq bench --help`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("bench") => xenmq_bench::main(std::env::args_os().skip(2)),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
             ExitCode::from(2)
