@@ -154,7 +154,9 @@ fn write_dir<S: Store + ?Sized>(
     keys: &[(&str, String)],
 ) -> Result<(), Error> {
     store.mkdir(tx, dir).map_err(at("mkdir", dir))?;
-    store.set_perms(tx, dir, perms).map_err(at("set-perms", dir))?;
+    store
+        .set_perms(tx, dir, perms)
+        .map_err(at("set-perms", dir))?;
     for (key, value) in keys {
         let path = format!("{dir}/{key}");
         store
@@ -470,10 +472,7 @@ pub fn status<S: Store + ?Sized>(store: &S, device: Device) -> Result<DeviceStat
     let (mut ring_pages, mut event_channel) = (None, None);
     if let Some(dir) = &frontend.path {
         ring_pages = match key(store, dir, "ring-page-order")? {
-            Some(order) => order
-                .parse::<u32>()
-                .ok()
-                .and_then(|o| 1u32.checked_shl(o)),
+            Some(order) => order.parse::<u32>().ok().and_then(|o| 1u32.checked_shl(o)),
             None => key(store, dir, "ring-ref")?.map(|_| 1),
         };
         event_channel = key(store, dir, "event-channel")?;
@@ -543,4 +542,5 @@ impl fmt::Display for DeviceStatus {
 }
 
 /// The header line matching [`DeviceStatus`]'s `Display`.
-pub const STATUS_HEADER: &str = "TYPE       ID   BE BE-STATE           FE FE-STATE         PROTOCOL         PAGES  EVTCH";
+pub const STATUS_HEADER: &str =
+    "TYPE       ID   BE BE-STATE           FE FE-STATE         PROTOCOL         PAGES  EVTCH";
