@@ -3,12 +3,16 @@
 
 use std::process::ExitCode;
 
+mod device;
 mod sim;
 
 const USAGE: &str = "usage: xenmq <command> [args]
 
 commands:
   help              this text
+  attach            create a custom device's Xenstore directories (as libxl would)
+  detach            ask a device's backend to close, then remove its directories
+  status            list every device in a Xenstore: both ends' states, protocol, ring
   bench [options]   xenmq's rings vs C ring.h vs sockets (`xenmq bench --help`)
   sim               run the simulated Xen host; create and destroy domains";
 
@@ -20,6 +24,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("bench") => xenmq_bench::main(std::env::args_os().skip(2)),
+        Some("attach") => device::attach(&args[1..]),
+        Some("detach") => device::detach(&args[1..]),
+        Some("status") => device::status(&args[1..]),
         Some("sim") => sim::main(&args[1..]),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
