@@ -6,7 +6,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: xenmq <command> [args]
 
 commands:
-  help              this text";
+  help              this text
+  lab run ...       run a program in dom0 and one in a domU on real Xen under qemu";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("lab") => xenmq_lab::cli::main(&args[1..]),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
             ExitCode::from(2)
