@@ -234,6 +234,12 @@ fn unpack(debs: &Path, kernel: &Path, root: &Path) -> Result<()> {
     if root.join(".done").exists() {
         return Ok(());
     }
+    // Unpack privately and rename into place, so that concurrent runs never
+    // see a half-unpacked tree.
+    let _ = fs::remove_dir_all(root);
+    let final_root = root;
+    let tmp = root.with_extension(format!("tmp{}", std::process::id()));
+    let root = tmp.as_path();
     let _ = fs::remove_dir_all(root);
     fs::create_dir_all(root).map_err(io_err(root.display().to_string()))?;
     for p in PACKAGES {
@@ -282,7 +288,25 @@ fn unpack(debs: &Path, kernel: &Path, root: &Path) -> Result<()> {
         )));
     }
     fs::write(root.join(".done"), b"").map_err(io_err("unpack stamp"))?;
+    if fs::rename(root, final_root).is_err() {
+        // Another run got there first: use its tree.
+        let _ = fs::remove_dir_all(root);
+        if !final_root.join(".done").exists() {
+            return Err(Error::Setup(format!(
+                "cannot move the unpacked tree to {}",
+                final_root.display()
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Writes `data` to a private file next to `path`, then renames it over
+/// `path`: readers see the old or the new file, never a partial one.
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, data).map_err(io_err(tmp.display().to_string()))?;
+    fs::rename(&tmp, path).map_err(io_err(path.display().to_string()))
 }
 
 /// The one directory entry of `dir` whose name starts with `prefix`.
@@ -335,7 +359,7 @@ fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<()> {
             "kernel payload did not decompress to an ELF file".into(),
         ));
     }
-    fs::write(out, &res.stdout).map_err(io_err(out.display().to_string()))
+    write_atomic(out, &res.stdout)
 }
 
 /// Shared libraries `ldd` names for `bins` (absolute paths), with
@@ -450,7 +474,7 @@ pub fn ensure(cache: &Path) -> Result<Images> {
     // Hypervisor: gunzip.
     let xen_gz = root.join(format!("boot/xen-{XEN_VER}-amd64.gz"));
     let xen = tool(Command::new("gzip").arg("-dc").arg(&xen_gz), "gunzip xen")?;
-    fs::write(&images.xen, &xen.stdout).map_err(io_err("xen image"))?;
+    write_atomic(&images.xen, &xen.stdout)?;
 
     extract_vmlinux(&root.join(format!("boot/vmlinuz-{kver}")), &images.vmlinux)?;
     let vmlinux = fs::read(&images.vmlinux).map_err(io_err("vmlinux"))?;
@@ -458,11 +482,10 @@ pub fn ensure(cache: &Path) -> Result<Images> {
     k.dir("lab", 0o755).map_err(io_err("cpio"))?;
     k.file("lab/vmlinux", 0o644, &vmlinux)
         .map_err(io_err("cpio"))?;
-    fs::write(&images.kernel_cpio, k.finish().map_err(io_err("cpio"))?)
-        .map_err(io_err("kernel.cpio"))?;
+    write_atomic(&images.kernel_cpio, &k.finish().map_err(io_err("cpio"))?)?;
 
-    fs::write(&images.base, base_archive(&root, &kdir)?).map_err(io_err("base.cpio"))?;
-    fs::write(&stamp, fp).map_err(io_err("stamp"))?;
+    write_atomic(&images.base, &base_archive(&root, &kdir)?)?;
+    write_atomic(&stamp, fp.as_bytes())?;
     Ok(images)
 }
 

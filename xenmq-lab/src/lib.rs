@@ -266,6 +266,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let img = images::ensure(&cfg.cache)?;
     let runs = cfg.cache.join("runs");
     fs::create_dir_all(&runs).map_err(io_err(runs.display().to_string()))?;
+    prune_runs(&runs, 20);
     let run_dir = runs.join(format!("run-{}-{}", std::process::id(), unique()));
     fs::create_dir_all(&run_dir).map_err(io_err(run_dir.display().to_string()))?;
 
@@ -305,6 +306,20 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let result = boot(cfg, &img, &dom0_rd_path, &run_dir);
     let _ = fs::remove_file(&dom0_rd_path);
     result
+}
+
+/// Removes all but the `keep` newest run directories (console logs).
+fn prune_runs(runs: &Path, keep: usize) {
+    let Ok(rd) = fs::read_dir(runs) else { return };
+    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = rd
+        .flatten()
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    dirs.sort();
+    let excess = dirs.len().saturating_sub(keep);
+    for (_, d) in dirs.into_iter().take(excess) {
+        let _ = fs::remove_dir_all(d);
+    }
 }
 
 fn unique() -> u128 {
