@@ -1,7 +1,8 @@
 //! The Linux `/dev/xen` ABI in `xenmq_runtime::linux::sys::abi` — every ioctl
 //! number, struct size and field offset — against the kernel's uapi headers
-//! (`xen/gntalloc.h`, `xen/gntdev.h`, `xen/evtchn.h`), compiled by the system
-//! C compiler. Needs no Xen.
+//! (`xen/gntalloc.h`, `xen/gntdev.h`, `xen/evtchn.h`), and the privcmd
+//! hypercall and `EVTCHNOP_status` against Xen's and libxen-dev's headers,
+//! compiled by the system C compiler. Needs no Xen.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -15,6 +16,7 @@ fn constants_and_layouts_match_the_c_headers() {
         "#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <sys/ioctl.h>\n\
          typedef uint32_t grant_ref_t;\ntypedef uint16_t domid_t;\n\
          #include <xen/gntalloc.h>\n#include <xen/gntdev.h>\n#include <xen/evtchn.h>\n\
+         #include <xen/xen.h>\n#include <xen/event_channel.h>\n#include <xen/sys/privcmd.h>\n\
          int main(void) {\n",
     );
     for (name, _) in &ours {

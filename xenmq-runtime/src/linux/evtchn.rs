@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use xenmq::evtchn::Port;
 use xenmq::grant::DomId;
 
+use super::sys::abi::{EVTCHNSTAT_CLOSED, EVTCHNSTAT_INTERDOMAIN, EVTCHNSTAT_UNBOUND};
 use super::sys::{EvtchnDev, EvtchnIo};
 use super::{dev_err, Error, Result};
 
@@ -28,6 +29,28 @@ struct State {
     /// Fired, not yet handed out; each at most once, all in `bound`, so the
     /// queue never outgrows the bound set.
     pending: VecDeque<Port>,
+}
+
+/// What a port is connected to, as Xen reports it (`EVTCHNOP_status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortStatus {
+    /// Not in use.
+    Closed,
+    /// Waiting for `remote` to bind it. A port that was connected reads so
+    /// again once the peer closed its end.
+    Unbound {
+        /// The domain allowed to bind.
+        remote: DomId,
+    },
+    /// Connected to `remote_port` of `remote`.
+    Interdomain {
+        /// The peer.
+        remote: DomId,
+        /// The peer's port.
+        remote_port: Port,
+    },
+    /// Bound to something else (pirq, virq, ipi): the `EVTCHNSTAT_*` value.
+    Other(u32),
 }
 
 /// A handle on `/dev/xen/evtchn` (or a fake of it in tests). Ports bound
@@ -107,6 +130,25 @@ impl<D: EvtchnIo> Evtchn<D> {
         self.dev
             .unbind(port)
             .map_err(dev_err("IOCTL_EVTCHN_UNBIND"))
+    }
+
+    /// What Xen says `port` is connected to. Needs `/dev/xen/privcmd`.
+    pub fn status(&self, port: Port) -> Result<PortStatus> {
+        if !self.state().bound.contains(&port) {
+            return Err(Error::NotBound(port));
+        }
+        let st = self.dev.status(port).map_err(dev_err("EVTCHNOP_status"))?;
+        Ok(match st.status {
+            EVTCHNSTAT_CLOSED => PortStatus::Closed,
+            EVTCHNSTAT_UNBOUND => PortStatus::Unbound {
+                remote: st.remote_dom,
+            },
+            EVTCHNSTAT_INTERDOMAIN => PortStatus::Interdomain {
+                remote: st.remote_dom,
+                remote_port: st.remote_port,
+            },
+            other => PortStatus::Other(other),
+        })
     }
 
     /// The next port that fired, waiting up to `timeout` (`None`: forever).
@@ -235,6 +277,25 @@ mod tests {
             s.log.push(format!("unmask {ports:?}"));
             Ok(())
         }
+        fn status(&self, port: u32) -> io::Result<crate::linux::sys::abi::EvtchnStatus> {
+            let s = self.inner.lock().unwrap();
+            let mut st = crate::linux::sys::abi::EvtchnStatus {
+                port,
+                ..Default::default()
+            };
+            match s.peer_of.get(&port) {
+                Some(&peer) => {
+                    st.status = EVTCHNSTAT_INTERDOMAIN;
+                    st.remote_dom = 3;
+                    st.remote_port = peer;
+                }
+                None => {
+                    st.status = EVTCHNSTAT_UNBOUND;
+                    st.remote_dom = 3;
+                }
+            }
+            Ok(st)
+        }
         fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
             let ready = !self.inner.lock().unwrap().fired.is_empty();
             if !ready {
@@ -273,8 +334,17 @@ mod tests {
     fn unknown_ports_are_refused_and_unbind_forgets() {
         let ev = Evtchn::with_device(Fake::default());
         assert!(matches!(ev.notify(9), Err(Error::NotBound(9))));
-        let a = ev.bind_unbound(0).unwrap();
-        let b = ev.bind_interdomain(0, a).unwrap();
+        assert!(matches!(ev.status(9), Err(Error::NotBound(9))));
+        let a = ev.bind_unbound(3).unwrap();
+        assert_eq!(ev.status(a).unwrap(), PortStatus::Unbound { remote: 3 });
+        let b = ev.bind_interdomain(3, a).unwrap();
+        assert_eq!(
+            ev.status(b).unwrap(),
+            PortStatus::Interdomain {
+                remote: 3,
+                remote_port: a
+            }
+        );
         ev.notify(b).unwrap();
         ev.unbind(a).unwrap();
         // a fired, but it is no longer ours: unmasked, never handed out.

@@ -140,20 +140,35 @@ impl<D: GntallocIo> Shared<D> {
             .map_err(dev_err("IOCTL_GNTALLOC_SET_UNMAP_NOTIFY"))
     }
 
-    /// Unmaps and releases the grants, reporting a failure of the release.
-    pub fn close(mut self) -> Result<()> {
-        self.release()
+    /// Releases the grants and unmaps the pages. If the peer still maps
+    /// them, Linux keeps them until it unmaps (its `gnttab_end_foreign_access`
+    /// defers the free, XSA-396), so this succeeds. On failure the pages stay
+    /// shared and mapped, and come back with the error.
+    pub fn try_close(mut self) -> core::result::Result<(), (Self, Error)> {
+        match self.release() {
+            Ok(()) => Ok(()),
+            Err(e) => Err((self, e)),
+        }
+    }
+
+    /// As [`Shared::try_close`], dropping the pages on failure.
+    pub fn close(self) -> Result<()> {
+        self.try_close().map_err(|(_, e)| e)
     }
 
     fn release(&mut self) -> Result<()> {
-        let Some(map) = self.map.take() else {
+        if self.map.is_none() {
             return Ok(());
-        };
-        drop(map); // munmap first: the grants cannot go while mapped here
+        }
+        // Release the grants first: the kernel keeps the pages while our
+        // mapping (or the peer's) holds them, and if the release fails the
+        // mapping is still intact for the caller.
         let count = self.grefs.len() as u32; // <= MAX_PAGES
         self.dev
             .dealloc_gref(self.index, count)
-            .map_err(dev_err("IOCTL_GNTALLOC_DEALLOC_GREF"))
+            .map_err(dev_err("IOCTL_GNTALLOC_DEALLOC_GREF"))?;
+        self.map = None; // munmap
+        Ok(())
     }
 }
 
@@ -297,6 +312,7 @@ mod tests {
     struct Fake {
         log: Mutex<Vec<String>>,
         fail_mmap: bool,
+        fail_dealloc: bool,
     }
 
     impl Fake {
@@ -325,6 +341,9 @@ mod tests {
         }
         fn dealloc_gref(&self, index: u64, count: u32) -> io::Result<()> {
             self.push(format!("dealloc {index} {count}"));
+            if self.fail_dealloc {
+                return Err(io::ErrorKind::InvalidInput.into());
+            }
             Ok(())
         }
         fn set_unmap_notify(&self, n: UnmapNotify) -> io::Result<()> {
@@ -403,6 +422,22 @@ mod tests {
             fake.log(),
             ["alloc 1 0 1", "mmap 28672 1", "dealloc 28672 1"]
         );
+    }
+
+    #[test]
+    fn a_failed_release_hands_the_pages_back_intact() {
+        let fake = Arc::new(Fake {
+            fail_dealloc: true,
+            ..Fake::default()
+        });
+        let ga = Gntalloc::with_device(Arc::clone(&fake));
+        let s = ga.share(4, 1, true).unwrap();
+        s.mapping().write(0, b"kept").unwrap();
+        let (s, e) = s.try_close().unwrap_err();
+        assert!(e.to_string().contains("DEALLOC"), "{e}");
+        let mut b = [0u8; 4];
+        s.mapping().read(0, &mut b).unwrap();
+        assert_eq!(&b, b"kept");
     }
 
     #[test]

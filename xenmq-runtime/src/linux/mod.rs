@@ -15,7 +15,7 @@ mod grant;
 pub mod sys;
 mod xenbus;
 
-pub use evtchn::Evtchn;
+pub use evtchn::{Evtchn, PortStatus};
 pub use grant::{Gntalloc, Gntdev, Mapped, Shared, MAX_PAGES};
 pub use sys::{BadAccess, Mapping};
 pub use xenbus::Xenbus;

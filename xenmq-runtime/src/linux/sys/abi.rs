@@ -202,6 +202,58 @@ pub const IOCTL_EVTCHN_UNBIND: u32 = ioc(IOC_NONE, b'E', 3, core::mem::size_of::
 /// `IOCTL_EVTCHN_NOTIFY`.
 pub const IOCTL_EVTCHN_NOTIFY: u32 = ioc(IOC_NONE, b'E', 4, core::mem::size_of::<EvtchnPort>());
 
+// ---- privcmd (only the hypercall the platform needs) ------------------------
+
+/// `struct privcmd_hypercall`.
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct PrivcmdHypercall {
+    /// The hypercall number.
+    pub op: u64,
+    /// Its arguments.
+    pub arg: [u64; 5],
+}
+
+/// `IOCTL_PRIVCMD_HYPERCALL`; returns the hypercall's result.
+pub const IOCTL_PRIVCMD_HYPERCALL: u32 =
+    ioc(IOC_NONE, b'P', 0, core::mem::size_of::<PrivcmdHypercall>());
+
+/// `__HYPERVISOR_event_channel_op`.
+pub const HYPERVISOR_EVENT_CHANNEL_OP: u64 = 32;
+/// `EVTCHNOP_status`.
+pub const EVTCHNOP_STATUS: u64 = 5;
+/// `DOMID_SELF`.
+pub const DOMID_SELF: u16 = 0x7ff0;
+/// `EVTCHNSTAT_closed`.
+pub const EVTCHNSTAT_CLOSED: u32 = 0;
+/// `EVTCHNSTAT_unbound`.
+pub const EVTCHNSTAT_UNBOUND: u32 = 1;
+/// `EVTCHNSTAT_interdomain`.
+pub const EVTCHNSTAT_INTERDOMAIN: u32 = 2;
+
+/// `struct evtchn_status` (`xen/event_channel.h`), with its union flattened
+/// to the `interdomain` member (whose `dom` is also `unbound.dom`).
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct EvtchnStatus {
+    /// In: the domain (`DOMID_SELF`).
+    pub dom: u16,
+    /// Padding.
+    pub pad0: u16,
+    /// In: the port.
+    pub port: u32,
+    /// Out: `EVTCHNSTAT_*`.
+    pub status: u32,
+    /// Out: the vcpu notified.
+    pub vcpu: u32,
+    /// Out: `u.unbound.dom` / `u.interdomain.dom`: the remote domain.
+    pub remote_dom: u16,
+    /// Padding.
+    pub pad1: u16,
+    /// Out: `u.interdomain.port`: the remote port.
+    pub remote_port: u32,
+}
+
 /// Every ioctl number, struct size and field offset above, by the name its
 /// C expression is printed under in the `linux_abi` test (`name value`).
 pub fn checked_constants() -> Vec<(&'static str, u64)> {

@@ -22,8 +22,9 @@ use std::time::Duration;
 use zerocopy::IntoBytes;
 
 use abi::{
-    EvtchnBindInterdomain, EvtchnBindUnboundPort, EvtchnPort, GntallocAllocGrefHead,
-    GntallocDeallocGref, GntdevGrantRef, GntdevMapGrantRefHead, GntdevUnmapGrantRef, UnmapNotify,
+    EvtchnBindInterdomain, EvtchnBindUnboundPort, EvtchnPort, EvtchnStatus, GntallocAllocGrefHead,
+    GntallocDeallocGref, GntdevGrantRef, GntdevMapGrantRefHead, GntdevUnmapGrantRef,
+    PrivcmdHypercall, UnmapNotify,
 };
 
 /// The page size of the mappings (Xen's, and x86 Linux's).
@@ -466,36 +467,48 @@ pub trait EvtchnIo: Send + Sync + 'static {
     /// Waits until [`EvtchnIo::read_pending`] has something, up to `timeout`
     /// (`None`: forever). `Ok(false)` on timeout.
     fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool>;
+    /// `EVTCHNOP_status` of our own `port` (through `/dev/xen/privcmd`).
+    fn status(&self, port: u32) -> io::Result<EvtchnStatus>;
 }
 
-/// `/dev/xen/evtchn`, opened non-blocking.
+/// `/dev/xen/evtchn`, opened non-blocking, with `/dev/xen/privcmd` (if
+/// present) for port status.
 #[derive(Debug)]
-pub struct EvtchnDev(File);
+pub struct EvtchnDev {
+    dev: File,
+    privcmd: Option<File>,
+}
 
 impl EvtchnDev {
     /// The device node.
     pub const PATH: &'static str = "/dev/xen/evtchn";
+    /// The hypercall device, used for `EVTCHNOP_status`.
+    pub const PRIVCMD: &'static str = "/dev/xen/privcmd";
 
-    /// Opens [`Self::PATH`].
+    /// Opens [`Self::PATH`], and [`Self::PRIVCMD`] if it can.
     pub fn open() -> io::Result<Self> {
-        open_dev(Self::PATH, true).map(EvtchnDev)
+        let dev = open_dev(Self::PATH, true)?;
+        Ok(EvtchnDev {
+            dev,
+            privcmd: open_dev(Self::PRIVCMD, false).ok(),
+        })
     }
 }
 
 impl AsFd for EvtchnDev {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
+        self.dev.as_fd()
     }
 }
 
 impl EvtchnIo for EvtchnDev {
     fn bind_unbound_port(&self, remote_domain: u32) -> io::Result<u32> {
         let mut arg = EvtchnBindUnboundPort { remote_domain };
-        // SAFETY: self.0 is /dev/xen/evtchn, which copies sizeof(struct
+        // SAFETY: self.dev is /dev/xen/evtchn, which copies sizeof(struct
         // ioctl_evtchn_bind_unbound_port) = 4 bytes in, the size of `arg`.
         let port = unsafe {
             ioctl(
-                &self.0,
+                &self.dev,
                 abi::IOCTL_EVTCHN_BIND_UNBOUND_PORT,
                 arg.as_mut_bytes(),
             )?
@@ -512,7 +525,7 @@ impl EvtchnIo for EvtchnDev {
         // ioctl_evtchn_bind_interdomain) = 8 bytes in, the size of `arg`.
         let port = unsafe {
             ioctl(
-                &self.0,
+                &self.dev,
                 abi::IOCTL_EVTCHN_BIND_INTERDOMAIN,
                 arg.as_mut_bytes(),
             )?
@@ -524,7 +537,7 @@ impl EvtchnIo for EvtchnDev {
         let mut arg = EvtchnPort { port };
         // SAFETY: /dev/xen/evtchn copies sizeof(struct ioctl_evtchn_unbind)
         // = 4 bytes in, the size of `arg`.
-        unsafe { ioctl(&self.0, abi::IOCTL_EVTCHN_UNBIND, arg.as_mut_bytes())? };
+        unsafe { ioctl(&self.dev, abi::IOCTL_EVTCHN_UNBIND, arg.as_mut_bytes())? };
         Ok(())
     }
 
@@ -532,13 +545,13 @@ impl EvtchnIo for EvtchnDev {
         let mut arg = EvtchnPort { port };
         // SAFETY: /dev/xen/evtchn copies sizeof(struct ioctl_evtchn_notify)
         // = 4 bytes in, the size of `arg`.
-        unsafe { ioctl(&self.0, abi::IOCTL_EVTCHN_NOTIFY, arg.as_mut_bytes())? };
+        unsafe { ioctl(&self.dev, abi::IOCTL_EVTCHN_NOTIFY, arg.as_mut_bytes())? };
         Ok(())
     }
 
     fn read_pending(&self, ports: &mut [u32]) -> io::Result<usize> {
         let mut bytes = vec![0u8; ports.len() * 4];
-        let n = match (&self.0).read(&mut bytes) {
+        let n = match (&self.dev).read(&mut bytes) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
             Err(e) => return Err(e),
@@ -551,11 +564,35 @@ impl EvtchnIo for EvtchnDev {
     }
 
     fn unmask(&self, ports: &[u32]) -> io::Result<()> {
-        (&self.0).write_all(ports.as_bytes())
+        (&self.dev).write_all(ports.as_bytes())
     }
 
     fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        poll_in(self.0.as_fd(), timeout)
+        poll_in(self.dev.as_fd(), timeout)
+    }
+
+    fn status(&self, port: u32) -> io::Result<EvtchnStatus> {
+        let privcmd = self.privcmd.as_ref().ok_or(io::ErrorKind::NotFound)?;
+        let mut st = EvtchnStatus {
+            dom: abi::DOMID_SELF,
+            port,
+            ..EvtchnStatus::default()
+        };
+        let addr = std::ptr::from_mut(&mut st).expose_provenance() as u64;
+        let mut call = PrivcmdHypercall {
+            op: abi::HYPERVISOR_EVENT_CHANNEL_OP,
+            arg: [abi::EVTCHNOP_STATUS, addr, 0, 0, 0],
+        };
+        // SAFETY: privcmd is /dev/xen/privcmd (opened in `open`), whose
+        // HYPERCALL ioctl copies sizeof(struct privcmd_hypercall) = 48 bytes
+        // in, the size of `call`, and issues event_channel_op(status, addr).
+        // Xen reads and writes sizeof(struct evtchn_status) = 24 bytes at
+        // addr, which is `st`: live on this frame until after the call, not
+        // otherwise borrowed during it, its pointer exposed above so the
+        // write through the integer address is visible to Rust; the layout
+        // is checked against the C header by the linux_abi test.
+        unsafe { ioctl(privcmd, abi::IOCTL_PRIVCMD_HYPERCALL, call.as_mut_bytes())? };
+        Ok(st)
     }
 }
 
