@@ -2,10 +2,41 @@
 //! expansion live in their own modules.
 #![forbid(unsafe_code)]
 
+mod attr;
+mod ctxt;
+mod expand;
+mod layout;
+#[cfg(test)]
+mod snapshot;
+mod valid;
+
 use proc_macro::TokenStream;
 
-/// Makes a struct a fixed wire layout (`#[repr(C)]` + zerocopy derives).
+/// Makes a struct a fixed wire layout, or a fieldless `#[repr(int)]` enum
+/// a wire enum.
+///
+/// On a struct with named fields it emits the struct as `#[repr(C)]` with
+/// zerocopy's `FromBytes`, `IntoBytes`, `Immutable` and `KnownLayout`
+/// derives (the macro writes no `unsafe`: zerocopy proves soundness),
+/// constant assertions of the layout, and impls of `xenmq::wire::Field`
+/// and `xenmq::wire::Message` (`NAME`, `SIZE`, `ALIGN`, `FINGERPRINT`).
+///
+/// Layout assertions, written *after* `#[xenmq::message]`:
+///
+/// - `#[xenmq(size = N, align = M)]` on the struct (either key alone is
+///   fine): `size_of`/`align_of` must be exactly `N`/`M`;
+/// - `#[xenmq(offset = K)]` on a field: `offset_of!` must be exactly `K`.
+///
+/// Implicit padding is an error: write the gap as a `_pad: [u8; N]` field.
+/// Each field's type must implement `xenmq::wire::Field`.
+///
+/// On a fieldless enum with `#[repr(u8)]` (or `u16`, `u32`, `u64`, `i8`,
+/// `i16`, `i32`, `i64`) it implements `xenmq::wire::WireEnum`; carry the
+/// enum in a message as `xenmq::wire::Enum<E>`, whose `get` checks the
+/// integer the peer sent.
+///
+/// See `xenmq::wire` for the rules and an example.
 #[proc_macro_attribute]
-pub fn message(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn message(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::message(attr.into(), item.into()).into()
 }

@@ -6,7 +6,14 @@
 //! byte at any time, so reads are volatile copies or atomic loads.
 #![allow(unsafe_code)]
 
-use core::ptr::NonNull;
+use core::mem::{align_of, size_of, MaybeUninit};
+use core::ptr::{self, NonNull};
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+use crate::sync::fence;
+use crate::sync::{compiler_fence, AtomicU32, Ordering};
 
 /// A window onto memory shared with a peer (granted or mapped pages).
 ///
@@ -52,5 +59,356 @@ impl Region {
     /// The start address, for platforms that must hand it to the OS.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
+    }
+}
+
+/// An access through a [`Region`] that does not fit it.
+///
+/// These are local bugs (an offset computed wrongly), never something the
+/// peer can cause: callers derive offsets from their own validated state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The access reaches past the end of the region.
+    #[error("access of {size} bytes at offset {offset} is outside a region of {len} bytes")]
+    OutOfBounds {
+        /// Offset of the access.
+        offset: usize,
+        /// Size of the access.
+        size: usize,
+        /// Length of the region.
+        len: usize,
+    },
+    /// The access is not aligned for its type.
+    #[error("access at offset {offset} is not aligned to {align} bytes")]
+    Misaligned {
+        /// Offset of the access.
+        offset: usize,
+        /// Required alignment.
+        align: usize,
+    },
+}
+
+impl Region {
+    /// Checks that `size` bytes at `offset` lie inside the region and that
+    /// their address is aligned to `align`, and returns that address.
+    #[inline]
+    fn span(&self, offset: usize, size: usize, align: usize) -> Result<*mut u8, Error> {
+        let oob = Error::OutOfBounds {
+            offset,
+            size,
+            len: self.len,
+        };
+        let end = offset.checked_add(size).ok_or(oob)?;
+        if end > self.len {
+            return Err(oob);
+        }
+        // `wrapping_add` cannot wrap here: offset < len (or size == 0 and
+        // offset <= len), and the allocation is at most isize::MAX bytes.
+        let ptr = self.ptr.as_ptr().wrapping_add(offset);
+        // The base is 64-aligned (`Region::new`'s contract, kept by
+        // `subregion`), so up to 64 the offset tells; the compiler can often
+        // prove it aligned and drop the test.
+        let aligned = if align <= 64 {
+            offset.is_multiple_of(align)
+        } else {
+            (ptr as usize).is_multiple_of(align)
+        };
+        if !aligned {
+            return Err(Error::Misaligned { offset, align });
+        }
+        Ok(ptr)
+    }
+
+    /// Atomically loads the `u32` at `offset` (4-byte aligned).
+    #[inline]
+    pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32, Error> {
+        let ptr = self.span(offset, 4, 4)?;
+        // SAFETY: `span` checked that the 4 bytes at `ptr` are inside the
+        // region and 4-byte aligned; `Region::new`'s contract makes them valid
+        // for reads and writes while the region is used. All accesses to this
+        // word, ours and (by the ring protocol) the peer's, are atomic or
+        // naturally aligned machine-word accesses, which is what
+        // `AtomicU32::from_ptr` asks. The `&AtomicU32` lives only for this
+        // statement and permits concurrent modification.
+        Ok(unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) }.load(order))
+    }
+
+    /// Atomically stores `value` into the `u32` at `offset` (4-byte aligned).
+    #[inline]
+    pub fn store_u32(&self, offset: usize, value: u32, order: Ordering) -> Result<(), Error> {
+        let ptr = self.span(offset, 4, 4)?;
+        // SAFETY: as in `load_u32`: in bounds and aligned (checked by
+        // `span`), valid by `Region::new`'s contract, atomic access only.
+        unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) }.store(value, order);
+        Ok(())
+    }
+
+    /// Copies a `T` out of the region at `offset`, each byte read once with
+    /// volatile loads (8 bytes at a time where aligned).
+    ///
+    /// The peer may change the bytes concurrently, which can tear the value
+    /// but never make it invalid, since any bytes are a valid `T`
+    /// (`FromBytes`). Parse the returned copy, never the shared bytes again.
+    #[inline]
+    pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, Error> {
+        let src = self.span(offset, size_of::<T>(), align_of::<T>())?;
+        let mut out = MaybeUninit::<T>::uninit();
+        // SAFETY: `span` checked that `size_of::<T>()` bytes at `src` are in
+        // the region and aligned to `align_of::<T>()`; `Region::new`'s
+        // contract makes them valid for reads. `out` is a local, valid for
+        // writes of `size_of::<T>()` bytes and disjoint from the region.
+        unsafe {
+            copy_in(
+                src,
+                out.as_mut_ptr().cast::<u8>(),
+                size_of::<T>(),
+                align_of::<T>(),
+            )
+        };
+        // SAFETY: `copy_in` initialised every byte of `out`, and every bit
+        // pattern is a valid `T` (`T: FromBytes`), whatever the peer wrote.
+        Ok(unsafe { out.assume_init() })
+    }
+
+    /// Copies `value` into the region at `offset`, each byte written once
+    /// with volatile stores (8 bytes at a time where aligned).
+    ///
+    /// `T: IntoBytes` has no padding, so no uninitialised byte reaches the
+    /// peer.
+    #[inline]
+    pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<(), Error> {
+        let dst = self.span(offset, size_of::<T>(), align_of::<T>())?;
+        let src = value.as_bytes();
+        // SAFETY: `span` checked that `size_of::<T>()` bytes at `dst` are in
+        // the region and aligned to `align_of::<T>()`; `Region::new`'s
+        // contract makes them valid for writes. `src` is a private slice of
+        // exactly `size_of::<T>()` initialised bytes (`IntoBytes`), disjoint
+        // from the region (no reference into the region exists).
+        unsafe { copy_out(src.as_ptr(), dst, src.len(), align_of::<T>()) };
+        Ok(())
+    }
+
+    /// Copies `buf.len()` bytes at `offset` into `buf`, each byte read once
+    /// with volatile loads.
+    pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<(), Error> {
+        let src = self.span(offset, buf.len(), 1)?;
+        // SAFETY: `span` checked that `buf.len()` bytes at `src` are in the
+        // region (valid for reads by `Region::new`'s contract); `buf` is a
+        // private slice of that length, disjoint from the region.
+        unsafe { copy_in(src, buf.as_mut_ptr(), buf.len(), 1) };
+        Ok(())
+    }
+
+    /// Copies `buf` into the region at `offset`, each byte written once with
+    /// volatile stores.
+    pub fn write_bytes(&self, offset: usize, buf: &[u8]) -> Result<(), Error> {
+        let dst = self.span(offset, buf.len(), 1)?;
+        // SAFETY: `span` checked that `buf.len()` bytes at `dst` are in the
+        // region (valid for writes by `Region::new`'s contract); `buf` is a
+        // private slice of that length, disjoint from the region.
+        unsafe { copy_out(buf.as_ptr(), dst, buf.len(), 1) };
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `offset` to `byte` with volatile writes.
+    pub fn fill(&self, offset: usize, len: usize, byte: u8) -> Result<(), Error> {
+        let ptr = self.span(offset, len, 1)?;
+        for i in 0..len {
+            // SAFETY: `span` checked that `len` bytes at `ptr` are in the
+            // region (valid by `Region::new`'s contract) and i < len.
+            unsafe { ptr::write_volatile(ptr.add(i), byte) };
+        }
+        Ok(())
+    }
+
+    /// The `len` bytes at `offset`, as a region of their own (for several
+    /// rings in one allocation). `offset` must keep the 64-byte alignment.
+    pub fn subregion(&self, offset: usize, len: usize) -> Result<Region, Error> {
+        let ptr = self.span(offset, len, 64)?;
+        Ok(Region {
+            // `ptr` is inside (or one past) the region, whose pointer is non-null
+            // and does not wrap, so it is non-null too.
+            ptr: NonNull::new(ptr).ok_or(Error::OutOfBounds {
+                offset,
+                size: len,
+                len: self.len,
+            })?,
+            len,
+        })
+    }
+}
+
+/// Copies `len` bytes from shared memory at `src` into private memory at
+/// `dst`: every source byte is read exactly once, by a volatile load, 8
+/// bytes at a time once `src` is 8-aligned.
+///
+/// # Safety
+///
+/// `src` is valid for reads of `len` bytes and aligned to `src_align` (a
+/// power of two); `dst` is valid for writes of `len` bytes; the two do not
+/// overlap; nobody holds a reference to the bytes at `dst`.
+#[inline(always)]
+unsafe fn copy_in(src: *const u8, dst: *mut u8, len: usize, src_align: usize) {
+    let mut i = 0;
+    if src_align < 8 {
+        // `align_offset` may answer usize::MAX; then every byte goes here.
+        let head = src.align_offset(8).min(len);
+        while i < head {
+            // SAFETY: i < len; both pointers valid for `len` bytes (caller).
+            unsafe { dst.add(i).write(src.add(i).read_volatile()) };
+            i += 1;
+        }
+    }
+    while len - i >= 8 {
+        // SAFETY: i + 8 <= len; `src + i` is 8-aligned (src_align >= 8, or
+        // the head loop above stopped there); `dst` takes unaligned writes.
+        unsafe {
+            let word = src.add(i).cast::<u64>().read_volatile();
+            dst.add(i).cast::<u64>().write_unaligned(word);
+        }
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: i < len; both pointers valid for `len` bytes (caller).
+        unsafe { dst.add(i).write(src.add(i).read_volatile()) };
+        i += 1;
+    }
+}
+
+/// Copies `len` bytes from private memory at `src` into shared memory at
+/// `dst`: every destination byte is written exactly once, by a volatile
+/// store, 8 bytes at a time once `dst` is 8-aligned.
+///
+/// # Safety
+///
+/// `src` is valid for reads of `len` initialised bytes; `dst` is valid for
+/// writes of `len` bytes and aligned to `dst_align` (a power of two); the
+/// two do not overlap.
+#[inline(always)]
+unsafe fn copy_out(src: *const u8, dst: *mut u8, len: usize, dst_align: usize) {
+    let mut i = 0;
+    if dst_align < 8 {
+        let head = dst.align_offset(8).min(len);
+        while i < head {
+            // SAFETY: i < len; both pointers valid for `len` bytes (caller).
+            unsafe { dst.add(i).write_volatile(src.add(i).read()) };
+            i += 1;
+        }
+    }
+    while len - i >= 8 {
+        // SAFETY: i + 8 <= len; `dst + i` is 8-aligned (dst_align >= 8, or
+        // the head loop above stopped there); `src` takes unaligned reads.
+        unsafe {
+            let word = src.add(i).cast::<u64>().read_unaligned();
+            dst.add(i).cast::<u64>().write_volatile(word);
+        }
+        i += 8;
+    }
+    while i < len {
+        // SAFETY: i < len; both pointers valid for `len` bytes (caller).
+        unsafe { dst.add(i).write_volatile(src.add(i).read()) };
+        i += 1;
+    }
+}
+
+/// A full memory barrier: no load or store after it is performed before a
+/// load or store before it (Linux's `mb()`, ring.h's `xen_mb()`).
+///
+/// It is what a store-then-load handshake across two parties needs (publish
+/// an index, then read the peer's event index; each side fences between the
+/// two, so at least one of them sees the other's store). On x86-64 it is a
+/// locked no-op on the stack, as Linux's `mb()`, which is cheaper than
+/// `mfence` and just as strong for ordinary write-back memory.
+#[inline]
+pub fn full_fence() {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        // The compiler fence stops the compiler from moving memory accesses
+        // across this point; the locked instruction does the same for the CPU.
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: `lock or` of 0 into the 4 bytes at the stack pointer
+        // leaves them unchanged: the stack pointer is valid, writable and at
+        // least 4-byte aligned, and the bytes at it belong to
+        // this thread. The asm changes no register but the flags (so they
+        // are not declared preserved), and it is not `nomem`: the compiler
+        // also treats it as touching any memory.
+        unsafe {
+            core::arch::asm!("lock or dword ptr [rsp], 0", options(nostack));
+        }
+        compiler_fence(Ordering::SeqCst);
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    fence(Ordering::SeqCst);
+}
+
+/// Memory the tests own, leaked so that a [`Region`] over it stays valid
+/// for the rest of the process.
+#[cfg(test)]
+pub(crate) fn leak_pages(pages: usize) -> Region {
+    #[derive(Clone, Copy)]
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+    let mem = alloc::vec![Page([0; 4096]); pages].leak();
+    let len = core::mem::size_of_val(mem);
+    let ptr = NonNull::from(mem).cast::<u8>();
+    // SAFETY: the memory is leaked, so valid for reads and writes of `len`
+    // bytes for the rest of the process; page-aligned (so 64-aligned); and
+    // `leak` gave us the only reference, which we drop here, so no Rust
+    // reference to the bytes exists while the region is used.
+    unsafe { Region::new(ptr, len) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accesses_are_bounds_and_alignment_checked() {
+        let r = leak_pages(1);
+        assert_eq!(r.len(), 4096);
+        r.store_u32(4092, 7, Ordering::Relaxed).unwrap();
+        assert_eq!(r.load_u32(4092, Ordering::Relaxed), Ok(7));
+        assert_eq!(
+            r.load_u32(4093, Ordering::Relaxed),
+            Err(Error::OutOfBounds {
+                offset: 4093,
+                size: 4,
+                len: 4096
+            })
+        );
+        assert_eq!(
+            r.load_u32(2, Ordering::Relaxed),
+            Err(Error::Misaligned {
+                offset: 2,
+                align: 4
+            })
+        );
+        assert!(r.store_u32(usize::MAX - 1, 0, Ordering::Relaxed).is_err());
+        assert!(r.read::<u64>(4090).is_err());
+        assert!(r.write(4095, &0u16).is_err());
+        assert!(r.read_bytes(4000, &mut [0; 97]).is_err());
+        assert!(r.write_bytes(usize::MAX, &[1]).is_err());
+        assert!(r.fill(1, 4096, 0).is_err());
+        assert!(r.subregion(32, 64).is_err());
+        assert!(r.subregion(4096, 1).is_err());
+    }
+
+    #[test]
+    fn copies_round_trip() {
+        let r = leak_pages(2);
+        r.write(8, &0x1122_3344_5566_7788u64).unwrap();
+        assert_eq!(r.read::<u64>(8), Ok(0x1122_3344_5566_7788));
+        assert_eq!(r.read::<[u8; 2]>(8), Ok([0x88, 0x77]));
+        r.write_bytes(4095, b"abc").unwrap();
+        let mut buf = [0; 3];
+        r.read_bytes(4095, &mut buf).unwrap();
+        assert_eq!(&buf, b"abc");
+        r.fill(4095, 2, b'z').unwrap();
+        r.read_bytes(4095, &mut buf).unwrap();
+        assert_eq!(&buf, b"zzc");
+        let sub = r.subregion(4096, 4096).unwrap();
+        assert_eq!(sub.read::<[u8; 2]>(0), Ok(*b"zc"));
+        assert_eq!(sub.len(), 4096);
+        full_fence();
     }
 }

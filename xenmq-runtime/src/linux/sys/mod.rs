@@ -68,7 +68,7 @@ unsafe impl Sync for Mapping {}
 impl Mapping {
     /// `mmap(MAP_SHARED)` of `len` bytes of `fd` at `offset`.
     fn map_fd(fd: BorrowedFd<'_>, offset: u64, len: usize, writable: bool) -> io::Result<Self> {
-        if len == 0 || len % PAGE_SIZE != 0 {
+        if len == 0 || !len.is_multiple_of(PAGE_SIZE) {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
         let off = libc::off_t::try_from(offset)
@@ -99,7 +99,7 @@ impl Mapping {
     /// Anonymous zeroed read-write memory of `len` bytes (a whole number of
     /// pages): what fakes of the device traits hand out in tests.
     pub fn anonymous(len: usize) -> io::Result<Self> {
-        if len == 0 || len % PAGE_SIZE != 0 {
+        if len == 0 || !len.is_multiple_of(PAGE_SIZE) {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
         // SAFETY: NULL hint (fresh range, nothing replaced), no fd, non-zero
@@ -150,7 +150,7 @@ impl Mapping {
 
     fn check(&self, offset: usize, len: usize, write: bool, align: usize) -> Result<(), BadAccess> {
         let inside = offset.checked_add(len).is_some_and(|end| end <= self.len);
-        if !inside || (write && !self.writable) || offset % align != 0 {
+        if !inside || (write && !self.writable) || !offset.is_multiple_of(align) {
             return Err(BadAccess {
                 offset,
                 len,

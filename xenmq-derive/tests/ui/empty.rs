@@ -1,0 +1,7 @@
+#[xenmq::message]
+pub struct Named {}
+
+#[xenmq::message]
+pub struct Unit;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[xenmq::message]
+pub struct M<T> {
+    pub a: T,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[xenmq::message]
+pub fn f() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[xenmq::message]
+pub struct M(pub u32, pub u32);
+
+fn main() {}

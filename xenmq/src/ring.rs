@@ -1,1 +1,0 @@
-//! Rings in shared pages, byte-compatible with `xen/io/ring.h`.

@@ -1,1 +1,0 @@
-//! Wire types: fixed layouts checked against the C headers they port.
