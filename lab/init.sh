@@ -126,7 +126,7 @@ EOF
         mark exit-domu timeout
     fi
     if [ -z "$rc" ]; then
-        tr -d '\r' <$log 2>/dev/null | grep -v '^U| ' | tail -n 40 | prefix 'Ucons| '
+        tr -d '\r' <$log 2>/dev/null | grep -v '^U| ' | tail -n 100 | prefix 'Ucons| '
     fi
     mark end
     xl destroy "$u" >/dev/null 2>&1
