@@ -158,7 +158,7 @@ pub fn main(args: &[String]) -> ExitCode {
             eprintln!("{msg}");
             ExitCode::from(match e {
                 Error::Setup(_) | Error::Tool { .. } | Error::Io { .. } => EXIT_SETUP,
-                Error::BootTimeout { .. } | Error::Guest(_) => EXIT_BOOT,
+                Error::BootTimeout { .. } | Error::Guest { .. } => EXIT_BOOT,
                 Error::Timeout { .. } => EXIT_TIMEOUT,
                 Error::Crashed { .. } => EXIT_CRASH,
             })

@@ -86,8 +86,13 @@ pub enum Error {
         tail: String,
     },
     /// dom0's script gave up (a Xen tool failed).
-    #[error("dom0 set-up failed in the guest: {0}")]
-    Guest(String),
+    #[error("dom0 set-up failed in the guest: {why}; last console lines:\n{tail}")]
+    Guest {
+        /// What the script said.
+        why: String,
+        /// The end of the console.
+        tail: String,
+    },
 }
 
 /// Result alias of the lab.
@@ -248,7 +253,8 @@ fn overlay(
     for (name, data) in extra {
         w.file(name, 0o644, data).map_err(e())?;
     }
-    let libs = images::libraries(&[prog.to_path_buf()], None).unwrap_or_default();
+    // Static programs and scripts have none (ldd says so and lists nothing).
+    let libs = images::libraries(&[prog.to_path_buf()], None)?;
     images::add_libs(&mut w, &libs, &mut made)?;
     w.finish().map_err(e())
 }
@@ -581,7 +587,10 @@ impl Watch {
             } else if rest == "timeout" {
                 self.timed_out = true;
             } else if let Some(why) = rest.strip_prefix("fail ") {
-                result = Some(Err(Error::Guest(why.to_owned())));
+                result = Some(Err(Error::Guest {
+                    why: why.to_owned(),
+                    tail: tail(&self.lines, 40),
+                }));
             } else if rest == "end" {
                 result = Some(Ok(()));
             }
@@ -653,7 +662,7 @@ mod tests {
         let t = Duration::ZERO;
         assert!(matches!(
             w.line("@xenmq-lab fail xl create failed".into(), t, true),
-            Some(Err(Error::Guest(_)))
+            Some(Err(Error::Guest { .. }))
         ));
         let mut w = Watch::default();
         w.line("@xenmq-lab exit-dom0 timeout".into(), t, true);
