@@ -79,6 +79,8 @@ impl<D: GntallocIo> Gntalloc<D> {
                 dev: Arc::clone(&self.dev),
                 index,
                 grefs,
+                peer,
+                writable,
                 map: Some(map),
             }),
             Err(e) => {
@@ -101,10 +103,22 @@ pub struct Shared<D: GntallocIo = GntallocDev> {
     dev: Arc<D>,
     index: u64,
     grefs: Vec<GrantRef>,
+    peer: DomId,
+    writable: bool,
     map: Option<Mapping>,
 }
 
 impl<D: GntallocIo> Shared<D> {
+    /// The domain the pages are granted to.
+    pub fn peer(&self) -> DomId {
+        self.peer
+    }
+
+    /// Whether the peer may map them read-write.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
     /// The grant references, one per page, to publish to the peer.
     pub fn grefs(&self) -> &[GrantRef] {
         &self.grefs
@@ -223,6 +237,9 @@ impl<D: GntdevIo> Gntdev<D> {
                 dev: Arc::clone(&self.dev),
                 index,
                 count,
+                peer,
+                grefs: grefs.to_vec(),
+                writable,
                 map: Some(map),
             }),
             Err(e) => {
@@ -242,10 +259,28 @@ pub struct Mapped<D: GntdevIo = GntdevDev> {
     dev: Arc<D>,
     index: u64,
     count: u32,
+    peer: DomId,
+    grefs: Vec<GrantRef>,
+    writable: bool,
     map: Option<Mapping>,
 }
 
 impl<D: GntdevIo> Mapped<D> {
+    /// The granting domain.
+    pub fn peer(&self) -> DomId {
+        self.peer
+    }
+
+    /// The references mapped, in page order.
+    pub fn grefs(&self) -> &[GrantRef] {
+        &self.grefs
+    }
+
+    /// Whether the mapping is read-write.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
     /// The pages.
     pub fn mapping(&self) -> &Mapping {
         self.map

@@ -148,6 +148,22 @@ impl Mapping {
         self.ptr.as_ptr()
     }
 
+    /// The mapping as an `xenmq::shm::Region`, for the ring and the other
+    /// platform-free code. **Valid only while `self` lives** (the contract
+    /// of `xenmq::grant::Pages::region`, through which the platform hands it
+    /// out).
+    pub fn region(&self) -> xenmq::shm::Region {
+        // SAFETY: ptr..ptr+len is the live mapping owned by `self` (unmapped
+        // only in Drop); mmap returns page-aligned memory, so 64-byte
+        // alignment holds; this module never forms a Rust reference into it.
+        // That the region is not used after `self` is gone is passed on to
+        // the caller, as documented above and in `Pages::region`. A read-only
+        // mapping is PROT_READ: a write through its region faults (SIGSEGV),
+        // as writing a read-only grant does on Xen; the owner's `access`
+        // says which mappings are writable.
+        unsafe { xenmq::shm::Region::new(self.ptr, self.len) }
+    }
+
     fn check(&self, offset: usize, len: usize, write: bool, align: usize) -> Result<(), BadAccess> {
         let inside = offset.checked_add(len).is_some_and(|end| end <= self.len);
         if !inside || (write && !self.writable) || !offset.is_multiple_of(align) {
