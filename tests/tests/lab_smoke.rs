@@ -1,4 +1,4 @@
-//! Boots real Xen under qemu (`xenmq_lab::run`) and runs `xenmq-lab-grant`
+//! Boots real Xen under qemu (`xenmq_lab::run`) and runs `xenmq-lab-smoke`
 //! in dom0 and in a PV domU: the domU shares a page through
 //! `/dev/xen/gntalloc` and offers an event channel, both published in
 //! Xenstore through `/dev/xen/xenbus`; dom0 maps the page through
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 #[test]
 fn grant_and_event_channel_between_dom0_and_a_domu() {
-    let prog = env!("CARGO_BIN_EXE_xenmq-lab-grant");
+    let prog = env!("CARGO_BIN_EXE_xenmq-lab-smoke");
     let mut cfg = xenmq_lab::Config::new(prog, prog);
     cfg.timeout = Duration::from_secs(90);
     let report = xenmq_lab::run(&cfg).unwrap_or_else(|e| panic!("the lab did not run: {e}"));

@@ -1,5 +1,5 @@
-//! `xenmq-lab-grant`: the two sides of the lab smoke test, one binary, the
-//! role taken from `XENMQ_LAB_ROLE` (set by `xenmq lab run`).
+//! Phase `grant`: the `/dev/xen` devices through `xenmq_runtime::linux`'s
+//! own API.
 //!
 //! - domU: shares a page with dom0 through gntalloc, allocates an unbound
 //!   event channel for dom0, publishes both under
@@ -15,16 +15,13 @@
 //! (`EVTCHNOP_status` goes through `/dev/xen/privcmd`, which Linux restricts
 //! in an unprivileged domU: only dom0 checks port status.)
 //!
-//! Every step uses `xenmq_runtime::linux`; the Xenstore requests are written
-//! by hand in `xs_wire.h` framing. Exit code 0 only if every check passed.
-#![forbid(unsafe_code)]
 
-use std::io::{Read, Write};
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use xenmq_runtime::linux::{Evtchn, Gntalloc, Gntdev, Mapping, PortStatus, Xenbus};
+
+use crate::{e, env_u16, xs_read, xs_write, Res};
 
 const PING: &[u8] = b"xenmq-lab ping";
 const PONG: &[u8] = b"pong from dom0";
@@ -38,80 +35,13 @@ const ACK: u32 = 0x0000_0acc;
 const ALIVE_AT: usize = 72;
 const PONG_AT: usize = 128;
 
-type Res<T> = Result<T, String>;
-
-/// `what: error: its source: ...`, the whole chain.
-fn e<E: std::error::Error>(what: &'static str) -> impl FnOnce(E) -> String {
-    move |err| {
-        let mut msg = format!("{what}: {err}");
-        let mut src = err.source();
-        while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        msg
-    }
-}
-
-/// One Xenstore request over `/dev/xen/xenbus` (`xs_wire.h`: type, req_id,
-/// tx_id, len, then the payload). Returns the reply payload.
-fn xs(bus: &mut Xenbus, ty: u32, payload: &[u8]) -> Res<Vec<u8>> {
-    let mut msg = Vec::with_capacity(16 + payload.len());
-    for v in [ty, 7, 0, payload.len() as u32] {
-        msg.extend_from_slice(&v.to_le_bytes());
-    }
-    msg.extend_from_slice(payload);
-    bus.write_all(&msg).map_err(e("xenbus write"))?;
-    let mut head = [0u8; 16];
-    bus.read_exact(&mut head).map_err(e("xenbus read"))?;
-    let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-    let len = word(12) as usize;
-    if len > 4096 {
-        return Err(format!("xenstore reply of {len} bytes"));
-    }
-    let mut body = vec![0u8; len];
-    bus.read_exact(&mut body).map_err(e("xenbus read"))?;
-    if word(0) == XS_ERROR {
-        return Err(format!(
-            "xenstore error {}",
-            String::from_utf8_lossy(&body).trim_end_matches('\0')
-        ));
-    }
-    Ok(body)
-}
-
-const XS_READ: u32 = 2;
-const XS_WRITE: u32 = 11;
-const XS_ERROR: u32 = 16;
-
-fn xs_write(bus: &mut Xenbus, path: &str, value: &str) -> Res<()> {
-    let mut p = path.as_bytes().to_vec();
-    p.push(0);
-    p.extend_from_slice(value.as_bytes());
-    xs(bus, XS_WRITE, &p).map(drop)
-}
-
-fn xs_read(bus: &mut Xenbus, path: &str) -> Res<String> {
-    let mut p = path.as_bytes().to_vec();
-    p.push(0);
-    let v = xs(bus, XS_READ, &p)?;
-    String::from_utf8(v).map_err(e("xenstore value"))
-}
-
-fn env_u16(name: &str) -> Res<u16> {
-    std::env::var(name)
-        .map_err(e("environment"))?
-        .parse()
-        .map_err(e("domid"))
-}
-
 fn read_bytes(m: &Mapping, at: usize, len: usize) -> Res<Vec<u8>> {
     let mut b = vec![0u8; len];
     m.read(at, &mut b).map_err(e("read page"))?;
     Ok(b)
 }
 
-fn domu() -> Res<()> {
+pub fn domu() -> Res<()> {
     let me = env_u16("XENMQ_LAB_DOMID")?;
     let peer = env_u16("XENMQ_LAB_PEER_DOMID")?;
     let ga = Gntalloc::open().map_err(e("gntalloc"))?;
@@ -177,7 +107,7 @@ fn domu() -> Res<()> {
     Ok(())
 }
 
-fn dom0() -> Res<()> {
+pub fn dom0() -> Res<()> {
     let peer = env_u16("XENMQ_LAB_PEER_DOMID")?;
     let gd = Gntdev::open().map_err(e("gntdev"))?;
     let ev = Evtchn::open().map_err(e("evtchn"))?;
@@ -287,22 +217,4 @@ fn dom0() -> Res<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
-}
-
-fn main() -> ExitCode {
-    let role = std::env::var("XENMQ_LAB_ROLE").unwrap_or_default();
-    let r = match role.as_str() {
-        "dom0" => dom0(),
-        "domu" => domu(),
-        _ => Err(format!(
-            "XENMQ_LAB_ROLE is `{role}`, not dom0 or domu (run me with `xenmq lab run`)"
-        )),
-    };
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("{role}: FAIL: {msg}");
-            ExitCode::FAILURE
-        }
-    }
 }
