@@ -1,7 +1,8 @@
 //! The lab's failure reporting on real Xen under qemu, in one boot: the
 //! dom0 program never exits (the in-guest timeout must stop it and say so)
 //! and the domU program crashes its kernel (the lab must report the domU as
-//! crashed, with its console). Also checks that no qemu is left behind.
+//! crashed, with its console). Also checks the program's arguments and the
+//! extra files reach the guest, and that no qemu is left behind.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -20,13 +21,22 @@ fn script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
 fn a_hung_dom0_program_times_out_and_a_crashed_domu_is_reported() {
     let dir = std::env::temp_dir().join(format!("xenmq-lab-failures-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let hang = script(&dir, "hang", "echo dom0 program hangs\nexec sleep 1000");
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("note.txt"), "a note for the guests\n").unwrap();
+    let hang = script(
+        &dir,
+        "hang",
+        "echo \"$# args: [$1] [$2]\"\ncat note.txt\necho dom0 program hangs\nexec sleep 1000",
+    );
     let crash = script(
         &dir,
         "crash",
         "echo domU program crashes its kernel\nsleep 1\necho c > /proc/sysrq-trigger\nsleep 100",
     );
     let mut cfg = Config::new(&hang, &crash);
+    cfg.dom0_args = vec!["two words".into(), "it's $HOME".into()];
+    cfg.files = Some(files);
     // Long enough for the domU (booting ~10 s under TCG) to crash first.
     cfg.timeout = Duration::from_secs(25);
     let r = xenmq_lab::run(&cfg);
@@ -39,7 +49,10 @@ fn a_hung_dom0_program_times_out_and_a_crashed_domu_is_reported() {
         "dom0 output: {}",
         r.dom0.output
     );
-    assert_eq!(r.dom0.output, "dom0 program hangs");
+    assert_eq!(
+        r.dom0.output,
+        "2 args: [two words] [it's $HOME]\na note for the guests\ndom0 program hangs"
+    );
     assert_eq!(
         r.domu.exit,
         Exit::Crashed,
