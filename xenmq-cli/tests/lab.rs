@@ -9,6 +9,11 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// One boot at a time: two qemus on a 2-core host would stretch the guest
+/// timings the tests rely on.
+static BOOT: Mutex<()> = Mutex::new(());
 
 fn xenmq(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xenmq"))
@@ -79,8 +84,76 @@ fn usage_errors_exit_2_without_booting() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// No live qemu process runs on the files of the run named on stderr.
+fn assert_no_qemu_left(stderr: &str) {
+    let run = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("[lab] run directory "))
+        .expect("the lab names its run directory");
+    let ps = Command::new("ps")
+        .args(["-eo", "stat,args"])
+        .output()
+        .unwrap();
+    let live = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('Z') && l.contains("qemu-system") && l.contains(run))
+        .count();
+    assert_eq!(live, 0, "qemu left running");
+}
+
+/// The machine-level failures, one boot after the other (so they do not
+/// compete for the CPU): a boot that cannot finish in time exits 5, a dom0
+/// kernel crash exits 4. Both kill qemu.
+#[test]
+fn boot_timeout_exits_5_and_a_dom0_crash_exits_4() {
+    let _one = BOOT.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = std::env::temp_dir().join(format!("xenmq-cli-lab-machine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ok = script(&dir, "ok", "exit 0");
+    let panic0 = script(
+        &dir,
+        "panic0",
+        "echo dom0 crashes its kernel\nsleep 1\necho c > /proc/sysrq-trigger\nsleep 100",
+    );
+
+    let o = xenmq(&[
+        "lab",
+        "run",
+        "--dom0",
+        ok.to_str().unwrap(),
+        "--domu",
+        ok.to_str().unwrap(),
+        "--boot-timeout",
+        "3",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(5), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("boot did not reach `"), "{err}");
+    assert_no_qemu_left(&err);
+
+    let o = xenmq(&[
+        "lab",
+        "run",
+        "--dom0",
+        panic0.to_str().unwrap(),
+        "--domu",
+        ok.to_str().unwrap(),
+        "--timeout",
+        "60",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(4), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("the machine crashed") && err.contains("Kernel panic"),
+        "{err}"
+    );
+    assert_no_qemu_left(&err);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_hung_dom0_program_and_a_crashed_domu_exit_4_with_both_reported() {
+    let _one = BOOT.lock().unwrap_or_else(|p| p.into_inner());
     let dir = std::env::temp_dir().join(format!("xenmq-cli-lab-{}", std::process::id()));
     let files = dir.join("files");
     std::fs::create_dir_all(&files).unwrap();
@@ -127,20 +200,5 @@ fn a_hung_dom0_program_and_a_crashed_domu_exit_4_with_both_reported() {
         assert!(out.contains(needle), "missing {needle:?} in\n{shown}");
     }
 
-    // qemu is gone: no live qemu process still runs on this run's files.
-    let log = out
-        .lines()
-        .find_map(|l| l.strip_prefix("===== console log: "))
-        .and_then(|l| l.strip_suffix("/console.log ====="))
-        .expect("the report names the run directory")
-        .to_owned();
-    let ps = Command::new("ps")
-        .args(["-eo", "stat,args"])
-        .output()
-        .unwrap();
-    let live = String::from_utf8_lossy(&ps.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('Z') && l.contains("qemu-system") && l.contains(&log))
-        .count();
-    assert_eq!(live, 0, "qemu left running");
+    assert_no_qemu_left(&err);
 }

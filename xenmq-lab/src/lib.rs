@@ -275,6 +275,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     prune_runs(&runs, 20);
     let run_dir = runs.join(format!("run-{}-{}", std::process::id(), unique()));
     fs::create_dir_all(&run_dir).map_err(io_err(run_dir.display().to_string()))?;
+    eprintln!("[lab] run directory {}", run_dir.display());
 
     let quote_args = |a: &[String]| a.iter().map(|s| sh_quote(s)).collect::<Vec<_>>().join(" ");
     let settings = format!(
