@@ -40,3 +40,19 @@ use proc_macro::TokenStream;
 pub fn message(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::message(attr.into(), item.into()).into()
 }
+
+mod config;
+
+/// Maps a struct's fields to the keys of a Xenstore directory: implements
+/// `xenmq::xenbus::config::Config` (`keys`, `read`, `write`).
+///
+/// Keys are the field names in kebab-case; per field,
+/// `#[xenstore(rename = "key", default = expr, min = lit, max = lit)]`.
+/// `Option<T>` fields are optional, `bool` is `"0"`/`"1"` with a missing key
+/// read as false (Xen's `feature-*` convention), `RingRefs` reads `ring-ref`
+/// or `ring-page-order` + `ring-ref0..N-1`.
+#[proc_macro_derive(XenstoreConfig, attributes(xenstore))]
+pub fn xenstore_config(item: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(item as syn::DeriveInput);
+    config::derive(input).into()
+}

@@ -1,0 +1,7 @@
+#[derive(xenmq::XenstoreConfig)]
+struct Cfg {
+    #[xenstore]
+    order: u32,
+}
+
+fn main() {}

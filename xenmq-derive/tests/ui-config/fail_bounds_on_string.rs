@@ -1,0 +1,7 @@
+#[derive(xenmq::XenstoreConfig)]
+struct Cfg {
+    #[xenstore(max = 4)]
+    name: String,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(xenmq::XenstoreConfig)]
+struct Cfg {
+    #[xenstore(default = "four")]
+    order: u32,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(xenmq::XenstoreConfig)]
+enum State {
+    Up,
+    Down,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[derive(xenmq::XenstoreConfig)]
+struct Generic<T> {
+    value: T,
+}
+
+fn main() {}

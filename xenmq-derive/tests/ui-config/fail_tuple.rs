@@ -1,0 +1,4 @@
+#[derive(xenmq::XenstoreConfig)]
+struct Refs(u32, u32);
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(xenmq::XenstoreConfig)]
+struct Cfg {
+    #[xenstore(optional)]
+    value: u32,
+}
+
+fn main() {}

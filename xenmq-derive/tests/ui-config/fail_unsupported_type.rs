@@ -1,0 +1,6 @@
+#[derive(xenmq::XenstoreConfig)]
+struct Cfg {
+    blob: Vec<u8>,
+}
+
+fn main() {}
