@@ -7,7 +7,8 @@ const USAGE: &str = "usage: xenmq <command> [args]
 
 commands:
   help              this text
-  lab run ...       run a program in dom0 and one in a domU on real Xen under qemu";
+  lab run ...       run a program in dom0 and one in a domU on real Xen under qemu
+  bench [options]   xenmq's rings vs C ring.h vs sockets (`xenmq bench --help`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("lab") => xenmq_lab::cli::main(&args[1..]),
+        Some("bench") => xenmq_bench::main(std::env::args_os().skip(2)),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
             ExitCode::from(2)

@@ -1,1 +1,3 @@
 //! The simulator: a Xen host on one Linux machine.
+
+pub mod xenstored;
