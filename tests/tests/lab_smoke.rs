@@ -1,5 +1,7 @@
 //! Boots real Xen under qemu (`xenmq_lab::run`) and runs `xenmq-lab-smoke`
-//! in dom0 and in a PV domU: the domU shares a page through
+//! in dom0 and in a PV domU. Phase xenstore: the Xenstore client over
+//! `/dev/xen/xenbus` in both domains (transaction, directory, watches across
+//! domains). Phase grant: the domU shares a page through
 //! `/dev/xen/gntalloc` and offers an event channel, both published in
 //! Xenstore through `/dev/xen/xenbus`; dom0 maps the page through
 //! `/dev/xen/gntdev`, binds the channel, replies in the page and notifies;
@@ -28,6 +30,10 @@ fn grant_and_event_channel_between_dom0_and_a_domu() {
     );
     assert!(report.success(), "a side failed:\n{shown}");
     for (side, needle) in [
+        (&report.domu.output, "wrote a, b in a transaction; ready"),
+        (&report.domu.output, "dom0 said go ("),
+        (&report.dom0.output, "(labu) ready after"),
+        (&report.dom0.output, "dom0: go; PASS"),
         (
             &report.dom0.output,
             "dom0: mapped the page (\"xenmq-lab ping\")",

@@ -19,7 +19,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use xenmq_runtime::linux::{Evtchn, Gntalloc, Gntdev, Mapping, PortStatus, Xenbus};
+use xenmq_runtime::linux::{Evtchn, Gntalloc, Gntdev, Mapping, PortStatus};
+use xenmq_runtime::xs::Client;
 
 use crate::{e, env_u16, xs_read, xs_write, Res};
 
@@ -41,20 +42,19 @@ fn read_bytes(m: &Mapping, at: usize, len: usize) -> Res<Vec<u8>> {
     Ok(b)
 }
 
-pub fn domu() -> Res<()> {
+pub fn domu(xs: &Client) -> Res<()> {
     let me = env_u16("XENMQ_LAB_DOMID")?;
     let peer = env_u16("XENMQ_LAB_PEER_DOMID")?;
     let ga = Gntalloc::open().map_err(e("gntalloc"))?;
     let ev = Evtchn::open().map_err(e("evtchn"))?;
-    let mut bus = Xenbus::open().map_err(e("xenbus"))?;
 
     let page = ga.share(peer, 1, true).map_err(e("share"))?;
     page.mapping().write(0, PING).map_err(e("write page"))?;
     let port = ev.bind_unbound(peer).map_err(e("bind unbound"))?;
     let gref = page.grefs()[0];
     let dir = format!("/local/domain/{me}/data/xenmq-lab");
-    xs_write(&mut bus, &format!("{dir}/gref"), &gref.to_string())?;
-    xs_write(&mut bus, &format!("{dir}/port"), &port.to_string())?;
+    xs_write(xs, &format!("{dir}/gref"), &gref.to_string())?;
+    xs_write(xs, &format!("{dir}/port"), &port.to_string())?;
     println!(
         "domU {me}: shared gref {gref}, unbound port {port} for dom{peer}, published in {dir}"
     );
@@ -107,18 +107,17 @@ pub fn domu() -> Res<()> {
     Ok(())
 }
 
-pub fn dom0() -> Res<()> {
+pub fn dom0(xs: &Client) -> Res<()> {
     let peer = env_u16("XENMQ_LAB_PEER_DOMID")?;
     let gd = Gntdev::open().map_err(e("gntdev"))?;
     let ev = Evtchn::open().map_err(e("evtchn"))?;
-    let mut bus = Xenbus::open().map_err(e("xenbus"))?;
     let dir = format!("/local/domain/{peer}/data/xenmq-lab");
 
     // Wait for the domU to publish (it boots after we start).
     let deadline = Instant::now() + Duration::from_secs(90);
     let (gref, port) = loop {
-        let g = xs_read(&mut bus, &format!("{dir}/gref"));
-        let p = xs_read(&mut bus, &format!("{dir}/port"));
+        let g = xs_read(xs, &format!("{dir}/gref"));
+        let p = xs_read(xs, &format!("{dir}/port"));
         if let (Ok(g), Ok(p)) = (g, p) {
             break (
                 g.parse::<u32>().map_err(e("gref"))?,
