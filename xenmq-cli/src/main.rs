@@ -3,12 +3,19 @@
 
 use std::process::ExitCode;
 
+mod device;
+mod sim;
+
 const USAGE: &str = "usage: xenmq <command> [args]
 
 commands:
   help              this text
   lab run ...       run a program in dom0 and one in a domU on real Xen under qemu
-  bench [options]   xenmq's rings vs C ring.h vs sockets (`xenmq bench --help`)";
+  attach            create a custom device's Xenstore directories (as libxl would)
+  detach            ask a device's backend to close, then remove its directories
+  status            list every device in a Xenstore: both ends' states, protocol, ring
+  bench [options]   xenmq's rings vs C ring.h vs sockets (`xenmq bench --help`)
+  sim               run the simulated Xen host; create and destroy domains";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,6 +26,10 @@ fn main() -> ExitCode {
         }
         Some("lab") => xenmq_lab::cli::main(&args[1..]),
         Some("bench") => xenmq_bench::main(std::env::args_os().skip(2)),
+        Some("attach") => device::attach(&args[1..]),
+        Some("detach") => device::detach(&args[1..]),
+        Some("status") => device::status(&args[1..]),
+        Some("sim") => sim::main(&args[1..]),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
             ExitCode::from(2)

@@ -11,4 +11,5 @@
 pub mod kernel;
 pub mod linux;
 pub mod sim;
+pub mod toolstack;
 pub mod xs;
