@@ -6,7 +6,10 @@
 //! Xenstore through `/dev/xen/xenbus`; dom0 maps the page through
 //! `/dev/xen/gntdev`, binds the channel, replies in the page and notifies;
 //! the domU acknowledges, and dom0's unmap notification tells it dom0 is
-//! gone. All of it through `xenmq_runtime::linux`.
+//! gone. Phase platform: the same through the platform traits
+//! (`xenmq::grant::Grants`, `xenmq::evtchn::Events`), including Xen's
+//! refusals (a read-only grant mapped read-write, a reference never granted)
+//! and a peer that goes away. All of it through `xenmq_runtime::linux`.
 //!
 //! Needs root (apt-get, /var/tmp) and about 30-40 s; the first run also
 //! downloads about 75 MB of Debian packages.
@@ -43,6 +46,19 @@ fn grant_and_event_channel_between_dom0_and_a_domu() {
         (&report.domu.output, "alive byte cleared, event received"),
         (&report.dom0.output, "status Interdomain { remote: "),
         (&report.domu.output, "domU: PASS"),
+        (
+            &report.dom0.output,
+            "read-write map of a read-only grant refused: ReadOnly",
+        ),
+        (
+            &report.dom0.output,
+            "map of a reference never granted refused: BadRef",
+        ),
+        (
+            &report.dom0.output,
+            "dom0: PeerClosed after the domU left; PASS",
+        ),
+        (&report.domu.output, "domU: reply seen in the region"),
     ] {
         assert!(side.contains(needle), "missing `{needle}` in:\n{shown}");
     }

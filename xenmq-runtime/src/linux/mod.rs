@@ -5,18 +5,22 @@
 //! - [`Evtchn`] allocates, binds, notifies and waits on event channels
 //!   (`/dev/xen/evtchn`), and is pollable as a file descriptor;
 //! - [`Xenbus`] is the byte transport to Xenstore inside a guest
-//!   (`/dev/xen/xenbus`), for the Xenstore client.
+//!   (`/dev/xen/xenbus`), for the Xenstore client;
+//! - [`Grants`] and [`Events`] (with [`Channel`]) implement the platform
+//!   traits `xenmq::grant::Grants` and `xenmq::evtchn::Events` on them.
 //!
 //! The system calls live in [`sys`], behind one trait per device, so the
 //! logic here runs in unit tests against fakes. Everything else is safe code.
 
 mod evtchn;
 mod grant;
+mod platform;
 pub mod sys;
 mod xenbus;
 
 pub use evtchn::{Evtchn, PortStatus};
 pub use grant::{Gntalloc, Gntdev, Mapped, Shared, MAX_PAGES};
+pub use platform::{Channel, Events, Grants};
 pub use sys::{BadAccess, Mapping};
 pub use xenbus::Xenbus;
 

@@ -12,6 +12,7 @@ use xenmq_runtime::linux::Xenbus;
 use xenmq_runtime::xs::Client;
 
 mod grant;
+mod platform;
 mod store;
 
 pub type Res<T> = Result<T, String>;
@@ -54,6 +55,7 @@ type Phase = (&'static str, fn(&Client) -> Res<()>, fn(&Client) -> Res<()>);
 const PHASES: &[Phase] = &[
     ("xenstore", store::dom0, store::domu),
     ("grant", grant::dom0, grant::domu),
+    ("platform", platform::dom0, platform::domu),
 ];
 
 fn main() -> ExitCode {
