@@ -10,6 +10,7 @@ const USAGE: &str = "usage: xenmq <command> [args]
 
 commands:
   help              this text
+  lab run ...       run a program in dom0 and one in a domU on real Xen under qemu
   attach            create a custom device's Xenstore directories (as libxl would)
   detach            ask a device's backend to close, then remove its directories
   status            list every device in a Xenstore: both ends' states, protocol, ring
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("lab") => xenmq_lab::cli::main(&args[1..]),
         Some("bench") => xenmq_bench::main(std::env::args_os().skip(2)),
         Some("attach") => device::attach(&args[1..]),
         Some("detach") => device::detach(&args[1..]),
