@@ -458,3 +458,183 @@ fn hostile_frontends_are_refused_and_the_honest_guest_is_served() {
     honest.close_stdin();
     honest.wait_success();
 }
+
+/// A real echo frontend facing a backend played by hand as dom0.
+struct HostileBackend<'w> {
+    w: &'w World,
+    guest: DomId,
+    fe: String,
+    be: String,
+    front: Proc,
+}
+
+impl<'w> HostileBackend<'w> {
+    /// A guest whose frontend tries to connect for `ms` milliseconds.
+    fn new(w: &'w World, ms: u64) -> Self {
+        let guest = w.guest("echo");
+        let front = w.spawn(guest, &["echo-connect", &ms.to_string()]);
+        HostileBackend {
+            w,
+            guest,
+            fe: format!("/local/domain/{guest}/device/echo/0"),
+            be: format!("/local/domain/0/backend/echo/{guest}/0"),
+            front,
+        }
+    }
+
+    /// What an honest echo backend publishes with InitWait.
+    fn keys() -> Vec<(String, String)> {
+        use xenmq::driver::Protocol;
+        use xenmq_examples::echo::Echo;
+        [
+            ("xenmq-protocol", Echo::NAME.to_string()),
+            ("xenmq-version", Echo::VERSION.to_string()),
+            ("xenmq-fingerprint", format!("{:016x}", Echo::FINGERPRINT)),
+            ("max-ring-page-order", Echo::MAX_RING_PAGE_ORDER.to_string()),
+            ("xenmq-instance", "77".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Writes `pairs` and `state` in one transaction, as dom0.
+    fn publish(&self, pairs: &[(String, String)], state: &str) {
+        let s = &self.w.xs;
+        store::transaction(s, |tx| {
+            for (k, v) in pairs {
+                s.write(tx, &format!("{}/{k}", self.be), v.as_bytes())?;
+            }
+            s.write(tx, &format!("{}/state", self.be), state.as_bytes())?;
+            Ok(())
+        })
+        .expect("publish as dom0");
+    }
+
+    fn fe_read(&self, key: &str) -> Option<String> {
+        self.w.xs_read(&format!("{}/{key}", self.fe))
+    }
+
+    /// (grants, ports) the guest holds.
+    fn holds(&self) -> (u32, u32) {
+        let d = self.w.info(self.guest).expect("guest alive");
+        (d.grants, d.ports)
+    }
+
+    /// Waits for the frontend's Initialised, holding its ring and port.
+    fn wait_initialised(&self) {
+        eventually("the frontend offers its ring", || {
+            self.fe_read("state").as_deref() == Some("3")
+        });
+        assert_eq!(self.holds(), (1, 1), "one ring page and one port");
+    }
+
+    /// The frontend gave up saying `why` (also in its `error` node if
+    /// `node`: it closed the device) holding `held` (grants, ports), its
+    /// state one of `states`; then it closes holding nothing.
+    fn refused(mut self, why: &[&str], node: bool, held: (u32, u32), states: &[&str]) {
+        let t = std::time::Instant::now();
+        let line = self.front.expect("refused");
+        for part in why {
+            assert!(line.contains(part), "{line:?} lacks {part:?}");
+        }
+        if node {
+            let error = self.fe_read("error").unwrap_or_default();
+            for part in why {
+                assert!(error.contains(part), "error node {error:?} lacks {part:?}");
+            }
+        }
+        let state = self.fe_read("state").unwrap_or_default();
+        assert!(states.contains(&state.as_str()), "state {state:?}");
+        eprintln!("guest {}: {line} after {:?}", self.guest, t.elapsed());
+        assert_eq!(self.holds(), held, "what the frontend holds once refused");
+        // The backend follows the frontend's close, so that it need not
+        // wait for it.
+        self.publish(&[], "6");
+        self.front.send("stop");
+        self.front.expect("closed");
+        assert_eq!(self.holds(), (0, 0));
+        self.front.close_stdin();
+        self.front.wait_success();
+        // The backend's part of the clean-up: its directory goes.
+        let _ = self.w.xs.rm(Tx::NONE, &self.be);
+    }
+}
+
+#[test]
+fn hostile_backends_are_refused_by_the_frontend() {
+    let w = World::new("hostile-be-hs");
+    let good = HostileBackend::keys;
+
+    // Nonsense in the keys published with InitWait.
+    for (key, value, why) in [
+        (
+            "max-ring-page-order",
+            "banana",
+            &["max-ring-page-order", "\"banana\"", "unsigned 32-bit"][..],
+        ),
+        (
+            "max-ring-page-order",
+            "4294967296",
+            &["max-ring-page-order", "\"4294967296\""][..],
+        ),
+        ("xenmq-instance", "-5", &["xenmq-instance", "\"-5\""][..]),
+        (
+            "xenmq-fingerprint",
+            "zz",
+            &["xenmq-fingerprint", "\"zz\""][..],
+        ),
+    ] {
+        let b = HostileBackend::new(&w, 20_000);
+        b.publish(&set(good(), key, value), "2");
+        b.refused(why, true, (0, 0), &["5", "6"]);
+    }
+
+    // A state that is no state.
+    let b = HostileBackend::new(&w, 20_000);
+    b.publish(&[], "banana");
+    b.refused(
+        &["\"banana\"", "not a xenbus state"],
+        true,
+        (0, 0),
+        &["5", "6"],
+    );
+
+    // A huge maximum is no reason for a huge ring: the frontend shares
+    // the single page it wants.
+    let b = HostileBackend::new(&w, 1_000);
+    b.publish(&set(good(), "max-ring-page-order", "99"), "2");
+    b.wait_initialised();
+    assert!(b.fe_read("ring-ref").is_some());
+    assert_eq!(b.fe_read("ring-page-order"), None);
+    b.refused(&["timed out", "connect"], false, (1, 1), &["3"]);
+
+    // Connected without InitWait: nothing was offered, nothing is shared;
+    // the frontend waits for a handshake and gives up in time.
+    let b = HostileBackend::new(&w, 1_000);
+    b.publish(&[], "4");
+    b.refused(&["timed out", "connect"], false, (0, 0), &["1"]);
+
+    // Connected naming a frontend instance that is no number, after the
+    // frontend offered its ring.
+    let b = HostileBackend::new(&w, 20_000);
+    b.publish(&good(), "2");
+    b.wait_initialised();
+    b.publish(&[("xenmq-frontend-instance".into(), "banana".into())], "4");
+    b.refused(
+        &["xenmq-frontend-instance", "\"banana\""],
+        true,
+        (0, 0),
+        &["5", "6"],
+    );
+
+    // The backend vanishes mid-handshake: the frontend lets go of its
+    // ring and waits for a new backend, which never comes.
+    let b = HostileBackend::new(&w, 1_500);
+    b.publish(&good(), "2");
+    b.wait_initialised();
+    w.xs.rm(Tx::NONE, &b.be)
+        .expect("remove the backend directory");
+    eventually("the frontend lets go of its ring", || b.holds() == (0, 0));
+    b.refused(&["timed out", "connect"], false, (0, 0), &["6"]);
+}

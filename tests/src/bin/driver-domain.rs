@@ -7,6 +7,9 @@
 //!                                     backend restarts; then close and report
 //! driver-domain vkv-backends          serve every vkv device until killed
 //! driver-domain vkv-frontend N        put, get and delete N keys, close
+//! driver-domain echo-connect MS        connect device 0 within MS milliseconds,
+//!                                     say "connected" or "refused <why>"; close
+//!                                     on "stop"
 //! ```
 //! After closing its device a frontend prints `closed` and waits for its
 //! standard input to close, so that the test can count what it holds.
@@ -36,6 +39,9 @@ fn main() -> std::process::ExitCode {
         Some("vkv-backends") => backends::<Vkv, _>(KvBack::default),
         Some("blk-backends") => blk_backends(),
         Some("blk-frontend") => blk_frontend(),
+        Some("echo-connect") => {
+            echo_connect(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000))
+        }
         Some("echo-v2-frontend") => mismatched::<EchoV2, _>(V2),
         Some("echo-layout-frontend") => mismatched::<EchoWide, _>(Wide),
         Some("vkv-frontend") => {
@@ -171,6 +177,25 @@ fn echo_frontend() -> Result {
         "summary submitted={seq} ok={ok} lost={lost} dup={dup} connects={}",
         front.connects()
     ));
+    front.close(Duration::from_secs(5))?;
+    closed_and_wait();
+    Ok(())
+}
+
+/// One connection attempt, reported; the device stays as the attempt left
+/// it (the test counts what this domain holds) until "stop".
+fn echo_connect(ms: u64) -> Result {
+    let env = sim::env()?;
+    let _domain = env.grants.clone();
+    let mut front = SimFront::<Echo, EchoFront>::new(env, 0, EchoFront)?;
+    match front.connect(Duration::from_millis(ms)) {
+        Ok(()) => say("connected"),
+        Err(e) => say(&format!("refused {e}")),
+    }
+    let stop = stop_flag();
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     front.close(Duration::from_secs(5))?;
     closed_and_wait();
     Ok(())
