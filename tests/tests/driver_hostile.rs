@@ -247,6 +247,58 @@ fn hostile_frontends_are_refused_and_the_honest_guest_is_served() {
         still_served(&mut honest);
     }
 
+    // A ring page whose indices are nonsense before anything was sent.
+    {
+        let mut h = Hostile::new(&w);
+        h.wait_initwait(&w);
+        let keys = h.honest_keys(&w);
+        h.pages[0]
+            .write(0, &0x4000_0000u32.to_le_bytes())
+            .expect("poke the ring");
+        h.publish(&keys, Some("3"));
+        refused(&w, h, base, &["producer index"], &mut back);
+        still_served(&mut honest);
+    }
+    // A buffer pool the protocol does not have.
+    {
+        let mut h = Hostile::new(&w);
+        h.wait_initwait(&w);
+        let pool = h.grant(0, 1, Access::ReadWrite)[0];
+        let keys = set(h.honest_keys(&w), "xenmq-pool-refs", &pool.to_string());
+        h.publish(&keys, Some("3"));
+        refused(
+            &w,
+            h,
+            base,
+            &["xenmq-pool-refs", "1 buffer pages"],
+            &mut back,
+        );
+        still_served(&mut honest);
+    }
+    // A frontend that keeps restarting with new rings: the backend follows,
+    // holding one ring at most.
+    {
+        let mut h = Hostile::new(&w);
+        h.wait_initwait(&w);
+        for i in 0..10 {
+            let keys = set(h.honest_keys(&w), "xenmq-instance", &(100 + i).to_string());
+            h.publish(&keys, Some("3"));
+            if i % 2 == 0 {
+                eventually("the backend connects", || {
+                    h.be_read(&w, "state").as_deref() == Some("4")
+                });
+            }
+            assert!(h.mapped(&w) <= 1, "one ring mapped at most");
+            h.publish(&[], Some("1"));
+        }
+        eventually("the backend waits again, holding nothing", || {
+            h.be_read(&w, "state").as_deref() == Some("2") && h.mapped(&w) == 0 && dom0(&w) == base
+        });
+        assert_eq!(h.be_read(&w, "error"), None);
+        gone(&w, h, base, &mut back);
+        still_served(&mut honest);
+    }
+
     // (2) Grants and ports the backend cannot use.
     type Bad = fn(&mut Hostile, &World, DomId) -> Vec<(String, String)>;
     let bad_grants: [(&str, Bad, &[&str]); 5] = [
