@@ -247,6 +247,84 @@ fn hostile_frontends_are_refused_and_the_honest_guest_is_served() {
         still_served(&mut honest);
     }
 
+    // States a frontend has no business in, or Connected with no keys.
+    for (state, why) in [
+        ("2", &["frontend entered initwait", "never does"][..]),
+        ("7", &["reconfiguration is not supported"][..]),
+        ("4", &["missing"][..]),
+    ] {
+        let h = Hostile::new(&w);
+        h.wait_initwait(&w);
+        h.publish(&[], Some(state));
+        refused(&w, h, base, why, &mut back);
+        still_served(&mut honest);
+    }
+    // Keys published for another backend incarnation are not an offer:
+    // the backend keeps waiting, holding nothing, blaming no one.
+    {
+        let mut h = Hostile::new(&w);
+        h.wait_initwait(&w);
+        let ours: u64 = h.be_read(&w, "xenmq-instance").unwrap().parse().unwrap();
+        let other = (ours ^ 1).to_string();
+        let keys = set(h.honest_keys(&w), "xenmq-backend-instance", &other);
+        h.publish(&keys, Some("3"));
+        still_served(&mut honest);
+        assert_eq!(h.be_read(&w, "state").as_deref(), Some("2"));
+        assert_eq!(h.be_read(&w, "error"), None);
+        assert_eq!((h.mapped(&w), dom0(&w)), (0, base));
+        gone(&w, h, base, &mut back);
+        still_served(&mut honest);
+    }
+    // A refused frontend that starts over properly is served again.
+    {
+        let mut h = Hostile::new(&w);
+        h.wait_initwait(&w);
+        let keys = set(h.honest_keys(&w), "ring-ref", "banana");
+        h.publish(&keys, Some("3"));
+        eventually("the backend closes the device", || {
+            h.be_read(&w, "state").as_deref() == Some("5")
+        });
+        h.publish(&[], Some("1"));
+        h.wait_initwait(&w);
+        let keys = set(h.honest_keys(&w), "xenmq-instance", "4343");
+        h.publish(&keys, Some("3"));
+        eventually("the backend connects", || {
+            h.be_read(&w, "state").as_deref() == Some("4")
+        });
+        assert_eq!(
+            h.be_read(&w, "xenmq-frontend-instance").as_deref(),
+            Some("4343")
+        );
+        assert_eq!((h.mapped(&w), dom0(&w).2), (1, base.2 + 1));
+        gone(&w, h, base, &mut back);
+        still_served(&mut honest);
+    }
+    // Back to Initialised out of Closing: not a legal move.
+    {
+        let mut h = Hostile::new(&w);
+        h.wait_initwait(&w);
+        let keys = h.honest_keys(&w);
+        h.publish(&keys, Some("3"));
+        eventually("the backend connects", || {
+            h.be_read(&w, "state").as_deref() == Some("4")
+        });
+        h.publish(&[], Some("5"));
+        eventually("the backend follows the close", || {
+            h.be_read(&w, "state").as_deref() == Some("5") && h.mapped(&w) == 0
+        });
+        h.publish(&[], Some("3"));
+        refused(
+            &w,
+            h,
+            base,
+            &[
+                "frontend went from closing to initialised",
+                "not a legal transition",
+            ],
+            &mut back,
+        );
+        still_served(&mut honest);
+    }
     // A ring page whose indices are nonsense before anything was sent.
     {
         let mut h = Hostile::new(&w);
@@ -652,6 +730,16 @@ fn hostile_backends_are_refused_by_the_frontend() {
         &["5", "6"],
     );
 
+    // States a backend has no business in.
+    for (state, why) in [
+        ("3", &["backend entered initialised", "never does"][..]),
+        ("8", &["reconfiguration is not supported"][..]),
+    ] {
+        let b = HostileBackend::new(&w, 20_000);
+        b.publish(&[], state);
+        b.refused(why, true, (0, 0), &["5", "6"]);
+    }
+
     // A huge maximum is no reason for a huge ring: the frontend shares
     // the single page it wants.
     let b = HostileBackend::new(&w, 1_000);
@@ -679,6 +767,22 @@ fn hostile_backends_are_refused_by_the_frontend() {
         (0, 0),
         &["5", "6"],
     );
+
+    // A backend restarting again and again mid-handshake: the frontend
+    // starts over each time, holding one ring and port at most.
+    let b = HostileBackend::new(&w, 3_000);
+    for i in 0..5u32 {
+        let instance = (1000 + i).to_string();
+        b.publish(&set(good(), "xenmq-instance", &instance), "2");
+        eventually("the frontend offers a ring to the new backend", || {
+            b.fe_read("state").as_deref() == Some("3")
+                && b.fe_read("xenmq-backend-instance") == Some(instance.clone())
+        });
+        assert_eq!(b.holds(), (1, 1), "one ring page and one port");
+        b.publish(&[], "1");
+    }
+    b.publish(&set(good(), "xenmq-instance", "2000"), "2");
+    b.refused(&["timed out", "connect"], false, (1, 1), &["3"]);
 
     // The backend vanishes mid-handshake: the frontend lets go of its
     // ring and waits for a new backend, which never comes.
