@@ -4,19 +4,24 @@
 //! frontends). Scenarios, in order: echo round trips with checked payloads;
 //! vkv put/get/delete through the granted pool; a block device serving a
 //! file in dom0; a frontend SIGKILLed mid-stream and a new one connecting to
-//! the same device. Both sides print `PASS name` / `FAIL name: why`; any
+//! the same device, every grant released; a frontend writing a garbage
+//! request index into its ring: the backend writes its `error` node and a
+//! bystander device keeps working. Both sides print `PASS name` / `FAIL name: why`; any
 //! FAIL, a missing scenario, or a lab that cannot boot fails the test.
 //!
 //! Needs root (apt-get, /var/tmp); see `lab/README.md`.
 
 use std::time::{Duration, Instant};
 
-const DOMU: &[&str] = &["echo", "vkv", "blk", "kill", "done"];
+const DOMU: &[&str] = &["echo", "vkv", "blk", "kill", "hostile", "done"];
 const DOM0: &[&str] = &[
     "backend-echo",
     "backend-vkv",
     "backend-xmblk",
     "backend-kill",
+    "backend-hostile",
+    "backend-bystander",
+    "grants-released",
 ];
 
 #[test]

@@ -20,7 +20,14 @@ use crate::{e, env_u16, verdict, Res};
 pub const DISK_BYTES: u64 = 1 << 20;
 
 /// The devices: type, id.
-pub const DEVICES: &[(&str, u32)] = &[("echo", 0), ("vkv", 0), ("xmblk", 0), ("echo", 1)];
+pub const DEVICES: &[(&str, u32)] = &[
+    ("echo", 0),
+    ("vkv", 0),
+    ("xmblk", 0),
+    ("echo", 1),
+    ("echo", 2),
+    ("echo", 3),
+];
 
 /// How long dom0 waits for the domU to finish.
 const DEADLINE: Duration = Duration::from_secs(200);
@@ -102,10 +109,22 @@ fn run<P: Platform>(p: &P) -> Res<bool> {
         ("vkv", spawn::<P, _>(p, fe, 0, KvBack::default(), &stop)),
         ("xmblk", spawn::<P, _>(p, fe, 0, disk()?, &stop)),
         ("kill", spawn::<P, _>(p, fe, 1, EchoBack::default(), &stop)),
+        (
+            "hostile",
+            spawn::<P, _>(p, fe, 2, EchoBack::default(), &stop),
+        ),
+        (
+            "bystander",
+            spawn::<P, _>(p, fe, 3, EchoBack::default(), &stop),
+        ),
     ];
     let done = format!("/local/domain/{fe}/data/xen-e2e/done");
     let start = Instant::now();
+    // The most grant mappings dom0 held at once (the release check below
+    // means nothing if they never show in /proc/self/maps).
+    let mut peak = 0;
     let finished = loop {
+        peak = peak.max(crate::front::mappings("/dev/xen/gntdev")?.len());
         if let Ok(v) = xs.read_string(Tx::NONE, &done) {
             break Some(v);
         }
@@ -113,6 +132,33 @@ fn run<P: Platform>(p: &P) -> Res<bool> {
             break None;
         }
         std::thread::sleep(Duration::from_millis(100));
+    };
+    // Every frontend has closed (or was killed and replaced, or refused):
+    // every backend must have unmapped every grant it mapped.
+    let released = (|| -> Res<()> {
+        println!("dom0: at most {peak} grant mappings at once");
+        if peak == 0 {
+            return Err("no gntdev mapping ever seen in /proc/self/maps".into());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = crate::front::mappings("/dev/xen/gntdev")?;
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} gntdev mappings left in dom0", left.len()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })();
+    let hostile = format!("/local/domain/{}/backend/echo/{fe}/2/error", p.domid());
+    let hostile = match xs.read_string(Tx::NONE, &hostile) {
+        Ok(why) => {
+            println!("dom0: backend hostile: error node: {why}");
+            Ok(())
+        }
+        Err(err) => Err(e("no error node for the hostile frontend")(err)),
     };
     // Relaxed: see `serve`.
     stop.store(true, Ordering::Relaxed);
@@ -125,6 +171,7 @@ fn run<P: Platform>(p: &P) -> Res<bool> {
         start.elapsed().as_secs_f64()
     );
     let mut ok = finished.is_some();
+    ok &= verdict("grants-released", released);
     for (name, t) in threads {
         let r = match t.join() {
             Ok(r) => r,
@@ -136,6 +183,9 @@ fn run<P: Platform>(p: &P) -> Res<bool> {
                 seen.connects, seen.served
             );
             let want = if name == "kill" { 2 } else { 1 };
+            if name == "hostile" {
+                hostile.clone()?;
+            }
             if seen.connects < want {
                 return Err(format!("{} connects, want {want}", seen.connects));
             }

@@ -13,10 +13,14 @@
 //! - `vkv`: put, get, delete, values through the granted buffer pool;
 //! - `blk`: a disk backed by a file in dom0, written and read back;
 //! - `kill`: a child frontend SIGKILLed mid-stream; a new frontend then
-//!   connects to the same device and works.
+//!   connects to the same device and works;
+//! - `hostile`: a frontend writes a garbage request index into its ring;
+//!   the backend writes its `error` node and closes that device, while a
+//!   bystander device keeps answering.
 //!
-//! dom0 prints `PASS backend-NAME` once it has seen its backends serve and
-//! end without an error.
+//! dom0 prints `PASS backend-NAME` for each backend that served and ended
+//! without an error, and `PASS grants-released` once it holds no grant
+//! mapping any more after the domU is done.
 #![forbid(unsafe_code)]
 
 mod back;
