@@ -9,7 +9,8 @@
 //! the domU writes `data/xen-e2e/done`. The domU runs the scenarios in
 //! order, each printing `PASS name` or `FAIL name: why`:
 //!
-//! - `echo`: round trips, every payload checked;
+//! - `echo`: round trips, every payload checked, against the echo
+//!   example's own backend role (`xenmq_examples::demo::backend`);
 //! - `vkv`: put, get, delete, values through the granted buffer pool;
 //! - `blk`: a disk backed by a file in dom0, written and read back;
 //! - `kill`: a child frontend SIGKILLed mid-stream; a new frontend then
