@@ -240,7 +240,7 @@ impl Region {
 
 /// Copies `len` bytes from shared memory at `src` into private memory at
 /// `dst`: every source byte is read exactly once, by a volatile load, 8
-/// (or 16) bytes at a time once `src` is 8-aligned.
+/// bytes at a time once `src` is 8-aligned.
 ///
 /// # Safety
 ///
@@ -259,13 +259,15 @@ unsafe fn copy_in(src: *const u8, dst: *mut u8, len: usize, src_align: usize) {
             i += 1;
         }
     }
-    let words = (len - i) / 8;
-    // SAFETY: `src + i` is 8-aligned (src_align >= 8, or the head loop above
-    // stopped there) and `words * 8 <= len - i` bytes from it are valid for
-    // reads, as are as many from `dst + i` for writes (caller); the two do
-    // not overlap (caller).
-    unsafe { words_in(src.add(i).cast::<u64>(), dst.add(i).cast::<u64>(), words) };
-    i += words * 8;
+    while len - i >= 8 {
+        // SAFETY: i + 8 <= len; `src + i` is 8-aligned (src_align >= 8, or
+        // the head loop above stopped there); `dst` takes unaligned writes.
+        unsafe {
+            let word = src.add(i).cast::<u64>().read_volatile();
+            dst.add(i).cast::<u64>().write_unaligned(word);
+        }
+        i += 8;
+    }
     while i < len {
         // SAFETY: i < len; both pointers valid for `len` bytes (caller).
         unsafe { dst.add(i).write(src.add(i).read_volatile()) };
@@ -273,88 +275,9 @@ unsafe fn copy_in(src: *const u8, dst: *mut u8, len: usize, src_align: usize) {
     }
 }
 
-/// Copies `n` words from shared memory at `src` into private memory at
-/// `dst`: every source word is read exactly once, by a volatile load of 8
-/// or (with SSE2) 16 bytes; never a reference, never a byte read twice.
-///
-/// # Safety
-///
-/// `src` is 8-aligned and valid for reads of `n * 8` bytes; `dst` (any
-/// alignment) is valid for writes of `n * 8` bytes; the two do not overlap;
-/// nobody holds a reference to the bytes at `dst`.
-#[inline(always)]
-unsafe fn words_in(src: *const u64, dst: *mut u64, n: usize) {
-    let mut i = 0;
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
-    {
-        use core::arch::x86_64::__m128i;
-        if n >= 2 && !(src as usize).is_multiple_of(16) {
-            // SAFETY: word 0 < n is valid for both (caller); `src` is
-            // 8-aligned (caller); `dst` takes an unaligned write.
-            unsafe { dst.write_unaligned(src.read_volatile()) };
-            i = 1;
-        }
-        // Here `src + i` is 16-aligned (or fewer than two words remain).
-        while n - i >= 2 {
-            // SAFETY: words i and i + 1 are below n, so valid for both
-            // (caller); `src + i` is 16-aligned (above), as a volatile
-            // `__m128i` load asks; `dst` takes an unaligned write.
-            unsafe {
-                let v = src.add(i).cast::<__m128i>().read_volatile();
-                dst.add(i).cast::<__m128i>().write_unaligned(v);
-            }
-            i += 2;
-        }
-    }
-    while i < n {
-        // SAFETY: i < n, valid for both (caller); `src` 8-aligned (caller).
-        unsafe { dst.add(i).write_unaligned(src.add(i).read_volatile()) };
-        i += 1;
-    }
-}
-
-/// Copies `n` words from private memory at `src` into shared memory at
-/// `dst`: every destination word is written exactly once, by a volatile
-/// store of 8 or (with SSE2) 16 bytes.
-///
-/// # Safety
-///
-/// `src` (any alignment) is valid for reads of `n * 8` initialised bytes;
-/// `dst` is 8-aligned and valid for writes of `n * 8` bytes; the two do not
-/// overlap.
-#[inline(always)]
-unsafe fn words_out(src: *const u64, dst: *mut u64, n: usize) {
-    let mut i = 0;
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(miri)))]
-    {
-        use core::arch::x86_64::__m128i;
-        if n >= 2 && !(dst as usize).is_multiple_of(16) {
-            // SAFETY: word 0 < n is valid for both (caller); `dst` is
-            // 8-aligned (caller); `src` takes an unaligned read.
-            unsafe { dst.write_volatile(src.read_unaligned()) };
-            i = 1;
-        }
-        while n - i >= 2 {
-            // SAFETY: words i and i + 1 are below n, so valid for both
-            // (caller); `dst + i` is 16-aligned (above), as a volatile
-            // `__m128i` store asks; `src` takes an unaligned read.
-            unsafe {
-                let v = src.add(i).cast::<__m128i>().read_unaligned();
-                dst.add(i).cast::<__m128i>().write_volatile(v);
-            }
-            i += 2;
-        }
-    }
-    while i < n {
-        // SAFETY: i < n, valid for both (caller); `dst` 8-aligned (caller).
-        unsafe { dst.add(i).write_volatile(src.add(i).read_unaligned()) };
-        i += 1;
-    }
-}
-
 /// Copies `len` bytes from private memory at `src` into shared memory at
 /// `dst`: every destination byte is written exactly once, by a volatile
-/// store, 8 (or 16) bytes at a time once `dst` is 8-aligned.
+/// store, 8 bytes at a time once `dst` is 8-aligned.
 ///
 /// # Safety
 ///
@@ -372,13 +295,15 @@ unsafe fn copy_out(src: *const u8, dst: *mut u8, len: usize, dst_align: usize) {
             i += 1;
         }
     }
-    let words = (len - i) / 8;
-    // SAFETY: `dst + i` is 8-aligned (dst_align >= 8, or the head loop above
-    // stopped there) and `words * 8 <= len - i` bytes from it are valid for
-    // writes, as are as many from `src + i` for reads (caller); the two do
-    // not overlap (caller).
-    unsafe { words_out(src.add(i).cast::<u64>(), dst.add(i).cast::<u64>(), words) };
-    i += words * 8;
+    while len - i >= 8 {
+        // SAFETY: i + 8 <= len; `dst + i` is 8-aligned (dst_align >= 8, or
+        // the head loop above stopped there); `src` takes unaligned reads.
+        unsafe {
+            let word = src.add(i).cast::<u64>().read_unaligned();
+            dst.add(i).cast::<u64>().write_volatile(word);
+        }
+        i += 8;
+    }
     while i < len {
         // SAFETY: i < len; both pointers valid for `len` bytes (caller).
         unsafe { dst.add(i).write_volatile(src.add(i).read()) };
@@ -423,6 +348,39 @@ pub fn full_fence() {
 // `span`, atomic or volatile, no reference into the region.
 // ---------------------------------------------------------------------------
 
+/// Word copies of at least this many bytes use `rep movsb`.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const REP_MOVS_MIN: usize = 512;
+
+/// Copies `len` bytes from `src` to `dst` with one `rep movsb`: each source
+/// byte is read once and each destination byte written once, by the CPU's
+/// string-copy microcode (fast on CPUs with ERMS/FSRM), opaque to the
+/// compiler like a volatile access, and through raw pointers only.
+///
+/// # Safety
+///
+/// `src` is valid for reads and `dst` for writes of `len` bytes; the two do
+/// not overlap; nobody holds a reference to the bytes at `dst`.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: `rep movsb` with the direction flag clear (the ABI guarantees
+    // it is clear at every call boundary and Rust code never sets it) copies
+    // `rcx` bytes from `[rsi]` to `[rdi]` upwards: exactly the `len` bytes
+    // the caller vouches for. It clobbers rsi, rdi and rcx (declared) and
+    // touches no other memory; not `nomem`, so the compiler orders it with
+    // the accesses around it.
+    unsafe {
+        core::arch::asm!(
+            "rep movsb",
+            inout("rcx") len => _,
+            inout("rsi") src => _,
+            inout("rdi") dst => _,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
 impl Region {
     /// Atomically swaps `value` into the `u32` at `offset` (4-byte aligned)
     /// and returns the old value. With `SeqCst` this is one locked
@@ -462,11 +420,19 @@ impl Region {
             len: self.len,
         })?;
         let src = self.span(offset, size, 8)?.cast::<u64>();
-        // SAFETY: `span` checked that the `buf.len()` words at `src` are in
-        // the region (valid for reads by `Region::new`'s contract) and
-        // 8-aligned; `buf` is a private slice of as many words, disjoint
-        // from the region.
-        unsafe { words_in(src, buf.as_mut_ptr(), buf.len()) };
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if size >= REP_MOVS_MIN {
+            // SAFETY: `span` checked that the `size` bytes at `src` are in
+            // the region (valid for reads by `Region::new`'s contract); `buf`
+            // is a private slice of `size` bytes, disjoint from the region.
+            unsafe { rep_movsb(src.cast::<u8>(), buf.as_mut_ptr().cast::<u8>(), size) };
+            return Ok(());
+        }
+        for (i, w) in buf.iter_mut().enumerate() {
+            // SAFETY: word i < buf.len() lies inside the span checked above,
+            // 8-aligned; the load is volatile and forms no reference.
+            *w = unsafe { src.add(i).read_volatile() };
+        }
         Ok(())
     }
 
@@ -480,9 +446,19 @@ impl Region {
             len: self.len,
         })?;
         let dst = self.span(offset, size, 8)?.cast::<u64>();
-        // SAFETY: as in `read_words`: the words at `dst` are in the region
-        // (valid for writes) and 8-aligned; `buf` is private and disjoint.
-        unsafe { words_out(buf.as_ptr(), dst, buf.len()) };
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if size >= REP_MOVS_MIN {
+            // SAFETY: `span` checked that the `size` bytes at `dst` are in
+            // the region (valid for writes by `Region::new`'s contract);
+            // `buf` is a private slice of `size` initialised bytes, disjoint
+            // from the region.
+            unsafe { rep_movsb(buf.as_ptr().cast::<u8>(), dst.cast::<u8>(), size) };
+            return Ok(());
+        }
+        for (i, w) in buf.iter().enumerate() {
+            // SAFETY: as in `read_words`, for stores.
+            unsafe { dst.add(i).write_volatile(*w) };
+        }
         Ok(())
     }
 
@@ -578,35 +554,31 @@ mod tests {
     }
 
     #[test]
-    fn word_copies_round_trip_at_any_alignment() {
-        let r = leak_pages(1);
-        for offset in [0usize, 8, 16, 24] {
-            for n in 0..12usize {
+    fn word_copies_round_trip_short_and_long() {
+        let r = leak_pages(2);
+        // Below and above the length where the copy changes method.
+        for n in [0usize, 1, 3, 63, 64, 65, 512] {
+            for offset in [0usize, 8, 4096 - 8] {
                 let words: alloc::vec::Vec<u64> = (0..n as u64)
                     .map(|i| 0x0101_0101_0101_0101u64.wrapping_mul(i + 1) ^ offset as u64)
                     .collect();
-                r.fill(0, 256, 0xee).unwrap();
+                r.fill(0, 8192, 0xee).unwrap();
                 r.write_words(offset, &words).unwrap();
                 let mut back = alloc::vec![0u64; n];
                 r.read_words(offset, &mut back).unwrap();
                 assert_eq!(back, words);
-                // Neighbouring bytes untouched.
+                // The neighbouring words are untouched.
                 let end = offset + n * 8;
-                assert_eq!(r.read::<u64>(end), Ok(0xeeee_eeee_eeee_eeee));
+                if end < 8192 {
+                    assert_eq!(r.read::<u64>(end), Ok(0xeeee_eeee_eeee_eeee));
+                }
                 if offset > 0 {
                     assert_eq!(r.read::<u64>(offset - 8), Ok(0xeeee_eeee_eeee_eeee));
                 }
-                // Byte-wise copies through the same word paths, from odd starts.
-                let mut bytes = [0u8; 37];
-                r.read_bytes(offset + 3, &mut bytes).unwrap();
-                r.write_bytes(offset + 128 + 5, &bytes).unwrap();
-                let mut again = [0u8; 37];
-                r.read_bytes(offset + 128 + 5, &mut again).unwrap();
-                assert_eq!(bytes, again);
             }
         }
-        assert_eq!(r.read::<[u64; 5]>(8), r.read::<[u64; 5]>(8));
-        assert!(r.read_words(4088, &mut [0; 2]).is_err());
+        assert!(r.read_words(8192 - 8, &mut [0; 2]).is_err());
+        assert!(r.write_words(8, &[0; 1024]).is_err());
         assert!(r.write_words(4, &[0]).is_err());
     }
 }
