@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # --- set-up ---------------------------------------------------------------
-debs=(gcc libc6-dev libxen-dev xenstore-utils)
+debs=(gcc libc6-dev libxen-dev xenstore-utils qemu-system-x86 cpio xz-utils)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

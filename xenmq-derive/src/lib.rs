@@ -56,3 +56,34 @@ pub fn xenstore_config(item: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(item as syn::DeriveInput);
     config::derive(input).into()
 }
+
+mod protocol;
+
+/// Declares a split-device protocol on a unit struct and implements
+/// `xenmq::driver::Protocol` for it:
+///
+/// ```
+/// #[xenmq::message]
+/// pub struct Ping { pub id: u64, pub seq: u64 }
+/// #[xenmq::message]
+/// pub struct Pong { pub id: u64, pub seq: u64 }
+///
+/// #[xenmq::protocol(name = "echo", version = 1, request = Ping, response = Pong)]
+/// pub struct Echo;
+///
+/// use xenmq::driver::Protocol;
+/// assert_eq!(Echo::NAME, "echo");
+/// ```
+///
+/// Arguments: `name` (the device type, required), `version` (default 1),
+/// `request` and `response` (`#[xenmq::message]` structs, required),
+/// `ring_pages` (default 1) and `max_ring_pages` (default `ring_pages`),
+/// powers of two up to 16; `pool_pages`, the persistent-grant buffer pool
+/// (default 0, at most 256); `id`, the `u64` field both messages carry the
+/// request id in (default `id`); `frontend_config` and `backend_config`,
+/// `#[derive(XenstoreConfig)]` structs of the keys each end publishes
+/// (default none). The layout fingerprint combines the two messages'.
+#[proc_macro_attribute]
+pub fn protocol(attr: TokenStream, item: TokenStream) -> TokenStream {
+    protocol::expand(attr.into(), item.into()).into()
+}

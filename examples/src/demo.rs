@@ -1,0 +1,69 @@
+//! The `echo` demo's two processes: what `cargo run -p xenmq-examples --bin
+//! echo` and `xenmq demo` run in dom0 and in the guest.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::echo::{self, Echo, EchoBack, EchoFront, Ping};
+use crate::launch::{self, Result};
+use xenmq::xenbus::State;
+use xenmq_runtime::device::sim::{self, SimBack, SimFront};
+
+/// `xenmq demo [COUNT]`: starts a simulated host, runs the echo backend in
+/// dom0 and the echo frontend in a guest, as processes re-running the
+/// current program with `prefix` and a role.
+pub fn demo(prefix: &[&str], args: &[String]) -> ExitCode {
+    launch::run("echo", prefix, args, backend, frontend)
+}
+
+/// The echo backend, as a dom0 process: `backend FRONTEND-DOMID`.
+pub fn backend(args: &[String]) -> Result {
+    let env = sim::env()?;
+    let fe: u16 = args.first().ok_or("usage: echo backend FRONTEND-DOMID")?.parse()?;
+    let mut back = SimBack::<Echo, _>::new(env, fe, 0, EchoBack::default())?;
+    println!("[backend dom0] waiting for the frontend");
+    let mut was = false;
+    // One frontend is the whole demo: serve it until the device is closed.
+    while !(back.connects() > 0 && back.state() == State::Closed) {
+        back.step(Duration::from_millis(20))?;
+        if back.is_connected() != was {
+            was = back.is_connected();
+            println!("[backend dom0] {}", if was { "connected" } else { "disconnected" });
+        }
+    }
+    println!("[backend dom0] device closed; answered {} pings", back.driver().pings);
+    Ok(())
+}
+
+/// The echo frontend, as the guest's process: `frontend [COUNT]`.
+pub fn frontend(args: &[String]) -> Result {
+    let count: u32 = args.first().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let env = sim::env()?;
+    let me = env.grants.id();
+    // This domain lives as long as its connection: keep it past the close.
+    let _domain = env.grants.clone();
+    let mut front = SimFront::<Echo, EchoFront>::new(env, 0, EchoFront)?;
+    front.connect(Duration::from_secs(10))?;
+    println!("[frontend dom{me}] connected to the backend");
+    let pong = front.call(Ping::new(0, b"hello, dom0"), Some(Duration::from_secs(5)))?;
+    println!(
+        "[frontend dom{me}] ping \"hello, dom0\" -> pong {:?}",
+        String::from_utf8_lossy(pong.payload())
+    );
+    let start = Instant::now();
+    let n = echo::ping(front.client(), count, 32)?;
+    let took = start.elapsed();
+    println!(
+        "[frontend dom{me}] {n} pings, 32 in flight: {:.0} round trips/s",
+        f64::from(n) / took.as_secs_f64()
+    );
+    let one = (count / 10).max(1);
+    let start = Instant::now();
+    echo::ping(front.client(), one, 1)?;
+    let each = start.elapsed().as_secs_f64() * 1e6 / f64::from(one);
+    println!("[frontend dom{me}] {one} pings one at a time: {each:.1} µs per round trip");
+    front.close(Duration::from_secs(5))?;
+    print!("[frontend dom{me}] ");
+    launch::wait_for_launcher();
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! One command, two domains: the launcher starts a simulated host (with
+//! Xenstore), creates a guest domain and the device between it and dom0,
+//! then runs this same program twice more — `backend` as a dom0 process,
+//! `frontend` as the guest's process — and relays what they print.
+//!
+//! When the frontend says it has closed the device, the launcher checks
+//! with the host that the guest holds no grant and no port any more, then
+//! lets it exit, and stops the backend.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ExitCode, Stdio};
+use std::time::Duration;
+
+use xenmq_runtime::sim::{self, Host};
+use xenmq_runtime::toolstack::{self, Device};
+use xenmq_runtime::xs::Client;
+
+/// What a role's body returns.
+pub type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// The line a frontend prints once it has closed its device; it then
+/// waits for its standard input to close before exiting.
+pub const CLOSED: &str = "device closed";
+
+/// Runs the role named by the first argument (`backend`, `frontend`), or
+/// launches both. Extra arguments go to the frontend.
+pub fn main(
+    kind: &str,
+    backend: fn(&[String]) -> Result,
+    frontend: fn(&[String]) -> Result,
+) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    run(kind, &[], &args, backend, frontend)
+}
+
+/// As [`main`], for a program that reaches the roles through `prefix`
+/// (`xenmq demo` runs `xenmq demo backend`, ...).
+pub fn run(
+    kind: &str,
+    prefix: &[&str],
+    args: &[String],
+    backend: fn(&[String]) -> Result,
+    frontend: fn(&[String]) -> Result,
+) -> ExitCode {
+    let (role, rest) = match args.split_first() {
+        Some((r, rest)) => (r.as_str(), rest),
+        None => ("", &[][..]),
+    };
+    let result = match role {
+        "backend" => backend(rest),
+        "frontend" => frontend(rest),
+        _ => launch(kind, prefix, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut src = e.source();
+            while let Some(s) = src {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                src = s.source();
+            }
+            eprintln!("{kind} {role}: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Waits for the launcher to close our standard input (after it has
+/// checked what we hold).
+pub fn wait_for_launcher() {
+    println!("{CLOSED}");
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
+fn run_dir(kind: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("xenmq-{kind}-{}", std::process::id()))
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
+    let dir = run_dir(kind);
+    let _ = std::fs::remove_dir_all(&dir);
+    let host = Host::with_xenstored(&dir)?;
+    let guest = host.create_domain("guest")?;
+    println!("host: simulated Xen host in {}", dir.display());
+    println!("host: created domain {guest} (guest); dom0 runs the backend");
+    let xs = Client::connect(&dir.join("socket"))?;
+    let dev = Device { device_type: kind.into(), id: 0, frontend: guest, backend: 0 };
+    toolstack::attach(&xs, &dev, &[])?;
+    println!("host: device {kind}/0: {} <-> {}", dev.frontend_path(), dev.backend_path());
+    let exe = std::env::current_exe()?;
+    let back = Kill(
+        sim::domain_command(&dir, 0, &exe)
+            .args(prefix)
+            .arg("backend")
+            .arg(guest.to_string())
+            .stdin(Stdio::null())
+            .spawn()?,
+    );
+    let mut front = sim::domain_command(&dir, guest, &exe)
+        .args(prefix)
+        .arg("frontend")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut out = BufReader::new(front.stdout.take().ok_or("no frontend stdout")?);
+    let mut line = String::new();
+    let mut checked = false;
+    while out.read_line(&mut line)? > 0 {
+        print!("{line}");
+        if line.trim_end().ends_with(CLOSED) {
+            let me = host.domains().into_iter().find(|d| d.domid == guest);
+            let me = me.ok_or("the guest died before its check")?;
+            let (grants, ports) = (me.grants, me.ports);
+            println!("host: domain {guest} holds {grants} grants and {ports} ports");
+            if grants != 0 || ports != 0 {
+                return Err("the frontend leaked grants or ports".into());
+            }
+            checked = true;
+            drop(front.stdin.take());
+        }
+        line.clear();
+    }
+    let status = front.wait()?;
+    // The backend stops once its frontend has gone; give it a moment to
+    // say so, then stop it.
+    let mut back = back;
+    for _ in 0..250 {
+        if back.0.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(back);
+    host.wait_gone(guest, Duration::from_secs(5));
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+    if !status.success() {
+        return Err(format!("the frontend failed ({status})").into());
+    }
+    if !checked {
+        return Err("the frontend exited without closing its device".into());
+    }
+    println!("host: done");
+    Ok(())
+}

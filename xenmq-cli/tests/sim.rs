@@ -1,0 +1,222 @@
+//! `xenmq sim`: the host in the foreground, the toolstack commands, and a
+//! clean stop on SIGTERM/SIGINT.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const XENMQ: &str = env!("CARGO_BIN_EXE_xenmq");
+
+fn run_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xenmq-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The `xenmq sim` process and its run directory, both cleaned up on drop.
+struct Sim(Child, PathBuf);
+
+impl Sim {
+    fn start(dir: &Path) -> Sim {
+        let mut child = Command::new(XENMQ)
+            .args(["sim", "--run-dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn xenmq sim");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready line");
+        assert!(line.starts_with("xenmq sim: ready"), "{line}");
+        Sim(child, dir.to_owned())
+    }
+
+    fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = self.0.try_wait().expect("try_wait") {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "xenmq sim did not stop");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn xenmq(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(XENMQ)
+        .arg("sim")
+        .arg(args[0])
+        .arg("--run-dir")
+        .arg(dir)
+        .args(&args[1..])
+        .output()
+        .expect("run xenmq");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
+    let dir = run_dir("term");
+    let mut sim = Sim::start(&dir);
+    assert!(dir.join("control").exists());
+
+    let (ok, id, err) = xenmq(&dir, &["create", "guest-a", "--seed", "5", "--drop", "10"]);
+    assert!(ok, "{err}");
+    let id = id.trim().to_owned();
+    // Debian's xenstore clients reach dom0's and the guest's Xenstore.
+    let read = |sock: PathBuf, key: &str| {
+        let out = Command::new("xenstore-read")
+            .arg(key)
+            .env("XENSTORED_PATH", sock)
+            .env_remove("XENSTORED_RUNDIR")
+            .output()
+            .expect("xenstore-read (xenstore-utils installed?)");
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    };
+    assert_eq!(read(dir.join("socket"), "/local/domain/0/name"), "Domain-0");
+    let guest_sock = dir.join("domain").join(&id).join("socket");
+    assert_eq!(
+        read(guest_sock.clone(), &format!("/local/domain/{id}/name")),
+        "guest-a"
+    );
+    // A guest cannot read dom0's tree.
+    assert_eq!(read(guest_sock, "/local/domain/0/name"), "");
+    assert!(dir.join("domain").join(&id).join("control").exists());
+    let (ok, list, _) = xenmq(&dir, &["list"]);
+    assert!(ok);
+    assert!(list.lines().any(|l| l.contains("guest-a")), "{list}");
+
+    // `run` gives the command its domain's environment, and the domain is
+    // destroyed afterwards.
+    let (ok, out, err) = xenmq(
+        &dir,
+        &[
+            "run",
+            "guest-b",
+            "--",
+            "sh",
+            "-c",
+            "echo $XENMQ_SIM_DOMID $XENSTORED_PATH; \
+             xenstore-read /local/domain/$XENMQ_SIM_DOMID/name",
+        ],
+    );
+    assert!(ok, "{err}");
+    let mut words = out.split_whitespace();
+    let bid = words.next().expect("domid").to_owned();
+    assert_eq!(
+        words.next().map(PathBuf::from),
+        Some(dir.join("domain").join(&bid).join("socket"))
+    );
+    // Its Xenstore is its own domain's.
+    assert_eq!(words.next(), Some("guest-b"), "{out}");
+    let (_, list, _) = xenmq(&dir, &["list"]);
+    assert!(!list.contains("guest-b"), "{list}");
+    // The exit status of the command is passed on.
+    let (ok, _, _) = xenmq(&dir, &["run", "guest-c", "--", "false"]);
+    assert!(!ok);
+
+    // A corruption of a grant that does not exist is refused.
+    let (ok, _, err) = xenmq(&dir, &["corrupt", &id, "8", "42", "0,4"]);
+    assert!(!ok && err.contains("refused"), "{err}");
+    // This test process attaches as the guest and shares a page; the CLI
+    // corrupts it, repeatably.
+    {
+        use xenmq::grant::{Access, Grants, Shared as _};
+        let guest = xenmq_runtime::sim::Domain::connect(&dir, id.parse().unwrap()).unwrap();
+        let page = guest.share(0, 1, Access::ReadWrite).unwrap();
+        let gref = page.refs()[0].to_string();
+        let (ok, out, err) = xenmq(&dir, &["corrupt", &id, &gref, "42", "0,4"]);
+        assert!(ok, "{err}");
+        let expect = xenmq_runtime::sim::fault::corruption(42, &[0, 4]);
+        let printed: Vec<String> = out.lines().map(str::to_owned).collect();
+        assert_eq!(
+            printed,
+            expect
+                .iter()
+                .map(|(o, v)| format!("{o} {v:#010x}"))
+                .collect::<Vec<_>>()
+        );
+        for (off, val) in expect {
+            let mut b = [0u8; 4];
+            page.read(off as usize, &mut b).unwrap();
+            assert_eq!(u32::from_le_bytes(b), val);
+        }
+        let (ok, _, err) = xenmq(&dir, &["poke", &id, &gref, "8", "6869"]);
+        assert!(ok, "{err}");
+        let mut b = [0u8; 2];
+        page.read(8, &mut b).unwrap();
+        assert_eq!(&b, b"hi");
+    }
+    // The guest (this test's connection) went away: it is dead.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while xenmq(&dir, &["list"]).1.contains("guest-a") {
+        assert!(Instant::now() < deadline, "guest-a outlived its connection");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (ok, _, err) = xenmq(&dir, &["destroy", &id]);
+    assert!(!ok && err.contains("refused"), "{err}");
+    let (ok, _, err) = xenmq(&dir, &["poke", "0", "8", "0", "zz"]);
+    assert!(!ok && err.contains("hex"), "{err}");
+
+    let st = sim.signal("-TERM");
+    assert!(st.success(), "{st:?}");
+    assert!(!dir.join("control").exists());
+    assert!(!dir.join("socket").exists());
+}
+
+#[test]
+fn stops_cleanly_on_sigint() {
+    let dir = run_dir("int");
+    let mut sim = Sim::start(&dir);
+    let (ok, _, err) = xenmq(&dir, &["create", "guest"]);
+    assert!(ok, "{err}");
+    let st = sim.signal("-INT");
+    assert!(st.success(), "{st:?}");
+    assert!(!dir.join("control").exists());
+    assert!(!dir.join("domain").join("1").exists());
+}
+
+#[test]
+fn bad_usage_is_an_error() {
+    let out = Command::new(XENMQ)
+        .args(["sim", "create", "x"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--run-dir"));
+    let out = Command::new(XENMQ)
+        .args([
+            "sim",
+            "faults",
+            "--run-dir",
+            "/nonexistent",
+            "1",
+            "--drop",
+            "2000",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,360 @@
+//! The backend end of a device.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+use xenmq::driver::{self, Backend, Both, Pool, PoolKeys, Protocol, Server};
+use xenmq::evtchn::Events;
+use xenmq::grant::{Access, DomId, Grants, Pages};
+use xenmq::ring::BackRing;
+use xenmq::store::Store;
+use xenmq::xenbus::{self, Action, Event, Features, Params, State};
+
+use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
+use super::{instance, Env, Error, TICK};
+
+/// What the backend holds for one connection.
+struct Held<G: Grants, C> {
+    ring: G::Mapped,
+    chan: Option<C>,
+    pool: Option<G::Mapped>,
+}
+
+struct Ends<P: Protocol, B, G: Grants, E: Events> {
+    driver: B,
+    grants: G,
+    events: E,
+    peer: DomId,
+    server: Server<P, E::Channel>,
+    held: Option<Held<G, E::Channel>>,
+    refused: Option<String>,
+    connects: u64,
+}
+
+impl<P: Protocol, B: Backend<Protocol = P>, G: Grants, E: Events> Perform for Ends<P, B, G, E> {
+    fn perform(&mut self, action: Action, peer_dir: &str, _store: &dyn StoreOps) -> Option<Event> {
+        match action {
+            Action::MapRing { ring, port } => {
+                self.detach();
+                self.held = None;
+                let mapped = (|| -> Result<_, Error> {
+                    let ring = self.grants.map(self.peer, ring.refs(), Access::ReadWrite)?;
+                    let chan = self.events.bind_interdomain(self.peer, port)?;
+                    Ok(Held {
+                        ring,
+                        chan: Some(chan),
+                        pool: None,
+                    })
+                })();
+                Some(match mapped {
+                    Ok(h) => {
+                        self.held = Some(h);
+                        Event::RingMapped
+                    }
+                    Err(e) => Event::RingFailed(error_chain(&e)),
+                })
+            }
+            Action::Connect(conn) => {
+                if let Err(why) = self.connect(&conn.peer, peer_dir) {
+                    self.refused = Some(why);
+                }
+                None
+            }
+            Action::Disconnect => {
+                self.detach();
+                None
+            }
+            Action::UnmapRing { .. } => {
+                self.detach();
+                self.held = None;
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl<P: Protocol, B: Backend<Protocol = P>, G: Grants, E: Events> Ends<P, B, G, E> {
+    fn connect(&mut self, peer: &xenbus::Keys, peer_dir: &str) -> Result<(), String> {
+        let cfg: Both<P::FrontendConfig, PoolKeys> =
+            peer.parse(peer_dir).map_err(|e| e.to_string())?;
+        let h = self.held.as_mut().ok_or("the ring is not mapped")?;
+        let want = P::POOL_PAGES as usize;
+        if cfg.1.refs.len() != want {
+            return Err(format!(
+                "{peer_dir}/{}: {} buffer pages, the protocol has {want}",
+                xenmq::driver::POOL_KEY,
+                cfg.1.refs.len()
+            ));
+        }
+        if want > 0 {
+            let pool = self
+                .grants
+                .map(self.peer, &cfg.1.refs, Access::ReadWrite)
+                .map_err(|e| format!("cannot map the buffer pool: {e}"))?;
+            h.pool = Some(pool);
+        }
+        self.driver.connect(&cfg.0).map_err(|r| r.0)?;
+        let ring = BackRing::init(h.ring.region()).map_err(|e| e.to_string())?;
+        let chan = h.chan.take().ok_or("the port is not bound")?;
+        let pool = h.pool.as_ref().map(|p| Pool::new(p.region()));
+        self.server.attach(ring, chan, pool);
+        self.connects = self.connects.wrapping_add(1);
+        Ok(())
+    }
+
+    fn detach(&mut self) {
+        if !self.server.is_attached() {
+            return;
+        }
+        let chan = self.server.detach();
+        if let Some(h) = self.held.as_mut() {
+            h.chan = chan;
+        }
+        self.driver.disconnect();
+    }
+}
+
+/// The backend of one device: its lifecycle and its [`Server`].
+pub struct Back<P: Protocol, B, S, G: Grants, E: Events> {
+    lc: Lifecycle<S>,
+    ends: Ends<P, B, G, E>,
+    batches: u64,
+    devid: u32,
+}
+
+impl<P, B, S, G, E> Back<P, B, S, G, E>
+where
+    P: Protocol,
+    B: Backend<Protocol = P>,
+    S: Store,
+    G: Grants,
+    E: Events,
+{
+    /// The backend of frontend domain `frontend`'s device `devid` of this
+    /// protocol's type (`/local/domain/<self>/backend/<type>/<frontend>/<devid>`),
+    /// as created by the toolstack. Publishes InitWait.
+    pub fn new(env: Env<S, G, E>, frontend: DomId, devid: u32, driver: B) -> Result<Self, Error> {
+        let own_dir = format!(
+            "/local/domain/{}/backend/{}/{frontend}/{devid}",
+            env.domid(),
+            P::NAME
+        );
+        let peer_dir = setup_key(&env.store, &own_dir, "frontend")?;
+        let mut params = Params::new(&own_dir, &peer_dir, P::identity());
+        params.max_ring_page_order = P::MAX_RING_PAGE_ORDER;
+        params.features =
+            Features::new::<P::BackendConfig, Both<P::FrontendConfig, PoolKeys>>(&driver.config());
+        let machine = xenbus::Backend::new(params, instance())?;
+        let mut lc = Lifecycle::new(env.store, own_dir, peer_dir, Machine::Back(machine));
+        let mut ends = Ends {
+            driver,
+            grants: env.grants,
+            events: env.events,
+            peer: frontend,
+            server: Server::new(),
+            held: None,
+            refused: None,
+            connects: 0,
+        };
+        lc.start(&mut ends)?;
+        let mut back = Back {
+            lc,
+            ends,
+            batches: 0,
+            devid,
+        };
+        back.check_refused();
+        Ok(back)
+    }
+
+    fn check_refused(&mut self) {
+        if let Some(why) = self.ends.refused.take() {
+            let _ = self.lc.store.write(
+                xenmq::store::Tx::NONE,
+                &format!("{}/error", self.lc.own_dir),
+                why.as_bytes(),
+            );
+            self.lc.close(&mut self.ends);
+        }
+    }
+
+    /// This end's lifecycle state.
+    pub fn state(&self) -> State {
+        self.lc.machine().state()
+    }
+
+    /// The frontend's last seen state.
+    pub fn peer_state(&self) -> Option<State> {
+        self.lc.machine().peer_state()
+    }
+
+    /// The last error the lifecycle reported.
+    pub fn last_error(&self) -> Option<&xenbus::Error> {
+        self.lc.last_error.as_ref()
+    }
+
+    /// This end's Xenstore directory.
+    pub fn dir(&self) -> &str {
+        &self.lc.own_dir
+    }
+
+    /// The frontend domain and device id.
+    pub fn key(&self) -> (DomId, u32) {
+        (self.ends.peer, self.devid)
+    }
+
+    /// The driver.
+    pub fn driver(&mut self) -> &mut B {
+        &mut self.ends.driver
+    }
+
+    /// Whether the data path is up.
+    pub fn is_connected(&self) -> bool {
+        self.ends.server.is_attached()
+    }
+
+    /// How many times a frontend connected.
+    pub fn connects(&self) -> u64 {
+        self.ends.connects
+    }
+
+    /// Requests answered so far.
+    pub fn served(&self) -> u64 {
+        self.ends.server.served()
+    }
+
+    /// Sets the largest spin budget before sleeping (0: never spin).
+    pub fn set_spin(&mut self, max: u32) {
+        self.ends.server.set_spin(max);
+    }
+
+    /// Looks at Xenstore for up to `timeout` and advances the lifecycle.
+    pub fn pump(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        self.lc.pump(timeout, &mut self.ends)?;
+        self.check_refused();
+        Ok(())
+    }
+
+    /// One step: serve a batch if connected, then wait up to `tick` for
+    /// more (spinning first); Xenstore is looked at when idle. Returns the
+    /// requests served.
+    pub fn step(&mut self, tick: Duration) -> Result<usize, Error> {
+        if !self.ends.server.is_attached() {
+            self.pump(Some(tick))?;
+            return Ok(0);
+        }
+        let served = match self.ends.server.serve(&mut self.ends.driver) {
+            Ok(n) => n,
+            Err(e) => return self.broken(e),
+        };
+        self.batches = self.batches.wrapping_add(1);
+        let more = match self.ends.server.wait(Some(tick)) {
+            Ok(more) => more,
+            Err(e) => return self.broken(e),
+        };
+        // Idle, or every so often while busy: the lifecycle's turn.
+        if !more || self.batches.is_multiple_of(256) {
+            self.pump(Some(Duration::ZERO))?;
+        }
+        Ok(served)
+    }
+
+    /// Serves the requests waiting now, without waiting for more.
+    pub fn serve_ready(&mut self) -> Result<usize, Error> {
+        if !self.ends.server.is_attached() {
+            return Ok(0);
+        }
+        match self.ends.server.serve(&mut self.ends.driver) {
+            Ok(n) => Ok(n),
+            Err(e) => self.broken(e),
+        }
+    }
+
+    /// Before sleeping: re-arms the ring and checks once more; `true` if
+    /// requests are waiting (do not sleep).
+    pub fn final_check(&mut self) -> Result<bool, Error> {
+        if !self.ends.server.is_attached() {
+            return Ok(false);
+        }
+        match self.ends.server.final_check() {
+            Ok(more) => Ok(more),
+            Err(e) => self.broken(e).map(|_| false),
+        }
+    }
+
+    /// After a wake-up: consumes the channel's pending notification.
+    pub fn consume(&mut self) -> Result<(), Error> {
+        if !self.ends.server.is_attached() {
+            return Ok(());
+        }
+        match self.ends.server.consume() {
+            Ok(_) => Ok(()),
+            Err(e) => self.broken(e).map(drop),
+        }
+    }
+
+    /// The data path failed (the frontend died or misbehaved): stop
+    /// serving it, and let the lifecycle decide what comes next.
+    fn broken(&mut self, e: driver::Error) -> Result<usize, Error> {
+        if !e.is_fatal() {
+            return Err(e.into());
+        }
+        self.ends.detach();
+        if matches!(e, driver::Error::Ring(_)) {
+            // A hostile ring: say why, and close the device for good (a
+            // frontend that corrupts its ring is not served again).
+            let msg = error_chain(&e);
+            let _ = self.lc.store.write(
+                xenmq::store::Tx::NONE,
+                &format!("{}/error", self.lc.own_dir),
+                msg.as_bytes(),
+            );
+            self.lc.close(&mut self.ends);
+        }
+        self.pump(Some(Duration::ZERO))?;
+        Ok(0)
+    }
+
+    /// Serves until `stop` says so.
+    pub fn run(&mut self, mut stop: impl FnMut(&Self) -> bool) -> Result<(), Error> {
+        while !stop(self) {
+            self.step(TICK)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the device and removes the watch; everything mapped is
+    /// unmapped.
+    pub fn close(mut self) {
+        self.lc.close(&mut self.ends);
+        self.lc.stop();
+    }
+
+    /// The event channel's descriptor while connected.
+    pub fn fd(&self) -> Option<BorrowedFd<'_>>
+    where
+        E::Channel: AsFd,
+    {
+        self.ends.server.channel().map(AsFd::as_fd)
+    }
+}
+
+impl<P: Protocol, B, S, G: Grants, E: Events> Drop for Back<P, B, S, G, E> {
+    fn drop(&mut self) {
+        // The data path first, so nothing uses a region after its pages.
+        let _ = self.ends.server.detach();
+        self.ends.held = None;
+    }
+}

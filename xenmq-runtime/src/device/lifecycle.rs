@@ -1,0 +1,247 @@
+//! What both ends share: the lifecycle machine, its Xenstore actions and
+//! the watch on the peer's state.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use xenmq::store::{Errno, Store, Tx, WatchEvent};
+use xenmq::xenbus::{self, Action, Event, Output, State};
+
+use super::Error;
+
+/// Either machine.
+pub(crate) enum Machine {
+    Front(xenbus::Frontend),
+    Back(xenbus::Backend),
+}
+
+impl Machine {
+    fn handle(&mut self, ev: Event) -> Output {
+        match self {
+            Machine::Front(m) => m.handle(ev),
+            Machine::Back(m) => m.handle(ev),
+        }
+    }
+
+    pub(crate) fn state(&self) -> State {
+        match self {
+            Machine::Front(m) => m.state(),
+            Machine::Back(m) => m.state(),
+        }
+    }
+
+    pub(crate) fn peer_state(&self) -> Option<State> {
+        match self {
+            Machine::Front(m) => m.peer_state(),
+            Machine::Back(m) => m.peer_state(),
+        }
+    }
+}
+
+/// The lifecycle of one device end over one Xenstore connection.
+pub(crate) struct Lifecycle<S> {
+    pub store: S,
+    pub own_dir: String,
+    pub peer_dir: String,
+    token: String,
+    machine: Machine,
+    /// The last error the machine reported (also in the `error` node).
+    pub last_error: Option<xenbus::Error>,
+    queue: VecDeque<Event>,
+}
+
+/// What an end does with the actions that are not Xenstore's.
+pub(crate) trait Perform {
+    /// Performs a ring action; returns the event answering it, if any.
+    fn perform(&mut self, action: Action, peer_dir: &str, store: &dyn StoreOps) -> Option<Event>;
+}
+
+/// The Xenstore operations an end's `perform` may need, object-safe.
+pub(crate) trait StoreOps {
+    fn write_own(&self, key: &str, value: &str) -> Result<(), xenmq::store::Error>;
+}
+
+struct Own<'a, S> {
+    store: &'a S,
+    dir: &'a str,
+}
+
+impl<S: Store> StoreOps for Own<'_, S> {
+    fn write_own(&self, key: &str, value: &str) -> Result<(), xenmq::store::Error> {
+        self.store
+            .write(Tx::NONE, &format!("{}/{key}", self.dir), value.as_bytes())
+    }
+}
+
+impl<S: Store> Lifecycle<S> {
+    pub(crate) fn new(store: S, own_dir: String, peer_dir: String, machine: Machine) -> Self {
+        let token = format!("xenmq:{own_dir}");
+        Lifecycle {
+            store,
+            own_dir,
+            peer_dir,
+            token,
+            machine,
+            last_error: None,
+            queue: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// Sets the watch on the peer's state and starts the machine.
+    pub(crate) fn start(&mut self, end: &mut dyn Perform) -> Result<(), Error> {
+        self.store
+            .watch(&format!("{}/state", self.peer_dir), &self.token)?;
+        self.feed(Event::Start, end);
+        Ok(())
+    }
+
+    /// Asks the machine to close.
+    pub(crate) fn close(&mut self, end: &mut dyn Perform) {
+        self.feed(Event::Close, end);
+    }
+
+    /// Removes the watch.
+    pub(crate) fn stop(&mut self) {
+        let _ = self
+            .store
+            .unwatch(&format!("{}/state", self.peer_dir), &self.token);
+    }
+
+    /// Waits up to `timeout` for watch events and feeds the peer's state
+    /// to the machine. Returns whether any event came.
+    pub(crate) fn pump(
+        &mut self,
+        timeout: Option<Duration>,
+        end: &mut dyn Perform,
+    ) -> Result<bool, Error> {
+        let mut any = false;
+        let mut wait = timeout;
+        // At most a bounded number per call: the peer cannot keep us here.
+        for _ in 0..64 {
+            let Some(ev) = self.store.next_event(wait)? else {
+                break;
+            };
+            wait = Some(Duration::ZERO);
+            any |= self.watch_event(&ev, end);
+        }
+        Ok(any)
+    }
+
+    /// Handles one watch event; `true` if it was ours.
+    pub(crate) fn watch_event(&mut self, ev: &WatchEvent, end: &mut dyn Perform) -> bool {
+        if ev.token != self.token {
+            return false;
+        }
+        // Unreadable (gone, or no longer ours to read) reads as absent.
+        let value = self
+            .store
+            .read_string(Tx::NONE, &format!("{}/state", self.peer_dir))
+            .ok();
+        self.feed(Event::PeerStateValue(value), end);
+        true
+    }
+
+    /// Feeds an event and performs the actions, feeding their answers back
+    /// until the machine asks for nothing more.
+    pub(crate) fn feed(&mut self, ev: Event, end: &mut dyn Perform) {
+        self.queue.push_back(ev);
+        while let Some(ev) = self.queue.pop_front() {
+            let out = self.machine.handle(ev);
+            if let Some(e) = out.error {
+                self.last_error = Some(e);
+            }
+            for a in out.actions {
+                if let Some(next) = self.perform(a, end) {
+                    self.queue.push_back(next);
+                }
+            }
+        }
+    }
+
+    fn path(&self, key: &str) -> String {
+        format!("{}/{key}", self.own_dir)
+    }
+
+    fn perform(&mut self, a: Action, end: &mut dyn Perform) -> Option<Event> {
+        match a {
+            Action::Commit { writes, state } => Some(self.commit(&writes, state)),
+            Action::SwitchState(s) => {
+                // A failure shows as the peer not following; the machine
+                // learns of it from the peer's state, as on Xen.
+                let _ = self
+                    .store
+                    .write(Tx::NONE, &self.path("state"), s.as_str().as_bytes());
+                None
+            }
+            Action::ReadPeer { keys } => {
+                let dir = &self.peer_dir;
+                let store = &self.store;
+                let k = xenbus::Keys::read_with(&keys, |key| {
+                    store.read_string(Tx::NONE, &format!("{dir}/{key}")).ok()
+                });
+                Some(Event::KeysRead(k))
+            }
+            Action::WriteError(msg) => {
+                let _ = self
+                    .store
+                    .write(Tx::NONE, &self.path("error"), msg.as_bytes());
+                None
+            }
+            other => {
+                let ops = Own {
+                    store: &self.store,
+                    dir: &self.own_dir,
+                };
+                end.perform(other, &self.peer_dir, &ops)
+            }
+        }
+    }
+
+    fn commit(&self, writes: &[(String, String)], state: Option<State>) -> Event {
+        let result = (|| {
+            let tx = self.store.transaction_start()?;
+            let body = (|| {
+                for (k, v) in writes {
+                    self.store.write(tx, &self.path(k), v.as_bytes())?;
+                }
+                if let Some(s) = state {
+                    self.store
+                        .write(tx, &self.path("state"), s.as_str().as_bytes())?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = body {
+                let _ = self.store.transaction_end(tx, false);
+                return Err(e);
+            }
+            self.store.transaction_end(tx, true)
+        })();
+        match result {
+            Ok(()) => Event::Committed,
+            Err(e) => Event::CommitFailed {
+                again: e.errno() == Some(Errno::EAGAIN),
+            },
+        }
+    }
+}
+
+/// Reads a key the toolstack wrote.
+pub(crate) fn setup_key<S: Store>(store: &S, dir: &str, key: &str) -> Result<String, Error> {
+    let path = format!("{dir}/{key}");
+    match store.read_string(Tx::NONE, &path) {
+        Ok(v) if !v.is_empty() && v.len() <= 256 => Ok(v),
+        Ok(_) => Err(Error::Setup {
+            path,
+            what: "empty or too long",
+        }),
+        Err(e) if e.errno() == Some(Errno::ENOENT) => Err(Error::Setup {
+            path,
+            what: "missing (was the device created by the toolstack?)",
+        }),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,227 @@
+//! Every device of a protocol that this domain backs, served from one
+//! thread: the backend directory is watched for devices the toolstack
+//! adds, each device gets its own [`Back`], and the thread sleeps on all
+//! their event channels at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use rustix::event::{poll, PollFd, PollFlags};
+use xenmq::driver::{Backend, Protocol};
+use xenmq::evtchn::Events;
+use xenmq::grant::{DomId, Grants};
+use xenmq::store::{Errno, Store, Tx};
+use xenmq::xenbus::State;
+
+use super::{Back, Env, Error, TICK};
+
+/// The most devices one [`Backends`] serves.
+pub const MAX_DEVICES: usize = 256;
+
+/// All devices of protocol `P` this domain backs, served from one thread:
+/// the backend directory is watched for devices the toolstack adds, each
+/// device gets its own [`Back`], and [`step`](Backends::step) sleeps on all
+/// their event channels at once.
+pub struct Backends<P: Protocol, B, S, G: Grants, E: Events> {
+    store: S,
+    grants: G,
+    events: E,
+    dir: String,
+    token: String,
+    connect: Box<dyn FnMut() -> Result<S, Error>>,
+    make: Box<dyn FnMut(DomId, u32) -> B>,
+    devices: Vec<Back<P, B, S, G, E>>,
+    /// Devices whose set-up failed, with why; not retried until they go.
+    failed: BTreeMap<(DomId, u32), String>,
+}
+
+impl<P, B, S, G, E> Backends<P, B, S, G, E>
+where
+    P: Protocol,
+    B: Backend<Protocol = P>,
+    S: Store,
+    G: Grants + Clone,
+    E: Events + Clone,
+    E::Channel: AsFd,
+{
+    /// Watches this domain's backend directory for `P`'s devices. Each
+    /// device gets a Xenstore connection from `connect` and a driver from
+    /// `make(frontend, devid)`.
+    pub fn new(
+        env: Env<S, G, E>,
+        connect: impl FnMut() -> Result<S, Error> + 'static,
+        make: impl FnMut(DomId, u32) -> B + 'static,
+    ) -> Result<Self, Error> {
+        let dir = format!("/local/domain/{}/backend/{}", env.domid(), P::NAME);
+        let token = format!("xenmq-backends:{dir}");
+        env.store.watch(&dir, &token)?;
+        Ok(Backends {
+            store: env.store,
+            grants: env.grants,
+            events: env.events,
+            dir,
+            token,
+            connect: Box::new(connect),
+            make: Box::new(make),
+            devices: Vec::new(),
+            failed: BTreeMap::new(),
+        })
+    }
+
+    /// Devices that could not be set up, and why.
+    pub fn failed(&self) -> &BTreeMap<(DomId, u32), String> {
+        &self.failed
+    }
+
+    /// The devices served now.
+    pub fn devices(&mut self) -> &mut [Back<P, B, S, G, E>] {
+        &mut self.devices
+    }
+
+    fn list(&self, path: &str) -> Vec<String> {
+        self.store.directory(Tx::NONE, path).unwrap_or_default()
+    }
+
+    /// Looks for devices added or removed.
+    fn scan(&mut self) {
+        let mut seen = BTreeSet::new();
+        for fe in self.list(&self.dir) {
+            let Ok(fe_id) = fe.parse::<DomId>() else {
+                continue;
+            };
+            for id in self.list(&format!("{}/{fe}", self.dir)) {
+                if let Ok(devid) = id.parse::<u32>() {
+                    seen.insert((fe_id, devid));
+                }
+            }
+        }
+        self.failed.retain(|d, _| seen.contains(d));
+        for &(fe, devid) in &seen {
+            let known = self.devices.iter().any(|d| d.key() == (fe, devid));
+            if known || self.failed.contains_key(&(fe, devid)) || self.devices.len() >= MAX_DEVICES
+            {
+                continue;
+            }
+            let made = (self.connect)().and_then(|store| {
+                let env = Env::new(store, self.grants.clone(), self.events.clone());
+                Back::new(env, fe, devid, (self.make)(fe, devid))
+            });
+            match made {
+                Ok(dev) => self.devices.push(dev),
+                Err(e) => {
+                    self.failed.insert((fe, devid), e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Drops closed devices that are over: their frontend is gone (the
+    /// directory is then removed, the toolstack's clean-up, which the
+    /// simulator has no daemon for), or the toolstack removed or re-created
+    /// their directory (a new device, maybe of a new domain with the same
+    /// id, gets a new [`Back`]). Returns whether any was dropped.
+    fn reap(&mut self) -> bool {
+        let store = &self.store;
+        let before = self.devices.len();
+        self.devices.retain_mut(|d| {
+            if d.state() != State::Closed {
+                return true;
+            }
+            let dir = d.dir().to_owned();
+            let ours = State::Closed.as_str();
+            match store.read_string(Tx::NONE, &format!("{dir}/state")) {
+                // Still the directory we closed: over once the frontend is.
+                Ok(s) if s == ours => {
+                    let gone = matches!(d.peer_state(), None | Some(State::Unknown));
+                    if gone {
+                        match store.rm(Tx::NONE, &dir) {
+                            Ok(()) => {}
+                            Err(e) if e.errno() == Some(Errno::ENOENT) => {}
+                            Err(_) => return true,
+                        }
+                    }
+                    !gone
+                }
+                Ok(_) => false,
+                Err(e) if e.errno() == Some(Errno::ENOENT) => false,
+                Err(_) => true,
+            }
+        });
+        self.devices.len() != before
+    }
+
+    /// One round: serves every device's waiting requests, sleeps on all
+    /// channels (up to `tick`) when none has work, then advances every
+    /// lifecycle. Returns the requests served.
+    pub fn step(&mut self, tick: Duration) -> Result<usize, Error> {
+        let mut served = 0usize;
+        for d in &mut self.devices {
+            served = served.saturating_add(d.serve_ready()?);
+        }
+        let mut busy = served > 0;
+        if !busy {
+            for d in &mut self.devices {
+                busy |= d.final_check()?;
+            }
+        }
+        if !busy {
+            let mut fds: Vec<PollFd<'_>> = self
+                .devices
+                .iter()
+                .filter_map(|d| d.fd())
+                .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
+                .collect();
+            let ts = rustix::event::Timespec {
+                tv_sec: tick.as_secs() as i64,
+                tv_nsec: i64::from(tick.subsec_nanos()),
+            };
+            if fds.is_empty() {
+                drop(fds);
+                // Nothing to serve: Xenstore is all there is to wait for.
+                self.pump_own(Some(tick))?;
+            } else {
+                match poll(&mut fds, Some(&ts)) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(Error::Event(xenmq::evtchn::Error::Os(e.raw_os_error()))),
+                }
+                drop(fds);
+                for d in &mut self.devices {
+                    d.consume()?;
+                }
+            }
+        }
+        for d in &mut self.devices {
+            d.pump(Some(Duration::ZERO))?;
+        }
+        if self.reap() {
+            self.scan();
+        }
+        self.pump_own(Some(Duration::ZERO))?;
+        Ok(served)
+    }
+
+    fn pump_own(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        let mut rescan = false;
+        let mut wait = timeout;
+        for _ in 0..64 {
+            match self.store.next_event(wait)? {
+                Some(ev) => rescan |= ev.token == self.token,
+                None => break,
+            }
+            wait = Some(Duration::ZERO);
+        }
+        if rescan {
+            self.scan();
+        }
+        Ok(())
+    }
+
+    /// Serves until `stop` says so.
+    pub fn run(&mut self, mut stop: impl FnMut(&mut Self) -> bool) -> Result<(), Error> {
+        while !stop(self) {
+            self.step(TICK)?;
+        }
+        Ok(())
+    }
+}

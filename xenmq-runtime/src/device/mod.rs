@@ -1,0 +1,140 @@
+//! The userspace device runtime: one split device end, driven from
+//! Xenstore, serving a driver on the platform's grants and event channels.
+//!
+//! - [`Front`] runs a [`Frontend`](xenmq::driver::Frontend) driver and is
+//!   the frontend's [`Client`](xenmq::driver::Client): `call`, `submit`,
+//!   `poll`.
+//! - [`Back`] runs a [`Backend`](xenmq::driver::Backend) driver: it serves
+//!   batches of requests until told to stop.
+//! - [`Backends`] serves every device of a protocol that this domain backs
+//!   from one thread, sleeping on all their event channels at once (each
+//!   end exposes its channel's descriptor, [`Front::fd`], [`Back::fd`]).
+//! - [`sim`] names the simulator's types ([`sim::SimFront`],
+//!   [`sim::SimBack`]) and finds a domain process's host from its
+//!   environment.
+//!
+//! Each end watches its peer's `state` key and feeds what it sees to the
+//! lifecycle machine of [`xenmq::xenbus`], performing the machine's actions
+//! on the platform: transactions on the [`Store`], grants with
+//! [`Grants`], ports with [`Events`]. On `Connect` it attaches the ring to
+//! the data path; on `Disconnect` every request in flight completes with
+//! [`driver::Error::Disconnected`](xenmq::driver::Error::Disconnected).
+//!
+//! The data path never touches Xenstore: a wake-up serves every request
+//! waiting, pushes all answers once and notifies at most once; waits spin
+//! on the ring a bounded, adaptive number of times before sleeping on the
+//! channel. Bulk data goes through the protocol's buffer pool: the
+//! frontend grants `pool_pages` pages once per connection and publishes
+//! them in `xenmq-pool-refs`; the backend maps them once.
+//!
+//! A simulator domain lives as long as its connection to the host: keep a
+//! clone of its [`Domain`](crate::sim::Domain) while the process should
+//! count as running (a [`Front`] drops its own on close).
+
+mod back;
+mod front;
+mod lifecycle;
+mod many;
+pub mod sim;
+
+use std::time::Duration;
+
+use xenmq::evtchn::Events;
+use xenmq::grant::{DomId, Grants};
+use xenmq::store::Store;
+
+pub use back::Back;
+pub use front::Front;
+pub use many::{Backends, MAX_DEVICES};
+
+/// How long an idle end sleeps on its channel before looking at Xenstore.
+pub const TICK: Duration = Duration::from_millis(20);
+
+/// Why a device end failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A Xenstore operation failed.
+    #[error("xenstore operation failed")]
+    Store(#[from] xenmq::store::Error),
+    /// A grant operation failed.
+    #[error("grant operation failed")]
+    Grant(#[from] xenmq::grant::Error),
+    /// An event channel operation failed.
+    #[error("event channel operation failed")]
+    Event(#[from] xenmq::evtchn::Error),
+    /// The ring could not be set up.
+    #[error("ring set-up failed")]
+    Ring(#[from] xenmq::ring::Error),
+    /// The data path failed.
+    #[error("data path failed")]
+    Driver(#[from] xenmq::driver::Error),
+    /// The lifecycle machine refused its parameters.
+    #[error("lifecycle failed")]
+    Xenbus(#[from] xenmq::xenbus::Error),
+    /// The Xenstore connection could not be made.
+    #[error("cannot connect to xenstore")]
+    Connect(#[from] std::io::Error),
+    /// A key the toolstack writes is missing or bad.
+    #[error("{path}: {what}")]
+    Setup {
+        /// The key.
+        path: String,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The device closed on an error (a protocol mismatch, a refused
+    /// peer); the message is also in the `error` node.
+    #[error("the device closed: {0}")]
+    Failed(String),
+    /// The device did not reach the state in time.
+    #[error("timed out waiting for the device to {0}")]
+    Timeout(&'static str),
+    /// The device closed and does not reconnect.
+    #[error("the device is closed")]
+    Closed,
+}
+
+/// What a device end runs on: its Xenstore connection, grant table and
+/// event channels.
+#[derive(Debug, Clone)]
+pub struct Env<S, G, E> {
+    /// The Xenstore connection (one per device end: it carries the
+    /// device's watch).
+    pub store: S,
+    /// The grant table.
+    pub grants: G,
+    /// The event channels.
+    pub events: E,
+}
+
+impl<S: Store, G: Grants, E: Events> Env<S, G, E> {
+    /// Bundles the three.
+    pub fn new(store: S, grants: G, events: E) -> Self {
+        Env {
+            store,
+            grants,
+            events,
+        }
+    }
+
+    fn domid(&self) -> DomId {
+        self.grants.domid()
+    }
+}
+
+/// A number that differs between incarnations of a device end.
+fn instance() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // Relaxed: only uniqueness within the process matters.
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    xenmq::wire::Fnv::new()
+        .u64(nanos)
+        .u64(u64::from(std::process::id()))
+        .u64(n)
+        .finish()
+}

@@ -1,0 +1,392 @@
+//! The frontend's data path: submit requests with framework-owned ids,
+//! match the responses by id, fail what is in flight on disconnect.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::table::Table;
+use super::{Error, Lease, Pool, Protocol, Spin};
+use crate::evtchn::Channel;
+use crate::ring::FrontRing;
+
+/// Names a submitted request; its [`Completion`] carries the same tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tag(pub(crate) u64);
+
+impl Tag {
+    /// The id the request carried on the ring.
+    pub fn id(self) -> u64 {
+        self.0
+    }
+}
+
+/// The outcome of one submitted request: exactly one per submit.
+pub struct Completion<P: Protocol> {
+    /// The request's tag.
+    pub tag: Tag,
+    /// The response, or why there is none ([`Error::Disconnected`] when the
+    /// device went away with the request in flight).
+    pub result: Result<P::Response, Error>,
+    /// The buffer slot submitted with the request, back to the caller.
+    pub lease: Option<Lease>,
+}
+
+impl<P: Protocol> core::fmt::Debug for Completion<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Completion")
+            .field("tag", &self.tag)
+            .field("ok", &self.result.is_ok())
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+struct Link<P: Protocol, C> {
+    ring: FrontRing<P::Request, P::Response>,
+    chan: C,
+    pool: Option<Pool>,
+}
+
+/// The frontend end of one device's data path. It lives as long as the
+/// device; [`attach`](Client::attach) gives it each connection's ring.
+///
+/// No allocation, lock or system call per request: the in-flight table,
+/// the completion queue and the free buffer slots are sized at attach; a
+/// notification is sent only when the backend asked for one.
+pub struct Client<P: Protocol, C> {
+    link: Option<Link<P, C>>,
+    inflight: Table<Option<u32>>,
+    ready: VecDeque<Completion<P>>,
+    free_slots: Vec<u32>,
+    pool_slots: u32,
+    spin: Spin,
+    stray: u64,
+    unpushed: bool,
+    /// A failure of a push that had already put requests in flight,
+    /// reported by the next poll or wait.
+    deferred: Option<Error>,
+}
+
+impl<P: Protocol, C: Channel> Default for Client<P, C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Protocol, C: Channel> Client<P, C> {
+    /// A client with no connection.
+    pub fn new() -> Self {
+        Client {
+            link: None,
+            inflight: Table::new(),
+            ready: VecDeque::new(),
+            free_slots: Vec::new(),
+            pool_slots: 0,
+            spin: Spin::default(),
+            stray: 0,
+            unpushed: false,
+            deferred: None,
+        }
+    }
+
+    /// Starts using `ring` (shared with the backend and initialised),
+    /// notifying through `chan`, with the buffer `pool`.
+    pub fn attach(
+        &mut self,
+        ring: FrontRing<P::Request, P::Response>,
+        chan: C,
+        pool: Option<Pool>,
+    ) {
+        let size = ring.size();
+        self.inflight.reserve(size);
+        let want = (size as usize).saturating_mul(2);
+        self.ready.reserve(want.saturating_sub(self.ready.len()));
+        let slots = pool.map_or(0, |p| p.slots());
+        if slots > self.pool_slots {
+            // Slots beyond what we had are new and free.
+            self.free_slots.reserve(slots as usize);
+            self.free_slots.extend((self.pool_slots..slots).rev());
+            self.pool_slots = slots;
+        }
+        self.link = Some(Link { ring, chan, pool });
+    }
+
+    /// Stops using the ring: every request in flight completes with
+    /// [`Error::Disconnected`] (queued for [`poll`](Client::poll)), and the
+    /// channel is returned. Returns how many requests were failed.
+    pub fn detach(&mut self) -> (usize, Option<C>) {
+        // Answers already on the ring complete normally.
+        self.deferred = None;
+        let _ = self.collect();
+        let ready = &mut self.ready;
+        let mut lost = 0usize;
+        self.inflight.drain(|id, slot| {
+            lost = lost.saturating_add(1);
+            ready.push_back(Completion {
+                tag: Tag(id),
+                result: Err(Error::Disconnected),
+                lease: slot.map(|slot| Lease { slot }),
+            });
+        });
+        self.unpushed = false;
+        (lost, self.link.take().map(|l| l.chan))
+    }
+
+    /// Whether a ring is attached.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// The event channel, to poll its descriptor.
+    pub fn channel(&self) -> Option<&C> {
+        self.link.as_ref().map(|l| &l.chan)
+    }
+
+    /// Requests submitted whose completion has not been taken yet (on the
+    /// ring, or answered and queued for [`poll`](Client::poll)).
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len().saturating_add(self.ready.len())
+    }
+
+    /// Responses that matched no request in flight (a misbehaving backend
+    /// answering twice or inventing ids); they are dropped.
+    pub fn stray_responses(&self) -> u64 {
+        self.stray
+    }
+
+    /// Sets the largest spin budget of waits (0: never spin).
+    pub fn set_spin(&mut self, max: u32) {
+        self.spin = Spin::new(max);
+    }
+
+    /// Borrows a free buffer slot of the pool.
+    pub fn lease(&mut self) -> Result<Lease, Error> {
+        self.free_slots
+            .pop()
+            .map(|slot| Lease { slot })
+            .ok_or(Error::NoBuffer(self.pool_slots))
+    }
+
+    /// Gives a buffer slot back.
+    pub fn release(&mut self, lease: Lease) {
+        if lease.slot < self.pool_slots && self.free_slots.len() < self.pool_slots as usize {
+            self.free_slots.push(lease.slot);
+        }
+    }
+
+    fn pool(&self) -> Result<&Pool, Error> {
+        self.link
+            .as_ref()
+            .ok_or(Error::NotConnected)?
+            .pool
+            .as_ref()
+            .ok_or(Error::NoBuffer(0))
+    }
+
+    /// Writes `data` at `offset` of a leased slot, in place.
+    pub fn write(&self, lease: &Lease, offset: usize, data: &[u8]) -> Result<(), Error> {
+        self.pool()?.write(lease.slot, offset, data)
+    }
+
+    /// Copies bytes at `offset` of a leased slot out, once.
+    pub fn read(&self, lease: &Lease, offset: usize, out: &mut [u8]) -> Result<(), Error> {
+        self.pool()?.read(lease.slot, offset, out)
+    }
+
+    /// Puts a request on the ring without publishing it (see
+    /// [`flush`](Client::flush)); many queued requests cost one push.
+    pub fn queue(&mut self, req: P::Request, lease: Option<Lease>) -> Result<Tag, Error> {
+        let slot = lease.as_ref().map(Lease::slot);
+        let r = self.produce(req, slot);
+        if let (Err(_), Some(lease)) = (&r, lease) {
+            // A request that did not go out gives its buffer back.
+            self.release(lease);
+        }
+        r
+    }
+
+    fn produce(&mut self, mut req: P::Request, slot: Option<u32>) -> Result<Tag, Error> {
+        let link = self.link.as_mut().ok_or(Error::NotConnected)?;
+        if link.ring.is_full() {
+            return Err(Error::Busy(link.ring.size()));
+        }
+        let id = self
+            .inflight
+            .insert(slot)
+            .ok_or(Error::Busy(link.ring.size()))?;
+        P::set_request_id(&mut req, id);
+        if let Err(e) = link.ring.produce_request(&req) {
+            self.inflight.remove(id);
+            return Err(e.into());
+        }
+        self.unpushed = true;
+        Ok(Tag(id))
+    }
+
+    /// Publishes the queued requests and notifies the backend if it asked.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if !self.unpushed {
+            return Ok(());
+        }
+        let link = self.link.as_mut().ok_or(Error::NotConnected)?;
+        self.unpushed = false;
+        if link.ring.push_requests()? {
+            link.chan.notify()?;
+        }
+        Ok(())
+    }
+
+    /// Submits a request now; the answer comes through
+    /// [`poll`](Client::poll) or [`wait`](Client::wait).
+    pub fn submit(&mut self, req: P::Request) -> Result<Tag, Error> {
+        let tag = self.queue(req, None)?;
+        self.flush_queued();
+        Ok(tag)
+    }
+
+    /// Flushes requests already in flight: a failure is theirs, reported
+    /// by the next poll or wait (and completes them on detach).
+    fn flush_queued(&mut self) {
+        if let Err(e) = self.flush() {
+            self.deferred.get_or_insert(e);
+        }
+    }
+
+    /// Submits a request with a buffer slot, which comes back with the
+    /// completion.
+    pub fn submit_with(&mut self, req: P::Request, lease: Lease) -> Result<Tag, Error> {
+        let tag = self.queue(req, Some(lease))?;
+        self.flush_queued();
+        Ok(tag)
+    }
+
+    /// Moves every response waiting on the ring to the completion queue.
+    fn collect(&mut self) -> Result<(), Error> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        let Some(link) = self.link.as_mut() else {
+            return Ok(());
+        };
+        for rsp in link.ring.responses()? {
+            let id = P::response_id(&rsp);
+            match self.inflight.remove(id) {
+                Some(slot) => self.ready.push_back(Completion {
+                    tag: Tag(id),
+                    result: Ok(rsp),
+                    lease: slot.map(|slot| Lease { slot }),
+                }),
+                None => self.stray = self.stray.wrapping_add(1),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next completion, if one is ready (never blocks).
+    pub fn poll(&mut self) -> Result<Option<Completion<P>>, Error> {
+        if self.ready.is_empty() {
+            self.collect()?;
+        }
+        Ok(self.ready.pop_front())
+    }
+
+    /// Sleeps until responses may be waiting: spins a few checks, re-arms
+    /// the ring's event index, then blocks on the channel up to `timeout`.
+    /// `false` on timeout.
+    pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<bool, Error> {
+        let link = self.link.as_mut().ok_or(Error::NotConnected)?;
+        let ring = &mut link.ring;
+        if self.spin.run(|| Ok(ring.has_unconsumed_responses()?))? {
+            return Ok(true);
+        }
+        if ring.final_check_for_responses()? {
+            return Ok(true);
+        }
+        Ok(link.chan.wait(timeout)?)
+    }
+
+    /// The next completion, waiting up to `timeout` for it.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Completion<P>, Error> {
+        loop {
+            if let Some(c) = self.poll()? {
+                return Ok(c);
+            }
+            if self.inflight.is_empty() {
+                return Err(Error::NotConnected);
+            }
+            if !self.wait_event(timeout)? {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
+    /// Takes the completion of `tag` if it is ready; others stay queued.
+    pub fn take(&mut self, tag: Tag) -> Result<Option<Completion<P>>, Error> {
+        self.collect()?;
+        let pos = self.ready.iter().position(|c| c.tag == tag);
+        Ok(pos.and_then(|i| self.ready.remove(i)))
+    }
+
+    /// One round trip: submits `req` and waits for its response (other
+    /// completions arriving meanwhile stay queued for `poll`).
+    pub fn call(
+        &mut self,
+        req: P::Request,
+        timeout: Option<Duration>,
+    ) -> Result<P::Response, Error> {
+        let tag = self.submit(req)?;
+        self.wait_for(tag, timeout)?.result
+    }
+
+    /// One round trip with a buffer slot: leases a slot, writes `data` at
+    /// its start, builds the request from the slot number, and waits for
+    /// the answer, returned with the slot (read what the backend wrote,
+    /// then [`release`](Client::release) it). On failure the slot is given
+    /// back.
+    pub fn call_with(
+        &mut self,
+        data: &[u8],
+        req: impl FnOnce(u32) -> P::Request,
+        timeout: Option<Duration>,
+    ) -> Result<(P::Response, Lease), Error> {
+        let lease = self.lease()?;
+        if let Err(e) = self.write(&lease, 0, data) {
+            self.release(lease);
+            return Err(e);
+        }
+        // A failed submit gives the slot back itself.
+        let tag = self.submit_with(req(lease.slot()), lease)?;
+        let done = self.wait_for(tag, timeout)?;
+        match (done.result, done.lease) {
+            (Ok(rsp), Some(lease)) => Ok((rsp, lease)),
+            (result, lease) => {
+                if let Some(lease) = lease {
+                    self.release(lease);
+                }
+                Err(result
+                    .err()
+                    .unwrap_or(Error::BadAnswer("buffer not returned")))
+            }
+        }
+    }
+
+    /// Waits for the completion of `tag`.
+    pub fn wait_for(
+        &mut self,
+        tag: Tag,
+        timeout: Option<Duration>,
+    ) -> Result<Completion<P>, Error> {
+        loop {
+            if let Some(c) = self.take(tag)? {
+                return Ok(c);
+            }
+            if !self.inflight.contains(tag.0) {
+                return Err(Error::UnknownTag(tag.0));
+            }
+            if !self.wait_event(timeout)? {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+}

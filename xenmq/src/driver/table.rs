@@ -1,0 +1,130 @@
+//! A fixed-capacity table of things in flight, named by generation-tagged
+//! ids: `generation << 32 | slot`. An id is valid from its insert to its
+//! removal; every removal bumps the slot's generation, so a stale or forged
+//! id (a response answered twice, a ticket used twice) finds nothing.
+//!
+//! Memory is allocated only by [`Table::reserve`] (at connect); insert and
+//! remove never allocate.
+
+use alloc::vec::Vec;
+
+#[derive(Debug)]
+pub(crate) struct Table<V> {
+    gens: Vec<u32>,
+    vals: Vec<Option<V>>,
+    free: Vec<u32>,
+    used: usize,
+}
+
+impl<V> Table<V> {
+    pub(crate) const fn new() -> Self {
+        Table {
+            gens: Vec::new(),
+            vals: Vec::new(),
+            free: Vec::new(),
+            used: 0,
+        }
+    }
+
+    /// Grows the table to `cap` slots (never shrinks).
+    pub(crate) fn reserve(&mut self, cap: u32) {
+        let old = self.vals.len();
+        let cap = cap as usize;
+        if cap <= old {
+            return;
+        }
+        self.gens.resize(cap, 0);
+        self.vals.resize_with(cap, || None);
+        self.free.reserve(cap.saturating_sub(self.free.len()));
+        for slot in (old..cap).rev() {
+            // `cap` came from a u32.
+            self.free.push(slot as u32);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.used
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+
+    pub(crate) fn insert(&mut self, v: V) -> Option<u64> {
+        let slot = self.free.pop()?;
+        let (Some(gen), Some(cell)) = (
+            self.gens.get(slot as usize),
+            self.vals.get_mut(slot as usize),
+        ) else {
+            return None;
+        };
+        *cell = Some(v);
+        self.used = self.used.saturating_add(1);
+        Some((u64::from(*gen) << 32) | u64::from(slot))
+    }
+
+    fn split(id: u64) -> (u32, usize) {
+        ((id >> 32) as u32, (id & 0xffff_ffff) as usize)
+    }
+
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        let (gen, slot) = Self::split(id);
+        self.gens.get(slot) == Some(&gen) && self.vals.get(slot).is_some_and(Option::is_some)
+    }
+
+    pub(crate) fn remove(&mut self, id: u64) -> Option<V> {
+        let (gen, slot) = Self::split(id);
+        if self.gens.get(slot) != Some(&gen) {
+            return None;
+        }
+        let v = self.vals.get_mut(slot)?.take()?;
+        if let Some(g) = self.gens.get_mut(slot) {
+            *g = g.wrapping_add(1);
+        }
+        self.free.push(slot as u32);
+        self.used = self.used.saturating_sub(1);
+        Some(v)
+    }
+
+    /// Removes every entry, lowest slot first, handing each to `f`.
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(u64, V)) {
+        for slot in 0..self.vals.len() {
+            let gen = self.gens.get(slot).copied().unwrap_or(0);
+            let id = (u64::from(gen) << 32) | slot as u64;
+            if let Some(v) = self.remove(id) {
+                f(id, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Table;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn ids_are_single_use_and_slots_reused() {
+        let mut t = Table::new();
+        t.reserve(2);
+        let a = t.insert('a').unwrap();
+        let b = t.insert('b').unwrap();
+        assert_eq!(t.insert('c'), None);
+        assert_eq!(t.remove(a), Some('a'));
+        assert_eq!(t.remove(a), None, "removed twice");
+        let c = t.insert('c').unwrap();
+        assert_ne!(a, c, "a reused slot gets a new generation");
+        assert_eq!(a & 0xffff_ffff, c & 0xffff_ffff);
+        assert_eq!(t.remove(0xdead_0000_0001), None);
+        assert_eq!(t.remove(u64::MAX), None);
+        let mut seen = Vec::new();
+        t.drain(|id, v| seen.push((id, v)));
+        assert_eq!(seen, [(c, 'c'), (b, 'b')]);
+        assert!(t.is_empty());
+        t.reserve(4);
+        for _ in 0..4 {
+            assert!(t.insert('x').unwrap() & 0xffff_ffff < 4);
+        }
+        assert_eq!(t.insert('y'), None);
+    }
+}

@@ -1,0 +1,34 @@
+//! The crate's error: any module's error, for code that crosses modules.
+
+use crate::{driver, evtchn, grant, ring, shm, store, wire, xenbus};
+
+/// Anything that can go wrong in xenmq, by module. Each variant wraps the
+/// module's own error as its source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A ring failed.
+    #[error("ring error")]
+    Ring(#[from] ring::Error),
+    /// A message could not be read.
+    #[error("wire error")]
+    Wire(#[from] wire::Error),
+    /// A shared-memory access did not fit its region.
+    #[error("shared memory error")]
+    Shm(#[from] shm::Error),
+    /// A grant operation failed.
+    #[error("grant error")]
+    Grant(#[from] grant::Error),
+    /// An event channel operation failed.
+    #[error("event channel error")]
+    Evtchn(#[from] evtchn::Error),
+    /// A Xenstore operation failed.
+    #[error("xenstore error")]
+    Store(#[from] store::Error),
+    /// Negotiation or the device lifecycle failed.
+    #[error("xenbus error")]
+    Xenbus(#[from] xenbus::Error),
+    /// A driver's data path failed.
+    #[error("driver error")]
+    Driver(#[from] driver::Error),
+}

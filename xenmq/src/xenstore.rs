@@ -1,1 +1,0 @@
-//! The Xenstore wire protocol (`xen/io/xs_wire.h`), platform-free.

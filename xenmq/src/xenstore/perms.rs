@@ -1,0 +1,202 @@
+//! Node permissions and their string form (`n0`, `r5`, `w7`, `b3`).
+//!
+//! The first entry names the owner (who may do anything) and the access of
+//! every domain not listed; later entries give listed domains their access.
+
+use alloc::vec::Vec;
+
+/// What a domain may do with a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// `n`: nothing.
+    None,
+    /// `r`: read.
+    Read,
+    /// `w`: write.
+    Write,
+    /// `b`: read and write.
+    Both,
+}
+
+impl Access {
+    /// The letter on the wire.
+    pub fn letter(self) -> char {
+        match self {
+            Access::None => 'n',
+            Access::Read => 'r',
+            Access::Write => 'w',
+            Access::Both => 'b',
+        }
+    }
+
+    /// Whether this allows reading.
+    pub fn can_read(self) -> bool {
+        matches!(self, Access::Read | Access::Both)
+    }
+
+    /// Whether this allows writing.
+    pub fn can_write(self) -> bool {
+        matches!(self, Access::Write | Access::Both)
+    }
+}
+
+/// One entry: a domain and its access. The id is C's `unsigned int`: any
+/// 32-bit value a peer sent, shown signed as C prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Perm {
+    /// The domain.
+    pub id: u32,
+    /// Its access.
+    pub access: Access,
+}
+
+/// A node's permission list; never empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Perms(Vec<Perm>);
+
+/// What a connection may do with a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rights {
+    /// May read.
+    pub read: bool,
+    /// May write.
+    pub write: bool,
+    /// Owns the node (may change its permissions).
+    pub owner: bool,
+}
+
+impl Perms {
+    /// Permissions owned by `owner`, with `others` for everyone else.
+    pub fn new(owner: u32, others: Access) -> Self {
+        Perms(alloc::vec![Perm {
+            id: owner,
+            access: others
+        }])
+    }
+
+    /// Builds from entries; `None` if there are none.
+    pub fn from_entries(entries: Vec<Perm>) -> Option<Self> {
+        if entries.is_empty() {
+            None
+        } else {
+            Some(Perms(entries))
+        }
+    }
+
+    /// All entries, owner first.
+    pub fn entries(&self) -> &[Perm] {
+        &self.0
+    }
+
+    /// The owner's domain id.
+    pub fn owner(&self) -> u32 {
+        self.0.first().map_or(0, |p| p.id)
+    }
+
+    /// Replaces the owner (C xenstored gives what an unprivileged domain
+    /// creates to that domain, keeping the inherited access list).
+    pub fn set_owner(&mut self, id: u32) {
+        if let Some(p) = self.0.first_mut() {
+            p.id = id;
+        }
+    }
+
+    /// Parses strings such as `["n0", "r5"]` (C's `xs_strings_to_perms`:
+    /// a letter, then a number in C `strtol` base-0 syntax, nothing else).
+    pub fn parse<'a>(strings: impl IntoIterator<Item = &'a [u8]>) -> Option<Self> {
+        let mut v = Vec::new();
+        for s in strings {
+            let (&letter, num) = s.split_first()?;
+            let access = match letter {
+                b'n' => Access::None,
+                b'r' => Access::Read,
+                b'w' => Access::Write,
+                b'b' => Access::Both,
+                _ => return None,
+            };
+            let (id, used) = super::args::strtol(num);
+            if num.is_empty() || used != num.len() {
+                return None;
+            }
+            // C stores the long in an unsigned int: keep the low 32 bits.
+            v.push(Perm {
+                id: id as u32,
+                access,
+            });
+        }
+        Perms::from_entries(v)
+    }
+
+    /// The wire form: each entry and a NUL (`"n0\0r5\0"`).
+    pub fn to_payload(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in &self.0 {
+            let s = alloc::format!("{}{}\0", p.access.letter(), p.id as i32);
+            out.extend_from_slice(s.as_bytes());
+        }
+        out
+    }
+
+    /// The rights of an unprivileged domain `domid` (and of the domain it
+    /// is the device model for, `target`): the owner may do anything; a
+    /// listed domain gets its entry; anyone else the first entry's access.
+    pub fn rights_of(&self, domid: u32, target: Option<u32>) -> Rights {
+        let is = |id: u32| id == domid || target == Some(id);
+        let all = Rights {
+            read: true,
+            write: true,
+            owner: true,
+        };
+        let Some((first, rest)) = self.0.split_first() else {
+            return all;
+        };
+        if is(first.id) {
+            return all;
+        }
+        let access = rest
+            .iter()
+            .find(|p| is(p.id))
+            .map_or(first.access, |p| p.access);
+        Rights {
+            read: access.can_read(),
+            write: access.can_write(),
+            owner: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[&str]) -> Option<Perms> {
+        Perms::parse(s.iter().map(|x| x.as_bytes()))
+    }
+
+    #[test]
+    fn parse_and_print() {
+        let perms = p(&["n0", "r5", "w0x10", "b010", "r-1"]).unwrap();
+        assert_eq!(perms.to_payload(), b"n0\0r5\0w16\0b8\0r-1\0");
+        assert_eq!(p(&["r 5"]).unwrap().to_payload(), b"r5\0");
+        assert!(p(&["x0"]).is_none());
+        assert!(p(&["r"]).is_none());
+        assert!(p(&["r5x"]).is_none());
+        assert!(p(&["R5"]).is_none());
+        assert!(p(&[""]).is_none());
+        assert!(p(&[]).is_none());
+    }
+
+    #[test]
+    fn rights() {
+        let perms = p(&["r1", "w2", "n3"]).unwrap();
+        assert!(perms.rights_of(1, None).owner);
+        let r2 = perms.rights_of(2, None);
+        assert!(r2.write && !r2.read && !r2.owner);
+        let r3 = perms.rights_of(3, None);
+        assert!(!r3.write && !r3.read);
+        let r4 = perms.rights_of(4, None);
+        assert!(r4.read && !r4.write);
+        assert!(perms.rights_of(4, Some(1)).owner);
+        assert!(perms.rights_of(4, Some(2)).write);
+    }
+}
