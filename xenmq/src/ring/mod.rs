@@ -106,13 +106,12 @@
 //!
 //! # Memory ordering
 //!
-//! Producer indices are published with (at least) Release and read with
-//! Acquire. Between publishing a producer index and reading the peer's event
-//! index there is a full barrier: the publish is a SeqCst swap, one locked
-//! instruction that is both the store and ring.h's `xen_mb()`. Between
-//! re-arming our event index and re-reading the peer's producer index there
-//! is one full fence ([`shm::full_fence`]). So either the producer sees the
-//! re-armed event or the consumer sees the new index.
+//! Producer indices are published with Release and read with Acquire.
+//! Between publishing a producer index and reading the peer's event index,
+//! and between re-arming our event index and re-reading the peer's producer
+//! index, there is one full fence ([`shm::full_fence`], ring.h's
+//! `xen_mb()`), so that either the producer sees the re-armed event or the
+//! consumer sees the new index.
 //!
 //! When a consumer sees a new producer index (checked first), it prefetches
 //! the entries just published, so that the cache misses of a batch overlap
@@ -410,19 +409,17 @@ impl<Req, Rsp> Shared<Req, Rsp> {
     /// an index in `(old, new]`.
     #[inline]
     fn push(&self, prod: usize, event: usize, old: Idx, new: Idx) -> Result<bool, Error> {
-        // SeqCst swap, one locked instruction that is both the publish and
-        // ring.h's xen_mb() (the old value is ours and unused). Its Release
-        // half makes the entries written into their slots visible to a
-        // consumer that reads `new`; pairs with the consumer's Acquire load
-        // of this index (in C, its xen_rmb() after reading it). Its SeqCst
-        // half orders it before the SeqCst load below, and pairs with the
-        // full fence the consumer puts between re-arming `event` and
-        // re-reading `prod` (RING_FINAL_CHECK_FOR_*): either we see its new
+        // Release: the entries written into their slots before this store are
+        // visible to a consumer that reads `new`; pairs with the consumer's
+        // Acquire load of this index (in C, its xen_rmb() after reading it).
+        self.store(prod, new, Ordering::Release)?;
+        // Full fence: the store above is visible before the load below; pairs
+        // with the fence the consumer puts between re-arming `event` and
+        // re-reading `prod` (RING_FINAL_CHECK_FOR_*), so either we see its new
         // event index or it sees our new producer index.
-        self.region.swap_u32(prod, new, Ordering::SeqCst)?;
-        // SeqCst: after the swap above in the single total order (a plain
-        // load on x86-64); the event index carries no data.
-        let ev = self.load(event, Ordering::SeqCst)?;
+        shm::full_fence();
+        // Relaxed: the event index carries no data; the fence above orders it.
+        let ev = self.load(event, Ordering::Relaxed)?;
         Ok(new.wrapping_sub(ev) < new.wrapping_sub(old))
     }
 
