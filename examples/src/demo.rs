@@ -1,5 +1,10 @@
 //! The `echo` demo's two processes: what `cargo run -p xenmq-examples --bin
 //! echo` and `xenmq demo` run in dom0 and in the guest.
+//!
+//! Both roles pick their platform at run time
+//! ([`xenmq_runtime::platform`]): on the simulator under the launcher, on
+//! real Xen when run in a Xen domain (with the device attached by
+//! `xenmq attach`), the same binary.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -7,7 +12,8 @@ use std::time::{Duration, Instant};
 use crate::echo::{self, Echo, EchoBack, EchoFront, Ping};
 use crate::launch::{self, Result};
 use xenmq::xenbus::State;
-use xenmq_runtime::device::sim::{self, SimBack, SimFront};
+use xenmq_runtime::device::{Back, Front};
+use xenmq_runtime::platform::{self, Body, Platform};
 
 /// `xenmq demo [COUNT]`: starts a simulated host, runs the echo backend in
 /// dom0 and the echo frontend in a guest, as processes re-running the
@@ -16,11 +22,39 @@ pub fn demo(prefix: &[&str], args: &[String]) -> ExitCode {
     launch::run("echo", prefix, args, backend, frontend)
 }
 
-/// The echo backend, as a dom0 process: `backend FRONTEND-DOMID`.
+/// The backend, as a dom0 process: `backend FRONTEND-DOMID`.
 pub fn backend(args: &[String]) -> Result {
-    let env = sim::env()?;
+    platform::run(Backend(args))?
+}
+
+/// The frontend, as the guest's process: `frontend [COUNT]`.
+pub fn frontend(args: &[String]) -> Result {
+    platform::run(Frontend(args))?
+}
+
+struct Backend<'a>(&'a [String]);
+
+impl Body for Backend<'_> {
+    type Output = Result;
+    fn run<P: Platform>(self, p: &P) -> Result {
+        run_backend(p, self.0)
+    }
+}
+
+struct Frontend<'a>(&'a [String]);
+
+impl Body for Frontend<'_> {
+    type Output = Result;
+    fn run<P: Platform>(self, p: &P) -> Result {
+        run_frontend(p, self.0)
+    }
+}
+
+/// The echo backend on platform `p`.
+fn run_backend<P: Platform>(p: &P, args: &[String]) -> Result {
+    let env = p.env()?;
     let fe: u16 = args.first().ok_or("usage: echo backend FRONTEND-DOMID")?.parse()?;
-    let mut back = SimBack::<Echo, _>::new(env, fe, 0, EchoBack::default())?;
+    let mut back = Back::<Echo, _, _, _, _>::new(env, fe, 0, EchoBack::default())?;
     println!("[backend dom0] waiting for the frontend");
     let mut was = false;
     // One frontend is the whole demo: serve it until the device is closed.
@@ -35,14 +69,13 @@ pub fn backend(args: &[String]) -> Result {
     Ok(())
 }
 
-/// The echo frontend, as the guest's process: `frontend [COUNT]`.
-pub fn frontend(args: &[String]) -> Result {
+/// The echo frontend on platform `p` (on the simulator, `p` holds the
+/// domain's connection, so the domain lives past the close).
+fn run_frontend<P: Platform>(p: &P, args: &[String]) -> Result {
     let count: u32 = args.first().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let env = sim::env()?;
-    let me = env.grants.id();
-    // This domain lives as long as its connection: keep it past the close.
-    let _domain = env.grants.clone();
-    let mut front = SimFront::<Echo, EchoFront>::new(env, 0, EchoFront)?;
+    let env = p.env()?;
+    let me = p.domid();
+    let mut front = Front::<Echo, _, _, _, _>::new(env, 0, EchoFront)?;
     front.connect(Duration::from_secs(10))?;
     println!("[frontend dom{me}] connected to the backend");
     let pong = front.call(Ping::new(0, b"hello, dom0"), Some(Duration::from_secs(5)))?;

@@ -5,12 +5,14 @@
 //!   developing and testing drivers without Xen or root.
 //! - [`linux`]: Linux userspace on real Xen, through `/dev/xen`.
 //! - [`kernel`]: glue for running the `no_std` core inside a Linux module.
+//! - [`platform`]: the one of them chosen at run time from the environment.
 //! - [`xs`]: the Xenstore client every hosted platform shares.
 #![deny(unsafe_code)]
 
 pub mod device;
 pub mod kernel;
 pub mod linux;
+pub mod platform;
 pub mod sim;
 pub mod toolstack;
 pub mod xs;

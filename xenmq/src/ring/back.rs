@@ -20,6 +20,9 @@ pub struct BackRing<Req, Rsp> {
     rsp_prod_pvt: Idx,
     rsp_pushed: Idx,
     req_cons: Idx,
+    /// The last `req_prod` checked (never behind `req_cons`): entries below
+    /// it are already prefetched.
+    req_seen: Idx,
     fault: Option<Error>,
     _entries: PhantomData<fn(Rsp) -> Req>,
 }
@@ -51,6 +54,7 @@ impl<Req: Entry, Rsp: Entry> BackRing<Req, Rsp> {
             rsp_prod_pvt: index,
             rsp_pushed: index,
             req_cons: index,
+            req_seen: index,
             fault: None,
             _entries: PhantomData,
         })
@@ -118,6 +122,16 @@ impl<Req: Entry, Rsp: Entry> BackRing<Req, Rsp> {
             self.fault = Some(e);
             return Err(e);
         }
+        // Entries in [req_seen, prod) are new since the last check: start
+        // fetching them now. `prod` is checked above, so at most `room`
+        // (<= size) entries; `req_seen` is the previous checked `prod`, not
+        // behind `req_cons` and not past this `prod` (unless the peer moved
+        // it backwards, in which case nothing is new).
+        let seen = self.req_seen.wrapping_sub(self.req_cons);
+        if avail > seen {
+            self.shared.prefetch(self.req_seen, prod);
+        }
+        self.req_seen = prod;
         Ok(avail)
     }
 

@@ -18,6 +18,9 @@ pub struct FrontRing<Req, Rsp> {
     req_prod_pvt: Idx,
     req_pushed: Idx,
     rsp_cons: Idx,
+    /// The last `rsp_prod` checked (never behind `rsp_cons`): entries below
+    /// it are already prefetched.
+    rsp_seen: Idx,
     fault: Option<Error>,
     _entries: PhantomData<fn(Req) -> Rsp>,
 }
@@ -52,6 +55,7 @@ impl<Req: Entry, Rsp: Entry> FrontRing<Req, Rsp> {
             req_prod_pvt: index,
             req_pushed: index,
             rsp_cons: index,
+            rsp_seen: index,
             fault: None,
             _entries: PhantomData,
         })
@@ -169,6 +173,16 @@ impl<Req: Entry, Rsp: Entry> FrontRing<Req, Rsp> {
             self.fault = Some(e);
             return Err(e);
         }
+        // Entries in [rsp_seen, prod) are new since the last check: start
+        // fetching them now. `prod` is checked above, so at most `max`
+        // (<= size) entries; `rsp_seen` is the previous checked `prod`, not
+        // behind `rsp_cons` and not past this `prod` (unless the peer moved
+        // it backwards, in which case nothing is new).
+        let seen = self.rsp_seen.wrapping_sub(self.rsp_cons);
+        if avail > seen {
+            self.shared.prefetch(self.rsp_seen, prod);
+        }
+        self.rsp_seen = prod;
         Ok(avail)
     }
 

@@ -112,6 +112,10 @@
 //! index, there is one full fence ([`shm::full_fence`], ring.h's
 //! `xen_mb()`), so that either the producer sees the re-armed event or the
 //! consumer sees the new index.
+//!
+//! When a consumer sees a new producer index (checked first), it prefetches
+//! the entries just published, so that the cache misses of a batch overlap
+//! instead of stalling each copy in turn.
 #![cfg_attr(
     not(test),
     deny(
@@ -366,6 +370,33 @@ impl<Req, Rsp> Shared<Req, Rsp> {
     #[inline]
     fn read<T: Entry>(&self, idx: Idx) -> Result<T, Error> {
         Ok(self.region.read::<T>(self.slot(idx))?)
+    }
+
+    /// Starts fetching the cache lines of the entries in `[from, to)`, so
+    /// that their misses overlap instead of stalling the copies one after
+    /// the other. A hint only: it reads nothing, forms no reference and
+    /// changes no state. The caller bounds `to - from` by the ring size
+    /// (a checked producer index), so this does at most `size` entries'
+    /// work; each line is hinted once even when entries share one.
+    #[inline]
+    fn prefetch(&self, from: Idx, to: Idx) {
+        const LINE: usize = 64;
+        let mut idx = from;
+        // The line hinted last: an impossible line number at first.
+        let mut last = usize::MAX;
+        while idx != to {
+            let start = self.slot(idx);
+            let end = start.wrapping_add(Self::STRIDE);
+            let mut line = start / LINE;
+            while line.wrapping_mul(LINE) < end {
+                if line != last {
+                    self.region.prefetch_read(line.wrapping_mul(LINE));
+                    last = line;
+                }
+                line = line.wrapping_add(1);
+            }
+            idx = idx.wrapping_add(1);
+        }
     }
 
     #[inline]

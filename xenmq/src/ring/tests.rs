@@ -333,6 +333,49 @@ fn request_overflow_is_reported_and_sticks() {
 }
 
 #[test]
+fn producer_index_stepping_back_within_bounds_changes_nothing_taken() {
+    // The prefetch bookkeeping remembers the last checked producer index;
+    // a peer that moves it back (not behind the consumer) and forward again
+    // must still get exactly its entries, in order, on both sides.
+    let (mut front, mut back) = pair(1);
+    let reqs: Vec<Req> = (0..6).map(req).collect();
+    assert_eq!(front.produce_requests(&reqs).unwrap(), 6);
+    front.push_requests().unwrap();
+    assert_eq!(back.unconsumed_requests(), Ok(6));
+    assert_eq!(back.consume_request().unwrap(), Some(req(0)));
+    back.region()
+        .store_u32(REQ_PROD, 2, Ordering::Relaxed)
+        .unwrap();
+    let got: Vec<Req> = back.requests().unwrap().collect();
+    assert_eq!(got, [req(1)]);
+    back.region()
+        .store_u32(REQ_PROD, 6, Ordering::Relaxed)
+        .unwrap();
+    let got: Vec<Req> = back.requests().unwrap().collect();
+    assert_eq!(got, (2..6).map(req).collect::<Vec<_>>());
+    assert_eq!(back.fault(), None);
+
+    let rsps: Vec<Rsp> = (0..6).map(rsp).collect();
+    assert_eq!(back.produce_responses(&rsps).unwrap(), 6);
+    back.push_responses().unwrap();
+    assert_eq!(front.unconsumed_responses(), Ok(6));
+    assert_eq!(front.consume_response().unwrap(), Some(rsp(0)));
+    front
+        .region()
+        .store_u32(RSP_PROD, 3, Ordering::Relaxed)
+        .unwrap();
+    let got: Vec<Rsp> = front.responses().unwrap().collect();
+    assert_eq!(got, [rsp(1), rsp(2)]);
+    front
+        .region()
+        .store_u32(RSP_PROD, 6, Ordering::Relaxed)
+        .unwrap();
+    let got: Vec<Rsp> = front.responses().unwrap().collect();
+    assert_eq!(got, (3..6).map(rsp).collect::<Vec<_>>());
+    assert_eq!(front.fault(), None);
+}
+
+#[test]
 fn request_index_moving_backwards_is_an_overflow() {
     let (mut front, mut back) = pair(1);
     front.produce_requests(&[req(0); 5]).unwrap();

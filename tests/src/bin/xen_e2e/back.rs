@@ -1,0 +1,215 @@
+//! dom0: attaches the devices and serves them, one thread per backend.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use xenmq::driver::Backend;
+use xenmq::store::{Store as _, Tx};
+use xenmq_examples::blk::FileDisk;
+use xenmq_examples::echo::EchoBack;
+use xenmq_examples::vkv::KvBack;
+use xenmq_runtime::device::Back;
+use xenmq_runtime::platform::Platform;
+use xenmq_runtime::toolstack::{self, Device};
+
+use crate::{e, env_u16, verdict, Res};
+
+/// Disk size served to the domU.
+pub const DISK_BYTES: u64 = 1 << 20;
+
+/// The devices: type, id.
+pub const DEVICES: &[(&str, u32)] = &[
+    ("echo", 0),
+    ("vkv", 0),
+    ("xmblk", 0),
+    ("echo", 1),
+    ("echo", 2),
+    ("echo", 3),
+];
+
+/// How long dom0 waits for the domU to finish.
+const DEADLINE: Duration = Duration::from_secs(200);
+
+/// What a backend thread saw.
+struct Seen {
+    connects: u64,
+    served: u64,
+}
+
+fn serve<P, B>(p: P, fe: u16, id: u32, driver: B, stop: Arc<AtomicBool>) -> Res<Seen>
+where
+    P: Platform,
+    B: Backend,
+{
+    let env = p.env().map_err(e("backend env"))?;
+    let mut back =
+        Back::<B::Protocol, B, _, _, _>::new(env, fe, id, driver).map_err(e("backend set-up"))?;
+    // Relaxed: a flag; the joins order everything else.
+    while !stop.load(Ordering::Relaxed) {
+        back.step(Duration::from_millis(20))
+            .map_err(e("backend step"))?;
+    }
+    Ok(Seen {
+        connects: back.connects(),
+        served: back.served(),
+    })
+}
+
+fn spawn<P, B>(p: &P, fe: u16, id: u32, driver: B, stop: &Arc<AtomicBool>) -> JoinHandle<Res<Seen>>
+where
+    P: Platform,
+    B: Backend + Send + 'static,
+{
+    let (p, stop) = (p.clone(), Arc::clone(stop));
+    std::thread::spawn(move || serve(p, fe, id, driver, stop))
+}
+
+fn disk() -> Res<FileDisk> {
+    let path = std::env::temp_dir().join("xen-e2e-disk.img");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(e("disk file"))?;
+    file.set_len(DISK_BYTES).map_err(e("disk size"))?;
+    FileDisk::new(file).map_err(e("disk"))
+}
+
+pub fn dom0<P: Platform>(p: &P) -> bool {
+    match run(p) {
+        Ok(ok) => ok,
+        Err(why) => verdict("dom0", Err(why)),
+    }
+}
+
+fn run<P: Platform>(p: &P) -> Res<bool> {
+    let fe = env_u16("XENMQ_LAB_PEER_DOMID")?;
+    let xs = p.env().map_err(e("toolstack env"))?.store;
+    for &(kind, id) in DEVICES {
+        let dev = Device {
+            device_type: kind.into(),
+            id,
+            frontend: fe,
+            backend: p.domid(),
+        };
+        toolstack::attach(&xs, &dev, &[]).map_err(e("attach"))?;
+        println!(
+            "dom0: attached {kind}/{id}: {} <-> {}",
+            dev.frontend_path(),
+            dev.backend_path()
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    // echo/0 is served by the echo example's own backend role (the code
+    // `cargo run -p xenmq-examples --bin echo` runs on the simulator): it
+    // picks the platform at run time and returns once its one frontend has
+    // closed the device.
+    let demo = std::thread::spawn(move || {
+        xenmq_examples::demo::backend(&[fe.to_string()]).map_err(|err| err.to_string())
+    });
+    let threads = vec![
+        ("vkv", spawn::<P, _>(p, fe, 0, KvBack::default(), &stop)),
+        ("xmblk", spawn::<P, _>(p, fe, 0, disk()?, &stop)),
+        ("kill", spawn::<P, _>(p, fe, 1, EchoBack::default(), &stop)),
+        (
+            "hostile",
+            spawn::<P, _>(p, fe, 2, EchoBack::default(), &stop),
+        ),
+        (
+            "bystander",
+            spawn::<P, _>(p, fe, 3, EchoBack::default(), &stop),
+        ),
+    ];
+    let done = format!("/local/domain/{fe}/data/xen-e2e/done");
+    let start = Instant::now();
+    // The most grant mappings dom0 held at once (the release check below
+    // means nothing if they never show in /proc/self/maps).
+    let mut peak = 0;
+    let finished = loop {
+        peak = peak.max(crate::front::mappings("/dev/xen/gntdev")?.len());
+        if let Ok(v) = xs.read_string(Tx::NONE, &done) {
+            break Some(v);
+        }
+        if start.elapsed() > DEADLINE
+            || (demo.is_finished() && threads.iter().all(|(_, t)| t.is_finished()))
+        {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Every frontend has closed (or was killed and replaced, or refused):
+    // every backend must have unmapped every grant it mapped.
+    let released = (|| -> Res<()> {
+        println!("dom0: at most {peak} grant mappings at once");
+        if peak == 0 {
+            return Err("no gntdev mapping ever seen in /proc/self/maps".into());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = crate::front::mappings("/dev/xen/gntdev")?;
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} gntdev mappings left in dom0", left.len()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })();
+    let hostile = format!("/local/domain/{}/backend/echo/{fe}/2/error", p.domid());
+    let hostile = match xs.read_string(Tx::NONE, &hostile) {
+        Ok(why) => {
+            println!("dom0: backend hostile: error node: {why}");
+            Ok(())
+        }
+        Err(err) => Err(e("no error node for the hostile frontend")(err)),
+    };
+    // Relaxed: see `serve`.
+    stop.store(true, Ordering::Relaxed);
+    println!(
+        "dom0: the domU {} after {:.1} s",
+        match &finished {
+            Some(v) => format!("finished ({v})"),
+            None => "never finished".into(),
+        },
+        start.elapsed().as_secs_f64()
+    );
+    let mut ok = finished.is_some();
+    let r = match demo.is_finished() {
+        true => demo
+            .join()
+            .unwrap_or_else(|_| Err("the example backend panicked".into())),
+        false => Err("the example backend still runs after the domU is done".into()),
+    };
+    ok &= verdict("backend-echo", r);
+    ok &= verdict("grants-released", released);
+    for (name, t) in threads {
+        let r = match t.join() {
+            Ok(r) => r,
+            Err(_) => Err("the backend thread panicked".into()),
+        };
+        let r = r.and_then(|seen| {
+            println!(
+                "dom0: backend {name}: {} connects, {} requests served",
+                seen.connects, seen.served
+            );
+            let want = if name == "kill" { 2 } else { 1 };
+            if name == "hostile" {
+                hostile.clone()?;
+            }
+            if seen.connects < want {
+                return Err(format!("{} connects, want {want}", seen.connects));
+            }
+            if seen.served == 0 {
+                return Err("served nothing".into());
+            }
+            Ok(())
+        });
+        ok &= verdict(&format!("backend-{name}"), r);
+    }
+    Ok(ok)
+}

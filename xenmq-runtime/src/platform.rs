@@ -1,0 +1,249 @@
+//! The platform chosen at run time, so one driver binary runs on the
+//! simulator and on real Xen without recompiling.
+//!
+//! [`detect`] picks from the environment: `XENMQ_PLATFORM=sim|xen` when
+//! set; else the simulator when [`sim::ENV_DIR`] is set (a simulator domain
+//! process); else real Xen when `/dev/xen/evtchn` exists. [`run`] then
+//! hands a [`Body`] the chosen [`Platform`], which makes a device end's
+//! [`Env`] (a Xenstore connection, the grant table, the event channels) as
+//! often as asked:
+//!
+//! ```no_run
+//! use xenmq_runtime::platform::{self, Body, Platform};
+//!
+//! struct Hello;
+//!
+//! impl Body for Hello {
+//!     type Output = Result<(), xenmq_runtime::device::Error>;
+//!     fn run<P: Platform>(self, platform: &P) -> Self::Output {
+//!         let env = platform.env()?;
+//!         // Front::new(env, 0, driver)? ... the same code on both platforms.
+//!         println!("dom{} on {}", platform.domid(), P::NAME);
+//!         drop(env);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let _ = platform::run(Hello);
+//! ```
+
+use std::path::Path;
+
+use xenmq::evtchn::Events;
+use xenmq::grant::{DomId, Grants};
+use xenmq::store::{Store, Tx};
+
+use crate::device::{self, Env};
+use crate::sim::{self, Domain};
+use crate::xs::Client;
+
+/// The variable that forces a platform: `sim` or `xen`.
+pub const ENV_PLATFORM: &str = "XENMQ_PLATFORM";
+
+/// The device whose presence means "this is a Xen domain".
+pub const XEN_PROBE: &str = "/dev/xen/evtchn";
+
+/// The platforms a hosted driver runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The simulator ([`crate::sim`]).
+    Sim,
+    /// Linux userspace on real Xen ([`crate::linux`]).
+    Xen,
+}
+
+/// Why no platform could be chosen or joined.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `XENMQ_PLATFORM` names no platform.
+    #[error("{ENV_PLATFORM}={0:?} is neither `sim` nor `xen`")]
+    Unknown(String),
+    /// Neither the simulator's variables nor `/dev/xen/evtchn` are there.
+    #[error("no platform: {} is unset and {XEN_PROBE} is missing", sim::ENV_DIR)]
+    None,
+    /// The simulated host is not reachable as this domain.
+    #[error("cannot join the simulator")]
+    Sim(#[source] sim::Error),
+    /// A `/dev/xen` device could not be opened.
+    #[error("cannot open the xen devices")]
+    Xen(#[source] crate::linux::Error),
+    /// This domain's id could not be learned from Xenstore.
+    #[error("cannot read this domain's id from xenstore")]
+    Domid(#[source] xenmq::store::Error),
+    /// Xenstore's `domid` key is not a domain id.
+    #[error("xenstore's domid key is not a domain id: {0:?}")]
+    BadDomid(String),
+}
+
+/// The platform the environment names (see the module's documentation).
+pub fn detect() -> Result<Kind, Error> {
+    detect_from(
+        std::env::var(ENV_PLATFORM).ok().as_deref(),
+        std::env::var_os(sim::ENV_DIR).is_some(),
+        Path::new(XEN_PROBE).exists(),
+    )
+}
+
+fn detect_from(forced: Option<&str>, sim_dir: bool, xen_dev: bool) -> Result<Kind, Error> {
+    match forced {
+        Some("sim") => Ok(Kind::Sim),
+        Some("xen") => Ok(Kind::Xen),
+        Some("") | None if sim_dir => Ok(Kind::Sim),
+        Some("") | None if xen_dev => Ok(Kind::Xen),
+        Some("") | None => Err(Error::None),
+        Some(other) => Err(Error::Unknown(other.to_owned())),
+    }
+}
+
+/// What a device end runs on, chosen at run time. A platform value is
+/// cheap to clone and may move to other threads (one per device end).
+pub trait Platform: Clone + Send + 'static {
+    /// The platform's name (`sim`, `xen`).
+    const NAME: &'static str;
+    /// Its Xenstore connection.
+    type Store: Store;
+    /// Its grant table.
+    type Grants: Grants;
+    /// Its event channels.
+    type Events: Events;
+
+    /// This domain's id.
+    fn domid(&self) -> DomId;
+
+    /// A fresh environment for one device end (each end carries its own
+    /// Xenstore connection, for its watch).
+    fn env(&self) -> Result<EnvOf<Self>, device::Error>;
+}
+
+/// The environment of a device end on platform `P`.
+pub type EnvOf<P> = Env<<P as Platform>::Store, <P as Platform>::Grants, <P as Platform>::Events>;
+
+/// The simulator, joined as the domain the environment names.
+#[derive(Debug, Clone)]
+pub struct Sim {
+    dom: Domain,
+}
+
+impl Sim {
+    /// Joins the host in [`sim::ENV_DIR`] as [`sim::ENV_DOMID`].
+    pub fn from_env() -> Result<Sim, Error> {
+        Domain::from_env()
+            .map(|dom| Sim { dom })
+            .map_err(Error::Sim)
+    }
+
+    /// The simulator domain (keep a clone while the process should count
+    /// as running).
+    pub fn domain(&self) -> &Domain {
+        &self.dom
+    }
+}
+
+impl Platform for Sim {
+    const NAME: &'static str = "sim";
+    type Store = Client;
+    type Grants = Domain;
+    type Events = Domain;
+
+    fn domid(&self) -> DomId {
+        self.dom.id()
+    }
+
+    fn env(&self) -> Result<Env<Client, Domain, Domain>, device::Error> {
+        let store = Client::connect(&self.dom.store_path())?;
+        Ok(Env::new(store, self.dom.clone(), self.dom.clone()))
+    }
+}
+
+/// Real Xen, through `/dev/xen` (Xenstore through `/dev/xen/xenbus`).
+#[derive(Debug, Clone)]
+pub struct Xen {
+    domid: DomId,
+}
+
+impl Xen {
+    /// Opens Xenstore and reads this domain's id (its `domid` key).
+    pub fn open() -> Result<Xen, Error> {
+        let xs = xenbus()?;
+        let raw = xs.read_string(Tx::NONE, "domid").map_err(Error::Domid)?;
+        let domid = raw.trim().parse().map_err(|_| Error::BadDomid(raw))?;
+        Ok(Xen { domid })
+    }
+
+    /// As this domain, with its id known.
+    pub fn with_domid(domid: DomId) -> Xen {
+        Xen { domid }
+    }
+}
+
+fn xenbus() -> Result<Client, Error> {
+    crate::linux::Xenbus::open()
+        .and_then(crate::linux::Xenbus::client)
+        .map_err(Error::Xen)
+}
+
+impl Platform for Xen {
+    const NAME: &'static str = "xen";
+    type Store = Client;
+    type Grants = crate::linux::Grants;
+    type Events = crate::linux::Events;
+
+    fn domid(&self) -> DomId {
+        self.domid
+    }
+
+    /// A new `/dev/xen/xenbus` connection per end: its reader thread stays
+    /// until the process exits (see [`crate::linux::Xenbus::client`]), so a
+    /// process makes a bounded number of them.
+    fn env(&self) -> Result<EnvOf<Self>, device::Error> {
+        let store = crate::linux::Xenbus::open()
+            .and_then(crate::linux::Xenbus::client)
+            .map_err(|e| device::Error::Setup {
+                path: format!("{}: {e}", crate::linux::Xenbus::PATH),
+                what: "cannot open xenstore",
+            })?;
+        let grants = crate::linux::Grants::open(self.domid).map_err(|e| device::Error::Setup {
+            path: format!("/dev/xen/gntalloc, /dev/xen/gntdev: {e}"),
+            what: "cannot open the grant devices",
+        })?;
+        Ok(Env::new(store, grants, crate::linux::Events::new()))
+    }
+}
+
+/// Code generic over the platform, run by [`run`] on the one chosen.
+pub trait Body {
+    /// What it returns.
+    type Output;
+    /// Runs on `platform`.
+    fn run<P: Platform>(self, platform: &P) -> Self::Output;
+}
+
+/// Runs `body` on the platform [`detect`] picks.
+pub fn run<B: Body>(body: B) -> Result<B::Output, Error> {
+    match detect()? {
+        Kind::Sim => Ok(body.run(&Sim::from_env()?)),
+        Kind::Xen => Ok(body.run(&Xen::open()?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forced_platform_wins() {
+        assert_eq!(detect_from(Some("sim"), false, true).ok(), Some(Kind::Sim));
+        assert_eq!(detect_from(Some("xen"), true, false).ok(), Some(Kind::Xen));
+        assert!(
+            matches!(detect_from(Some("kvm"), true, true), Err(Error::Unknown(s)) if s == "kvm")
+        );
+    }
+
+    #[test]
+    fn simulator_before_xen_devices() {
+        assert_eq!(detect_from(None, true, true).ok(), Some(Kind::Sim));
+        assert_eq!(detect_from(Some(""), false, true).ok(), Some(Kind::Xen));
+        assert!(matches!(detect_from(None, false, false), Err(Error::None)));
+    }
+}
