@@ -284,6 +284,9 @@ fn hostile_frontends_are_refused_and_the_honest_guest_is_served() {
         eventually("the backend closes the device", || {
             h.be_read(&w, "state").as_deref() == Some("5")
         });
+        assert!(h
+            .be_read(&w, "error")
+            .is_some_and(|e| e.contains("ring-ref")));
         h.publish(&[], Some("1"));
         h.wait_initwait(&w);
         let keys = set(h.honest_keys(&w), "xenmq-instance", "4343");
@@ -295,6 +298,8 @@ fn hostile_frontends_are_refused_and_the_honest_guest_is_served() {
             h.be_read(&w, "xenmq-frontend-instance").as_deref(),
             Some("4343")
         );
+        // Connected again: the old complaint no longer describes the device.
+        assert_eq!(h.be_read(&w, "error"), None);
         assert_eq!((h.mapped(&w), dom0(&w).2), (1, base.2 + 1));
         gone(&w, h, base, &mut back);
         still_served(&mut honest);

@@ -167,6 +167,12 @@ impl<S: Store> Lifecycle<S> {
     }
 
     fn perform(&mut self, a: Action, end: &mut dyn Perform) -> Option<Event> {
+        if matches!(a, Action::Connect(_)) {
+            // Connected: an `error` left by an earlier, refused incarnation
+            // no longer describes the device (`xenmq status` would show it).
+            // Missing (the usual case) or unremovable changes nothing here.
+            let _ = self.store.rm(Tx::NONE, &self.path("error"));
+        }
         match a {
             Action::Commit { writes, state } => Some(self.commit(&writes, state)),
             Action::SwitchState(s) => {
