@@ -435,13 +435,6 @@ fn parse_refs(body: &[u8]) -> Option<Vec<GrantRef>> {
     r.u32s(n, proto::MAX_PAGES)
 }
 
-fn bounds(len: usize, offset: usize, n: usize) -> Result<(), OutOfBounds> {
-    match offset.checked_add(n) {
-        Some(end) if end <= len => Ok(()),
-        _ => Err(OutOfBounds { offset, len: n }),
-    }
-}
-
 /// An access outside a page range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{len} bytes at offset {offset} are outside the pages")]
@@ -450,6 +443,30 @@ pub struct OutOfBounds {
     pub offset: usize,
     /// The length asked for.
     pub len: usize,
+}
+
+/// Copies bytes out of a mapping (volatile). A range outside it, or no
+/// mapping (only while the owner is being dropped), is `OutOfBounds`.
+fn read_mapping(
+    map: Option<&sys::Mapping>,
+    offset: usize,
+    out: &mut [u8],
+) -> Result<(), OutOfBounds> {
+    let len = out.len();
+    map.and_then(|m| m.read(offset, out))
+        .ok_or(OutOfBounds { offset, len })
+}
+
+/// Copies bytes into a mapping (volatile); errors as [`read_mapping`].
+fn write_mapping(
+    map: Option<&sys::Mapping>,
+    offset: usize,
+    data: &[u8],
+) -> Result<(), OutOfBounds> {
+    map.and_then(|m| m.write(offset, data)).ok_or(OutOfBounds {
+        offset,
+        len: data.len(),
+    })
 }
 
 /// Pages this domain granted to a peer (see [`grant::Shared`]).
@@ -474,27 +491,12 @@ impl std::fmt::Debug for SharedPages {
 impl SharedPages {
     /// Copies bytes out of the pages (volatile; the peer may be writing).
     pub fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), OutOfBounds> {
-        let map = self.map.as_ref().ok_or(OutOfBounds {
-            offset,
-            len: out.len(),
-        })?;
-        map.read(offset, out).ok_or(OutOfBounds {
-            offset,
-            len: out.len(),
-        })
+        read_mapping(self.map.as_ref(), offset, out)
     }
 
     /// Copies bytes into the pages (volatile).
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), OutOfBounds> {
-        let map = self.map.as_ref().ok_or(OutOfBounds {
-            offset,
-            len: data.len(),
-        })?;
-        bounds(map.len(), offset, data.len())?;
-        map.write(offset, data).ok_or(OutOfBounds {
-            offset,
-            len: data.len(),
-        })
+        write_mapping(self.map.as_ref(), offset, data)
     }
 }
 
@@ -575,27 +577,13 @@ impl std::fmt::Debug for MappedPages {
 impl MappedPages {
     /// Copies bytes out of the pages (volatile; the peer may be writing).
     pub fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), OutOfBounds> {
-        let map = self.map.as_ref().ok_or(OutOfBounds {
-            offset,
-            len: out.len(),
-        })?;
-        map.read(offset, out).ok_or(OutOfBounds {
-            offset,
-            len: out.len(),
-        })
+        read_mapping(self.map.as_ref(), offset, out)
     }
 
     /// Copies bytes into the pages (volatile). On a read-only mapping this
     /// faults (SIGSEGV), as writing a read-only grant does on Xen.
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), OutOfBounds> {
-        let map = self.map.as_ref().ok_or(OutOfBounds {
-            offset,
-            len: data.len(),
-        })?;
-        map.write(offset, data).ok_or(OutOfBounds {
-            offset,
-            len: data.len(),
-        })
+        write_mapping(self.map.as_ref(), offset, data)
     }
 }
 

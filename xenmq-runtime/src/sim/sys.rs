@@ -198,11 +198,6 @@ impl Mapping {
         )
     }
 
-    /// The length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     /// The mapping as a raw window. Valid while `self` is alive: the caller
     /// must not use the region (or a copy) after dropping the mapping; the
     /// grant types document this rule to their users.
