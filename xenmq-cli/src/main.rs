@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+mod new;
 mod sim;
 
 const USAGE: &str = "usage: xenmq <command> [args]
@@ -10,7 +11,9 @@ const USAGE: &str = "usage: xenmq <command> [args]
 commands:
   help              this text
   sim               run the simulated Xen host; create and destroy domains
-  demo [COUNT]      run the echo driver: backend in dom0, frontend in a guest";
+  demo [COUNT]      run the echo driver: backend in dom0, frontend in a guest
+  new NAME --device TYPE
+                    write a new driver crate (messages, backend, frontend, test)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,6 +23,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("sim") => sim::main(&args[1..]),
+        Some("new") => new::main(&args[1..]),
         Some("demo") => xenmq_examples::demo::demo(&["demo"], &args[1..]),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
