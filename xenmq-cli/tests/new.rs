@@ -1,5 +1,6 @@
 //! `xenmq new`: the generated driver crate builds, passes its own test,
-//! is clippy-clean and rustfmt-formatted, as generated; bad names, bad
+//! is clippy-clean, rustfmt-formatted and documents without a warning, as
+//! generated; bad names, bad
 //! device types and existing directories are refused with exit code 2.
 //!
 //! The generated crate is built in `target/skeleton-check`, with this
@@ -67,6 +68,7 @@ fn cargo(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target_dir().join("skeleton-check"))
         .env_remove("RUSTFLAGS")
+        .env("RUSTDOCFLAGS", "-D warnings")
         .output()
         .unwrap();
     eprintln!("cargo {}: {:.1?}", args.join(" "), start.elapsed());
@@ -127,6 +129,7 @@ fn generated_crate_builds_passes_its_test_and_lints_clean() {
             "warnings",
         ],
     );
+    cargo(&dir, &["doc", "--offline", "--no-deps"]);
     eprintln!("generate, test and lint: {:.1?}", start.elapsed());
 }
 
