@@ -7,6 +7,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod blk;
 pub mod demo;
 pub mod echo;
 pub mod launch;

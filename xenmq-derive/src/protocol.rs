@@ -210,26 +210,20 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     let order = ring.trailing_zeros() as u8;
     let max_order = max.trailing_zeros() as u8;
-    let id = args
-        .id
-        .unwrap_or_else(|| syn::Ident::new("id", Span::call_site()));
     let no_config: syn::Type = syn::parse_quote!(::xenmq::driver::NoConfig);
     let fe_config = args.frontend_config.unwrap_or_else(|| no_config.clone());
     let be_config = args.backend_config.unwrap_or(no_config);
-    let req_id = quote::quote_spanned! {id.span()=> req.#id };
-    let rsp_id = quote::quote_spanned! {id.span()=> rsp.#id };
-    let span = request.span();
-    let assert_msg = quote::quote_spanned! {span=>
-        const _: fn() = || {
-            fn message<M: ::xenmq::wire::Message>() {}
-            message::<#request>();
-            message::<#response>();
-        };
+    // The id field, spanned where a missing field is best reported: at the
+    // `id = ...` argument, or else at the message type.
+    let field = |ty: &syn::Type| match &args.id {
+        Some(id) => id.clone(),
+        None => syn::Ident::new("id", ty.span()),
     };
+    let (req_field, rsp_field) = (field(&request), field(&response));
+    let req_id = quote::quote_spanned! {req_field.span()=> req.#req_field };
+    let rsp_id = quote::quote_spanned! {rsp_field.span()=> rsp.#rsp_field };
     quote! {
         #input
-
-        #assert_msg
 
         impl ::xenmq::driver::Protocol for #ident {
             const NAME: &'static str = #name;

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xenmq::driver::{self, Backend, Protocol};
+use xenmq_examples::blk::{self, Blk, BlkFront, BlkReq, FileDisk, SECTOR};
 use xenmq_examples::echo::{Echo, EchoBack, EchoFront, Ping};
 use xenmq_examples::vkv::{self, KvBack, KvFront, Vkv};
 use xenmq_runtime::device::sim::{self, SimFront};
@@ -32,6 +33,8 @@ fn main() -> std::process::ExitCode {
         Some("echo-backends") => backends::<Echo, _>(EchoBack::default),
         Some("echo-frontend") => echo_frontend(),
         Some("vkv-backends") => backends::<Vkv, _>(KvBack::default),
+        Some("blk-backends") => blk_backends(),
+        Some("blk-frontend") => blk_frontend(),
         Some("vkv-frontend") => {
             vkv_frontend(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100))
         }
@@ -185,6 +188,71 @@ fn vkv_frontend(n: usize) -> Result {
     say(&format!(
         "checked n={n} missing={missing} too_long={too_long} too_big={too_big}"
     ));
+    front.close(Duration::from_secs(5))?;
+    closed_and_wait();
+    Ok(())
+}
+
+/// Serves every xmblk device, each from a 2 MiB file of its own.
+fn blk_backends() -> Result {
+    let env = sim::env()?;
+    let path = env.grants.store_path();
+    let dir = env.grants.dir().to_owned();
+    let disk = move |fe: u16, id: u32| -> std::io::Result<FileDisk> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join(format!("disk-{fe}-{id}.img")))?;
+        file.set_len(2 << 20)?;
+        FileDisk::new(file)
+    };
+    let mut all = Backends::<Blk, FileDisk, _, _, _>::new(
+        env,
+        move || Ok(SocketStore::connect(&path)?),
+        move |fe, id| disk(fe, id).expect("create the disk file"),
+    )?;
+    say("ready");
+    loop {
+        all.step(Duration::from_millis(20))?;
+    }
+}
+
+fn blk_frontend() -> Result {
+    let env = sim::env()?;
+    let _domain = env.grants.clone();
+    let mut front = SimFront::<Blk, BlkFront>::new(env, 0, BlkFront::default())?;
+    front.connect(Duration::from_secs(20))?;
+    let disk = front.driver().disk;
+    say(&format!(
+        "connected sectors={} flush={}",
+        disk.sectors, disk.feature_flush
+    ));
+    let bytes = (disk.sectors * SECTOR) as usize;
+    let data: Vec<u8> = (0..bytes).map(|i| (i * 7 / 4096 + i) as u8).collect();
+    let mut back = vec![0u8; bytes];
+    blk::write_read(front.client(), 0, &data, &mut back, 48)?;
+    blk::flush(front.client())?;
+    let intact = back == data;
+    // Past the end of the disk, and an oversized segment: refused.
+    let past = BlkReq {
+        id: 0,
+        sector: disk.sectors - 1,
+        op: blk::READ,
+        slot: 0,
+        count: 2,
+        _pad: 0,
+    };
+    let huge = BlkReq {
+        count: 9,
+        sector: 0,
+        ..past
+    };
+    let t = Some(Duration::from_secs(5));
+    let past = front.client().call(past, t)?.status;
+    let huge = front.client().call(huge, t)?.status;
+    say(&format!("checked intact={intact} past={past} huge={huge}"));
     front.close(Duration::from_secs(5))?;
     closed_and_wait();
     Ok(())

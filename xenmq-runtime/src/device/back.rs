@@ -313,13 +313,15 @@ where
         }
         self.ends.detach();
         if matches!(e, driver::Error::Ring(_)) {
-            // A hostile ring: say why and close.
+            // A hostile ring: say why, and close the device for good (a
+            // frontend that corrupts its ring is not served again).
             let msg = error_chain(&e);
             let _ = self.lc.store.write(
                 xenmq::store::Tx::NONE,
                 &format!("{}/error", self.lc.own_dir),
                 msg.as_bytes(),
             );
+            self.lc.close(&mut self.ends);
         }
         self.pump(Some(Duration::ZERO))?;
         Ok(0)

@@ -143,9 +143,10 @@ impl<P: Protocol, C: Channel> Client<P, C> {
         self.link.as_ref().map(|l| &l.chan)
     }
 
-    /// Requests submitted and not yet completed.
+    /// Requests submitted whose completion has not been taken yet (on the
+    /// ring, or answered and queued for [`poll`](Client::poll)).
     pub fn in_flight(&self) -> usize {
-        self.inflight.len()
+        self.inflight.len().saturating_add(self.ready.len())
     }
 
     /// Responses that matched no request in flight (a misbehaving backend
