@@ -573,7 +573,7 @@ mod tests {
         assert_eq!(protocol_name("vkv"), "Vkv");
         assert_eq!(protocol_name("my-dev_2"), "MyDev2");
         assert_eq!(protocol_name("a--b"), "AB");
-        // `Status`, and `Sim` whose `SimBack` the launcher imports.
+        // `Status`, and `Sim` whose `SimFront` the launcher imports.
         assert_eq!(protocol_name("status"), "StatusDev");
         assert_eq!(protocol_name("sim"), "SimDev");
         assert_eq!(protocol_name("self"), "SelfDev");
