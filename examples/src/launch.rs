@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::process::{Child, ExitCode, Stdio};
 use std::time::Duration;
 
-use xenmq_runtime::device::{self, toolstack, SocketStore};
+use xenmq_runtime::device::{self, toolstack};
 use xenmq_runtime::sim::{self, Host};
+use xenmq_runtime::xs::Client;
 
 /// What a role's body returns.
 pub type Result = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -91,12 +92,12 @@ impl Drop for Kill {
 fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
     let dir = run_dir(kind);
     let _ = std::fs::remove_dir_all(&dir);
-    let store = device::sim::store_host().ok_or("this build has no simulated Xenstore")?;
+    let store = device::sim::store_host();
     let host = Host::with_store(&dir, store)?;
     let guest = host.create_domain("guest")?;
     println!("host: simulated Xen host in {}", dir.display());
     println!("host: created domain {guest} (guest); dom0 runs the backend");
-    let xs = SocketStore::connect(dir.join("socket"))?;
+    let xs = Client::connect(&dir.join("socket"))?;
     toolstack::create(&xs, kind, guest, 0, 0)?;
     println!(
         "host: device {kind}/0: {} <-> {}",

@@ -2,3 +2,5 @@
 #![forbid(unsafe_code)]
 
 pub mod cc;
+pub mod ref_xenstored;
+pub mod wire;

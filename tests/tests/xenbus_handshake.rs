@@ -385,11 +385,6 @@ fn restart_in_the_middle_of_every_handshake_step() {
     }
 }
 
-#[test]
-fn dirs_are_what_the_errors_name() {
-    assert!(FE_DIR.starts_with("/local/domain/3/"));
-}
-
 /// Restarts at random points of randomly ordered handshakes.
 #[test]
 fn random_restarts_mid_handshake() {
@@ -428,4 +423,183 @@ fn random_restarts_mid_handshake() {
         w.run();
         w.assert_clean();
     }
+}
+
+mod v1 {
+    #[xenmq::message]
+    pub struct Request {
+        pub id: u64,
+        pub key: u32,
+        pub _pad: [u8; 4],
+    }
+    #[xenmq::message]
+    pub struct Response {
+        pub id: u64,
+        pub status: i32,
+        pub _pad: [u8; 4],
+    }
+}
+
+mod v2 {
+    /// The same protocol with `key` widened: a layout change.
+    #[xenmq::message]
+    pub struct Request {
+        pub id: u64,
+        pub key: u64,
+    }
+    #[xenmq::message]
+    pub struct Response {
+        pub id: u64,
+        pub status: i32,
+        pub _pad: [u8; 4],
+    }
+}
+
+/// The fingerprint both ends publish comes from the message layouts
+/// (`wire::Message::FINGERPRINT`, combined): a peer built with a changed
+/// layout is refused at the handshake, not misread on the ring.
+#[test]
+fn a_layout_change_is_caught_by_the_handshake() {
+    use xenmq::wire::{combine_fingerprints, Message};
+    let fp1 = combine_fingerprints(&[v1::Request::FINGERPRINT, v1::Response::FINGERPRINT]);
+    let fp2 = combine_fingerprints(&[v2::Request::FINGERPRINT, v2::Response::FINGERPRINT]);
+    assert_ne!(fp1, fp2);
+    let mut fp = xenbus_sim::front_params(0);
+    fp.identity.fingerprint = fp1;
+    let mut bp = xenbus_sim::back_params(0);
+    bp.identity.fingerprint = fp2;
+    let front = xenmq::xenbus::Frontend::new(fp, 1).unwrap();
+    let back = xenmq::xenbus::Backend::new(bp, 1).unwrap();
+    let mut w = World::with(front, back);
+    w.start();
+    w.run();
+    let err = w.key(Side::Front, "error").expect("error node");
+    assert!(
+        err.contains(&format!(
+            "ours is \"{fp1:016x}\", the backend's is \"{fp2:016x}\""
+        )),
+        "{err}"
+    );
+    assert_eq!(w.state(Side::Front), Some(State::Closed));
+    assert_eq!(w.state(Side::Back), Some(State::Closed));
+    w.assert_clean();
+    // The same layouts agree.
+    let mut bp = xenbus_sim::back_params(0);
+    bp.identity.fingerprint = fp1;
+    let mut fp = xenbus_sim::front_params(0);
+    fp.identity.fingerprint = fp1;
+    let mut w = World::with(
+        xenmq::xenbus::Frontend::new(fp, 1).unwrap(),
+        xenmq::xenbus::Backend::new(bp, 1).unwrap(),
+    );
+    w.start();
+    w.run();
+    assert!(w.connected());
+}
+
+/// The backend's features, as a driver declares them.
+#[derive(xenmq::XenstoreConfig, Debug, PartialEq)]
+struct BackFeatures {
+    feature_persistent: bool,
+    #[xenstore(rename = "feature-max-indirect-segments", default = 0, max = 256)]
+    max_segments: u32,
+}
+
+/// The frontend's features.
+#[derive(xenmq::XenstoreConfig, Debug, PartialEq)]
+struct FrontFeatures {
+    feature_persistent: bool,
+    #[xenstore(default = 1, min = 1, max = 8)]
+    multi_queue_num_queues: u8,
+}
+
+fn featured(back: BackFeatures, front: FrontFeatures) -> World {
+    use xenmq::xenbus::{Backend, Features, Frontend};
+    let mut bp = xenbus_sim::back_params(0);
+    bp.features = Features::new::<BackFeatures, FrontFeatures>(&back);
+    let mut fp = xenbus_sim::front_params(0);
+    fp.features = Features::new::<FrontFeatures, BackFeatures>(&front);
+    let mut w = World::with(Frontend::new(fp, 1).unwrap(), Backend::new(bp, 1).unwrap());
+    w.start();
+    w.run();
+    w
+}
+
+#[test]
+fn features_are_published_checked_and_handed_to_the_driver() {
+    let w = featured(
+        BackFeatures {
+            feature_persistent: true,
+            max_segments: 64,
+        },
+        FrontFeatures {
+            feature_persistent: true,
+            multi_queue_num_queues: 4,
+        },
+    );
+    assert!(w.connected(), "{:?}", w.errors);
+    assert_eq!(w.key(Side::Back, "feature-persistent"), Some("1"));
+    assert_eq!(
+        w.key(Side::Back, "feature-max-indirect-segments"),
+        Some("64")
+    );
+    assert_eq!(w.key(Side::Front, "multi-queue-num-queues"), Some("4"));
+    // Each driver parses its peer's features from the connection.
+    for (side, action) in &w.log {
+        if let Action::Connect(c) = action {
+            match side {
+                Side::Front => assert_eq!(
+                    c.peer.parse::<BackFeatures>(BE_DIR).unwrap(),
+                    BackFeatures {
+                        feature_persistent: true,
+                        max_segments: 64
+                    }
+                ),
+                Side::Back => assert_eq!(
+                    c.peer.parse::<FrontFeatures>(FE_DIR).unwrap(),
+                    FrontFeatures {
+                        feature_persistent: true,
+                        multi_queue_num_queues: 4
+                    }
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_bad_peer_feature_closes_the_device() {
+    // 9 queues: the frontend's own config allows it to be written, but the
+    // backend's view of frontend features bounds it to 8.
+    let w = featured(
+        BackFeatures {
+            feature_persistent: false,
+            max_segments: 0,
+        },
+        FrontFeatures {
+            feature_persistent: false,
+            multi_queue_num_queues: 9,
+        },
+    );
+    assert_eq!(
+        w.key(Side::Back, "error"),
+        Some(format!("{FE_DIR}/multi-queue-num-queues: \"9\" is out of range 1..=8").as_str())
+    );
+    assert_eq!(w.state(Side::Front), Some(State::Closed));
+    assert_eq!(w.state(Side::Back), Some(State::Closed));
+    w.assert_clean();
+}
+
+#[test]
+fn feature_keys_may_not_collide_with_the_handshake() {
+    #[derive(xenmq::XenstoreConfig)]
+    struct Sneaky {
+        event_channel: u32,
+    }
+    let mut p = xenbus_sim::front_params(0);
+    p.features = xenmq::xenbus::Features::new::<Sneaky, Sneaky>(&Sneaky { event_channel: 1 });
+    assert!(matches!(
+        xenmq::xenbus::Frontend::new(p, 1),
+        Err(Error::Params(_))
+    ));
 }

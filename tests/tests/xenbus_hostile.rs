@@ -572,3 +572,81 @@ fn params_are_checked() {
     p.max_ring_page_order = 5;
     assert!(matches!(Frontend::new(p, 1), Err(Error::Params(_))));
 }
+
+// The same, with both machines wired through the in-memory store of
+// `xenbus_sim` and one end's keys rewritten behind its machine's back.
+
+use xenbus_sim::{Side, World, BE_DIR};
+
+fn run_until(w: &mut World, side: Side, s: State) {
+    while w.state(side) != Some(s) {
+        assert!(w.step(), "never reached {s}");
+    }
+}
+
+#[test]
+fn backend_rewrites_its_keys_before_the_frontend_reads_them() {
+    let mut w = World::new(2, 2);
+    w.start();
+    run_until(&mut w, Side::Back, State::InitWait);
+    w.poke(Side::Back, "xenmq-instance", "0x1");
+    w.run();
+    assert_eq!(
+        w.key(Side::Front, "error"),
+        Some(
+            format!("{BE_DIR}/xenmq-instance: \"0x1\" is not an unsigned 64-bit integer").as_str()
+        )
+    );
+    assert_eq!(w.state(Side::Front), Some(State::Closed));
+    assert_eq!(w.state(Side::Back), Some(State::Closed));
+    w.assert_clean();
+}
+
+#[test]
+fn frontend_points_its_ring_at_grants_it_never_gave() {
+    let mut w = World::new(0, 0);
+    w.start();
+    run_until(&mut w, Side::Front, State::Initialised);
+    w.poke(Side::Front, "ring-ref", "4000");
+    w.run();
+    let e = w.key(Side::Back, "error").expect("an error node");
+    assert_eq!(e, "ring set-up failed: grant not granted to us");
+    assert_eq!(w.state(Side::Back), Some(State::Closed));
+    assert_eq!(w.state(Side::Front), Some(State::Closed));
+    w.assert_clean();
+}
+
+#[test]
+fn frontend_jumps_to_connected_without_keys() {
+    let mut w = World::new(0, 0);
+    w.push(Side::Back, Event::Start);
+    w.run();
+    w.poke(Side::Front, "state", "4");
+    w.run();
+    let e = w.key(Side::Back, "error").expect("an error node");
+    assert!(
+        e.ends_with("xenmq-backend-instance: missing, expected an unsigned 64-bit integer"),
+        "{e}"
+    );
+    assert_eq!(w.state(Side::Back), Some(State::Closing));
+    w.assert_clean();
+}
+
+#[test]
+fn backend_state_garbage_mid_connection() {
+    let mut w = World::new(1, 1);
+    w.start();
+    w.run();
+    assert!(w.connected());
+    w.poke(Side::Back, "state", "banana");
+    w.run();
+    assert_eq!(
+        w.key(Side::Front, "error"),
+        Some("state value \"banana\" is not a xenbus state")
+    );
+    // The frontend released its ring and closes; the backend machine, which
+    // never wrote the garbage, follows and unmaps.
+    assert_eq!(w.state(Side::Front), Some(State::Closed));
+    assert_eq!(w.state(Side::Back), Some(State::Closed));
+    w.assert_clean();
+}

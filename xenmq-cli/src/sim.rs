@@ -18,6 +18,8 @@ pub const USAGE: &str = "usage:
                                           set a domain's fault plan
   xenmq sim poke --run-dir DIR DOMID GREF OFFSET HEX
                                           write bytes into a granted page
+  xenmq sim corrupt --run-dir DIR DOMID GREF SEED OFFSET[,OFFSET...]
+                                          write seeded random u32s into a granted page
   xenmq sim list --run-dir DIR            list domains
 
 FAULTS: --seed N --drop PERMILLE --duplicate PERMILLE --delay PERMILLE
@@ -27,7 +29,7 @@ A domain process finds the host through XENMQ_SIM_DIR and XENMQ_SIM_DOMID
 
 /// The Xenstore server the host runs, if one is built in.
 fn store() -> Option<Arc<dyn StoreHost>> {
-    None
+    Some(xenmq_runtime::device::sim::store_host())
 }
 
 struct Args {
@@ -204,6 +206,31 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             let hex = a.rest.get(3).ok_or("HEX bytes are needed")?;
             let bytes = parse_hex(hex).ok_or_else(|| format!("`{hex}` is not hex bytes"))?;
             dom0()?.poke(id, gref, offset, &bytes).map_err(fail)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("corrupt") => {
+            let id = domid(a.rest.first())?;
+            let field = |i: usize, what: &str| -> Result<&String, String> {
+                a.rest.get(i).ok_or_else(|| format!("{what} is needed"))
+            };
+            let gref = field(1, "GREF")?;
+            let gref: u32 = gref
+                .parse()
+                .map_err(|_| format!("GREF: `{gref}` is not a number"))?;
+            let seed = field(2, "SEED")?;
+            let seed: u64 = seed
+                .parse()
+                .map_err(|_| format!("SEED: `{seed}` is not a number"))?;
+            let offsets = field(3, "OFFSETS")?
+                .split(',')
+                .map(|o| {
+                    o.parse::<u32>()
+                        .map_err(|_| format!("OFFSET: `{o}` is not a number"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for (off, val) in dom0()?.corrupt(id, gref, seed, &offsets).map_err(fail)? {
+                println!("{off} {val:#010x}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some("list") => {

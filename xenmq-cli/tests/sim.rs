@@ -14,7 +14,8 @@ fn run_dir(tag: &str) -> PathBuf {
     dir
 }
 
-struct Sim(Child);
+/// The `xenmq sim` process and its run directory, both cleaned up on drop.
+struct Sim(Child, PathBuf);
 
 impl Sim {
     fn start(dir: &Path) -> Sim {
@@ -29,7 +30,7 @@ impl Sim {
             .read_line(&mut line)
             .expect("ready line");
         assert!(line.starts_with("xenmq sim: ready"), "{line}");
-        Sim(child)
+        Sim(child, dir.to_owned())
     }
 
     fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
@@ -55,6 +56,7 @@ impl Drop for Sim {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
@@ -114,8 +116,44 @@ fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
     let (ok, _, _) = xenmq(&dir, &["run", "guest-c", "--", "false"]);
     assert!(!ok);
 
-    let (ok, _, _) = xenmq(&dir, &["destroy", &id]);
-    assert!(ok);
+    // A corruption of a grant that does not exist is refused.
+    let (ok, _, err) = xenmq(&dir, &["corrupt", &id, "8", "42", "0,4"]);
+    assert!(!ok && err.contains("refused"), "{err}");
+    // This test process attaches as the guest and shares a page; the CLI
+    // corrupts it, repeatably.
+    {
+        use xenmq::grant::{Access, Grants, Shared as _};
+        let guest = xenmq_runtime::sim::Domain::connect(&dir, id.parse().unwrap()).unwrap();
+        let page = guest.share(0, 1, Access::ReadWrite).unwrap();
+        let gref = page.refs()[0].to_string();
+        let (ok, out, err) = xenmq(&dir, &["corrupt", &id, &gref, "42", "0,4"]);
+        assert!(ok, "{err}");
+        let expect = xenmq_runtime::sim::fault::corruption(42, &[0, 4]);
+        let printed: Vec<String> = out.lines().map(str::to_owned).collect();
+        assert_eq!(
+            printed,
+            expect
+                .iter()
+                .map(|(o, v)| format!("{o} {v:#010x}"))
+                .collect::<Vec<_>>()
+        );
+        for (off, val) in expect {
+            let mut b = [0u8; 4];
+            page.read(off as usize, &mut b).unwrap();
+            assert_eq!(u32::from_le_bytes(b), val);
+        }
+        let (ok, _, err) = xenmq(&dir, &["poke", &id, &gref, "8", "6869"]);
+        assert!(ok, "{err}");
+        let mut b = [0u8; 2];
+        page.read(8, &mut b).unwrap();
+        assert_eq!(&b, b"hi");
+    }
+    // The guest (this test's connection) went away: it is dead.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while xenmq(&dir, &["list"]).1.contains("guest-a") {
+        assert!(Instant::now() < deadline, "guest-a outlived its connection");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let (ok, _, err) = xenmq(&dir, &["destroy", &id]);
     assert!(!ok && err.contains("refused"), "{err}");
     let (ok, _, err) = xenmq(&dir, &["poke", "0", "8", "0", "zz"]);
@@ -124,7 +162,6 @@ fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
     let st = sim.signal("-TERM");
     assert!(st.success(), "{st:?}");
     assert!(!dir.join("control").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -137,7 +174,6 @@ fn stops_cleanly_on_sigint() {
     assert!(st.success(), "{st:?}");
     assert!(!dir.join("control").exists());
     assert!(!dir.join("domain").join("1").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

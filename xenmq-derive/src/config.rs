@@ -167,6 +167,12 @@ pub fn derive(input: DeriveInput) -> TokenStream {
 }
 
 fn validate(input: &DeriveInput, errors: &mut Errors) -> Vec<Field> {
+    for a in input.attrs.iter().filter(|a| a.path().is_ident("xenstore")) {
+        errors.spanned(
+            a,
+            "`#[xenstore(...)]` goes on fields, each of which names a key",
+        );
+    }
     if !input.generics.params.is_empty() {
         errors.spanned(
             &input.generics,
@@ -269,29 +275,26 @@ fn expand(input: &DeriveInput, fields: &[Field]) -> TokenStream {
     });
     let reads = fields.iter().zip(&vars).map(|(f, var)| {
         let (ty, key) = (&f.ty, &f.key);
-        let missing = match &f.attrs.default {
+        let read = match &f.attrs.default {
             // Typed where written, so a wrong type is reported at the default.
             Some(Expr::Lit(syn::ExprLit {
                 lit: Lit::Str(s), ..
-            })) => quote_spanned! {s.span()=> {
-                let __d: #ty = <#string as ::core::convert::From<&::core::primitive::str>>::from(#s);
-                __d
-            }},
-            Some(d) => quote_spanned! {d.span()=> {
-                let __d: #ty = #d;
-                __d
-            }},
-            None => quote! {
-                match <#ty as #cfg::Field>::missing() {
+            })) => quote_spanned! {s.span()=>
+                let #var: #ty = match <#ty as #cfg::Field>::read(__dir, #key, __get)? {
                     ::core::option::Option::Some(__v) => __v,
                     ::core::option::Option::None => {
-                        return ::core::result::Result::Err(#cfg::Error::missing(
-                            __dir,
-                            #key,
-                            <#ty as #cfg::Field>::EXPECTED,
-                        ));
+                        <#string as ::core::convert::From<&::core::primitive::str>>::from(#s)
                     }
-                }
+                };
+            },
+            Some(d) => quote_spanned! {d.span()=>
+                let #var: #ty = match <#ty as #cfg::Field>::read(__dir, #key, __get)? {
+                    ::core::option::Option::Some(__v) => __v,
+                    ::core::option::Option::None => #d,
+                };
+            },
+            None => quote! {
+                let #var: #ty = <#ty as #cfg::Field>::read_required(__dir, #key, __get)?;
             },
         };
         let bounds = if f.attrs.min.is_some() || f.attrs.max.is_some() {
@@ -310,10 +313,7 @@ fn expand(input: &DeriveInput, fields: &[Field]) -> TokenStream {
             TokenStream::new()
         };
         quote! {
-            let #var: #ty = match <#ty as #cfg::Field>::read(__dir, #key, __get)? {
-                ::core::option::Option::Some(__v) => __v,
-                ::core::option::Option::None => #missing,
-            };
+            #read
             #bounds
         }
     });
@@ -362,5 +362,72 @@ fn fallback(input: &DeriveInput, e: syn::Error) -> TokenStream {
             }
             fn write(&self, _: &mut dyn ::core::ops::FnMut(&::core::primitive::str, #string)) {}
         }
+    }
+}
+
+/// Expansion snapshots of the derive, kept in
+/// `tests/ui-config/expanded/*.expanded.rs` so that a change in the
+/// generated code shows in review. `XENMQ_BLESS=1` rewrites them.
+#[cfg(test)]
+mod snapshot {
+    use std::path::Path;
+
+    use quote::quote;
+
+    fn check(name: &str, input: proc_macro2::TokenStream) {
+        let input: DeriveInput = syn::parse2(input).expect("a derive input");
+        let out = super::derive(input);
+        let file = syn::parse2::<syn::File>(out).expect("the expansion parses as a file");
+        let text = prettyplease::unparse(&file);
+        assert!(
+            !text.contains("unsafe"),
+            "{name}: the expansion contains `unsafe`"
+        );
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/ui-config/expanded")
+            .join(format!("{name}.expanded.rs"));
+        if std::env::var_os("XENMQ_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&path, &text).expect("write snapshot");
+            return;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (XENMQ_BLESS=1 creates it)", path.display()));
+        assert_eq!(text, expected, "expansion of {name} changed");
+    }
+
+    use syn::DeriveInput;
+
+    #[test]
+    fn config() {
+        check(
+            "config",
+            quote! {
+                pub struct Ring {
+                    #[xenstore(rename = "ring-ref")]
+                    pub ring: ::xenmq::xenbus::RingRefs,
+                    pub event_channel: u32,
+                    pub protocol: Option<String>,
+                    pub feature_persistent: bool,
+                    #[xenstore(default = 11, min = 1, max = 256)]
+                    pub max_segments: u16,
+                    #[xenstore(default = "vkv")]
+                    pub r#type: String,
+                }
+            },
+        );
+    }
+
+    #[test]
+    fn fallback() {
+        check(
+            "fallback",
+            quote! {
+                pub struct Bad {
+                    #[xenstore(rename = "a/b", min = 3, max = 1)]
+                    pub a: u32,
+                }
+            },
+        );
     }
 }

@@ -62,9 +62,17 @@ mod protocol;
 /// Declares a split-device protocol on a unit struct and implements
 /// `xenmq::driver::Protocol` for it:
 ///
-/// ```ignore
+/// ```
+/// #[xenmq::message]
+/// pub struct Ping { pub id: u64, pub seq: u64 }
+/// #[xenmq::message]
+/// pub struct Pong { pub id: u64, pub seq: u64 }
+///
 /// #[xenmq::protocol(name = "echo", version = 1, request = Ping, response = Pong)]
 /// pub struct Echo;
+///
+/// use xenmq::driver::Protocol;
+/// assert_eq!(Echo::NAME, "echo");
 /// ```
 ///
 /// Arguments: `name` (the device type, required), `version` (default 1),

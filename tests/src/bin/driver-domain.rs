@@ -23,7 +23,8 @@ use xenmq_examples::blk::{self, Blk, BlkFront, BlkReq, FileDisk, SECTOR};
 use xenmq_examples::echo::{Echo, EchoBack, EchoFront, Ping};
 use xenmq_examples::vkv::{self, KvBack, KvFront, Vkv};
 use xenmq_runtime::device::sim::{self, SimFront};
-use xenmq_runtime::device::{Backends, SocketStore};
+use xenmq_runtime::device::Backends;
+use xenmq_runtime::xs::Client;
 
 type Result = std::result::Result<(), Box<dyn std::error::Error>>;
 
@@ -59,7 +60,7 @@ fn backends<P: Protocol, B: Backend<Protocol = P> + 'static>(make: fn() -> B) ->
     let path = env.grants.store_path();
     let mut all = Backends::<P, B, _, _, _>::new(
         env,
-        move || Ok(SocketStore::connect(&path)?),
+        move || Ok(Client::connect(&path)?),
         move |_, _| make(),
     )?;
     say("ready");
@@ -210,7 +211,7 @@ fn blk_backends() -> Result {
     };
     let mut all = Backends::<Blk, FileDisk, _, _, _>::new(
         env,
-        move || Ok(SocketStore::connect(&path)?),
+        move || Ok(Client::connect(&path)?),
         move |fe, id| disk(fe, id).expect("create the disk file"),
     )?;
     say("ready");

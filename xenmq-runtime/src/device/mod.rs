@@ -26,7 +26,6 @@ mod lifecycle;
 mod many;
 pub mod sim;
 pub mod toolstack;
-mod xs;
 
 use std::time::Duration;
 
@@ -37,7 +36,6 @@ use xenmq::store::Store;
 pub use back::Back;
 pub use front::Front;
 pub use many::{Backends, MAX_DEVICES};
-pub use xs::SocketStore;
 
 /// How long an idle end sleeps on its channel before looking at Xenstore.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -64,6 +62,9 @@ pub enum Error {
     /// The lifecycle machine refused its parameters.
     #[error("lifecycle failed")]
     Xenbus(#[from] xenmq::xenbus::Error),
+    /// The Xenstore connection could not be made.
+    #[error("cannot connect to xenstore")]
+    Connect(#[from] std::io::Error),
     /// A key the toolstack writes is missing or bad.
     #[error("{path}: {what}")]
     Setup {

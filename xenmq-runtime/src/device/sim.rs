@@ -5,14 +5,18 @@
 
 use crate::sim::{self, Domain};
 
-use super::{Back, Env, Error, Front, SocketStore};
+use crate::sim::xenstored::{Config, Xenstored};
+use crate::sim::StoreHost;
+use crate::xs::Client;
+
+use super::{Back, Env, Error, Front};
 
 /// The environment of a domain on the simulator.
-pub type SimEnv = Env<SocketStore, Domain, Domain>;
+pub type SimEnv = Env<Client, Domain, Domain>;
 /// A frontend on the simulator.
-pub type SimFront<P, F> = Front<P, F, SocketStore, Domain, Domain>;
+pub type SimFront<P, F> = Front<P, F, Client, Domain, Domain>;
 /// A backend on the simulator.
-pub type SimBack<P, B> = Back<P, B, SocketStore, Domain, Domain>;
+pub type SimBack<P, B> = Back<P, B, Client, Domain, Domain>;
 
 /// Why joining the simulator failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,13 +26,13 @@ pub enum JoinError {
     Host(#[from] sim::Error),
     /// Xenstore is not reachable.
     #[error("cannot reach xenstore")]
-    Store(#[from] xenmq::store::Error),
+    Store(#[from] std::io::Error),
 }
 
 impl From<JoinError> for Error {
     fn from(e: JoinError) -> Error {
         match e {
-            JoinError::Store(s) => Error::Store(s),
+            JoinError::Store(s) => Error::Connect(s),
             JoinError::Host(h) => Error::Setup {
                 path: h.to_string(),
                 what: "cannot attach to the simulated host",
@@ -41,14 +45,14 @@ impl From<JoinError> for Error {
 /// Xenstore connection.
 pub fn env() -> Result<SimEnv, JoinError> {
     let dom = Domain::from_env()?;
-    let store = SocketStore::connect(dom.store_path())?;
+    let store = Client::connect(&dom.store_path())?;
     Ok(Env::new(store, dom.clone(), dom))
 }
 
 /// Another Xenstore connection for the same domain (each device end
 /// carries its own watch).
 pub fn another(env: &SimEnv) -> Result<SimEnv, JoinError> {
-    let store = SocketStore::connect(env.grants.store_path())?;
+    let store = Client::connect(&env.grants.store_path())?;
     Ok(Env::new(store, env.grants.clone(), env.events.clone()))
 }
 
@@ -56,18 +60,29 @@ pub fn another(env: &SimEnv) -> Result<SimEnv, JoinError> {
 /// tests that run domains as threads).
 pub fn attach(dir: &std::path::Path, domid: u16) -> Result<SimEnv, JoinError> {
     let dom = Domain::connect(dir, domid)?;
-    let store = SocketStore::connect(dom.store_path())?;
+    let store = Client::connect(&dom.store_path())?;
     Ok(Env::new(store, dom.clone(), dom))
 }
 
-/// The Xenstore server a simulated host runs for device tests and
-/// examples, if one is built in.
-pub fn store_host() -> Option<std::sync::Arc<dyn crate::sim::StoreHost>> {
-    local_store_host()
+/// The Xenstore server a simulated host runs for the device tests, the
+/// examples and `xenmq demo`.
+pub fn store_host() -> std::sync::Arc<dyn StoreHost> {
+    std::sync::Arc::new(Xenstored::new(Config::default()))
 }
 
-// Filled in when the simulator's Xenstore server lands (the `xenstore`
-// branch): until then no Xenstore is built in.
-fn local_store_host() -> Option<std::sync::Arc<dyn crate::sim::StoreHost>> {
-    None
+// Integration of two branches: the host (`sim::host`) serves its Xenstore
+// through `StoreHost`; the in-memory server (`sim::xenstored`) has exactly
+// these three operations.
+impl StoreHost for Xenstored {
+    fn serve(&self, stream: std::os::unix::net::UnixStream, domid: u16) -> std::io::Result<()> {
+        Xenstored::serve(self, stream, domid)
+    }
+
+    fn introduce(&self, domid: u16) {
+        Xenstored::introduce(self, domid)
+    }
+
+    fn release(&self, domid: u16) {
+        Xenstored::release(self, domid)
+    }
 }

@@ -1,4 +1,4 @@
-//! A domain's side of the simulator: the [`Grants`] and [`Events`]
+//! A domain's side of the simulator: the [`Grants`](xenmq::grant::Grants) and [`Events`](xenmq::evtchn::Events)
 //! implementations a driver uses, talking to the host over the domain's
 //! control socket.
 //!
@@ -364,6 +364,24 @@ impl Domain {
             data: data.to_vec(),
         })
         .map(drop)
+    }
+
+    /// Toolstack (dom0 only): writes seeded random `u32`s at `offsets` of
+    /// the page behind `domid`'s grant `gref` (see
+    /// [`Host::corrupt`](crate::sim::Host::corrupt)); returns what was
+    /// written where.
+    pub fn corrupt(
+        &self,
+        domid: DomId,
+        gref: GrantRef,
+        seed: u64,
+        offsets: &[u32],
+    ) -> Result<Vec<(u32, u32)>, Error> {
+        let plan = crate::sim::fault::corruption(seed, offsets);
+        for &(off, val) in &plan {
+            self.poke(domid, gref, off, &val.to_le_bytes())?;
+        }
+        Ok(plan)
     }
 
     /// Toolstack (dom0 only): every domain.

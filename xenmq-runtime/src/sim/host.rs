@@ -279,6 +279,15 @@ impl Host {
             source,
         };
         std::fs::create_dir_all(dir.join("domain")).map_err(run_dir)?;
+        sys::raise_nofile_limit();
+        // Another host serving this directory would lose its sockets to us.
+        let control = dir.join("control");
+        if UnixStream::connect(&control).is_ok() {
+            return Err(Error::Listen {
+                path: control,
+                source: io::Error::from(io::ErrorKind::AddrInUse),
+            });
+        }
         let xs = match &store {
             None => None,
             Some(store) => {
@@ -662,6 +671,16 @@ impl Shared {
                     proto::MAX_GRANTS as u32,
                 ));
             }
+            // Each share holds a descriptor in the host: bound them per
+            // domain so one guest cannot exhaust the host's descriptors.
+            let files = live_files(d);
+            if files >= proto::MAX_SHARES {
+                return Err(Refusal::new(
+                    Code::NoSpace,
+                    files as u32,
+                    proto::MAX_SHARES as u32,
+                ));
+            }
         }
         let fd = sys::memfd(c"xenmq-grant", pages as usize * PAGE_SIZE).map_err(internal)?;
         let file = Arc::new(File::from(fd));
@@ -959,19 +978,23 @@ impl Shared {
 
     /// Removes a port and tells its peer (if any) that it is closed.
     fn remove_port(doms: &mut BTreeMap<DomId, Dom>, domid: DomId, port: Port) {
-        let Some(p) = doms.get_mut(&domid).and_then(|d| d.ports.remove(&port)) else {
-            return;
-        };
+        if let Some(p) = doms.get_mut(&domid).and_then(|d| d.ports.remove(&port)) {
+            Shared::closed(doms, port, &p);
+        }
+    }
+
+    /// Port `port` (entry `p`, already out of its table) is gone: mark the
+    /// channel closed and wake the peer so it notices.
+    fn closed(doms: &mut BTreeMap<DomId, Dom>, port: Port, p: &PortEnt) {
         set_status(&p.status, proto::PORT_CLOSED);
-        if let Some(rport) = p.peer {
-            if let Some(rp) = doms
-                .get_mut(&p.remote)
-                .and_then(|d| d.ports.get_mut(&rport))
-            {
-                if rp.peer == Some(port) {
-                    rp.closed = true;
-                    kick(&rp.evfd);
-                }
+        let Some(rport) = p.peer else { return };
+        if let Some(rp) = doms
+            .get_mut(&p.remote)
+            .and_then(|d| d.ports.get_mut(&rport))
+        {
+            if rp.peer == Some(port) {
+                rp.closed = true;
+                kick(&rp.evfd);
             }
         }
     }
@@ -1106,22 +1129,12 @@ impl Shared {
             // Revoke its grants: dropping the entries makes new maps fail;
             // existing mappings keep their memory (the memfd is refcounted).
             drop(grants);
-            // Its ports: the peers see "closed". Put them back so
-            // remove_port can find them.
-            let mut doms = std::mem::take(&mut st.doms);
-            let mut tmp = Dom::new(String::new());
-            tmp.ports = ports;
-            doms.insert(domid, tmp);
-            let ports: Vec<Port> = doms
-                .get(&domid)
-                .map(|d| d.ports.keys().copied().collect())
-                .unwrap_or_default();
-            for p in ports {
-                Shared::remove_port(&mut doms, domid, p);
+            // Its ports: the peers see "closed".
+            for (port, p) in &ports {
+                Shared::closed(&mut st.doms, *port, p);
             }
-            doms.remove(&domid);
             // Unbound ports other domains reserved for it can never be bound.
-            for d in doms.values_mut() {
+            for d in st.doms.values_mut() {
                 for p in d.ports.values_mut() {
                     if p.remote == domid && !p.closed {
                         p.closed = true;
@@ -1130,7 +1143,6 @@ impl Shared {
                     }
                 }
             }
-            st.doms = doms;
             let mut streams = Vec::new();
             let mut pids = Vec::new();
             for c in st.conns.values().filter(|c| c.domid == domid) {
@@ -1288,6 +1300,13 @@ impl Shared {
             None => self.changed.notify_all(),
         }
     }
+}
+
+/// How many distinct memory files back a domain's live grants.
+fn live_files(d: &Dom) -> usize {
+    let files: std::collections::BTreeSet<*const File> =
+        d.grants.values().map(|e| Arc::as_ptr(&e.file)).collect();
+    files.len()
 }
 
 fn free_port(d: &Dom) -> Result<Port, Refusal> {

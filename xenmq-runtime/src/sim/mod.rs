@@ -14,6 +14,41 @@
 //!
 //! The wire format of the control sockets is in [`proto`]; seeded faults
 //! are in [`fault`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use xenmq::evtchn::{Channel as _, Events};
+//! use xenmq::grant::{Access, Grants, Shared as _};
+//! use xenmq_runtime::sim::{Domain, Host};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("xenmq-doc-{}", std::process::id()));
+//! let host = Host::start(&dir)?;
+//! let id = host.create_domain("front")?;
+//!
+//! // In a real setup each of these is its own process.
+//! let front = Domain::connect(&dir, id)?;
+//! let back = Domain::connect(&dir, 0)?;
+//!
+//! let pages = front.share(0, 1, Access::ReadWrite)?;
+//! let port = front.alloc_unbound(0)?;
+//! let mapped = back.map(id, pages.refs(), Access::ReadWrite)?;
+//! let channel = back.bind_interdomain(id, port.port())?;
+//!
+//! pages.write(0, b"hello")?;
+//! port.notify()?;
+//! assert!(channel.wait(Some(Duration::from_secs(5)))?);
+//! let mut buf = [0u8; 5];
+//! mapped.read(0, &mut buf)?;
+//! assert_eq!(&buf, b"hello");
+//!
+//! drop(mapped);
+//! pages.end_access().map_err(|(_, e)| e)?;
+//! # drop(host);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io;
 use std::path::PathBuf;
@@ -23,6 +58,7 @@ pub mod fault;
 pub mod host;
 pub mod proto;
 mod sys;
+pub mod xenstored;
 mod xs;
 
 pub use domain::{
@@ -33,9 +69,19 @@ pub use fault::Faults;
 pub use host::{DomainInfo, GrantInfo, Host, StoreHost};
 pub use proto::{Code, Refusal};
 
-/// Waits for SIGINT or SIGTERM, which it first blocks in the calling thread
-/// (call it before spawning threads that should not see them); returns the
-/// signal number.
+// Drivers hand these to threads: keep them Send + Sync.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Domain>();
+    send_sync::<SharedPages>();
+    send_sync::<MappedPages>();
+    send_sync::<Channel>();
+    send_sync::<Host>();
+};
+
+/// Blocks SIGINT and SIGTERM in the calling thread and in the threads it
+/// spawns afterwards (so call it first), so that [`wait_termination`]
+/// collects them instead of their killing the process.
 pub fn block_termination() -> io::Result<()> {
     sys::block_termination()
 }

@@ -46,6 +46,8 @@ pub const MAX_FRAME: usize = 64 * 1024;
 pub const MAX_PAGES: usize = 512;
 /// Grant entries per domain.
 pub const MAX_GRANTS: usize = 16 * 1024;
+/// Live shares (each a memory file held by the host) per domain.
+pub const MAX_SHARES: usize = 1024;
 /// Ports per domain (port 0 is never used, as on Xen).
 pub const MAX_PORTS: usize = 1024;
 /// Live mappings per connection.

@@ -212,9 +212,13 @@ impl Mapping {
         // never forms a Rust reference into it. The "stays valid while used"
         // condition is passed on to the caller as documented above: the only
         // ways to reach a Mapping's region are `Shared`/`Mapped::region`,
-        // whose contract says the region dies with its owner. A read-only
-        // mapping is PROT_READ: a write through the region faults (SIGSEGV)
-        // rather than corrupting anything, as on Xen.
+        // whose contract says the region dies with its owner.
+        // One precondition holds only in part: a read-only mapping is
+        // PROT_READ, so it is not "valid for writes". A write through such a
+        // region never lands in memory: the CPU faults and the process dies
+        // of SIGSEGV, which is how the platform enforces a read-only grant
+        // (as gntdev does on Xen). Drivers write only to pages they mapped
+        // read-write; the `Mapped::access` of the owner says which.
         unsafe { Region::new(self.ptr, self.len) }
     }
 
@@ -547,5 +551,24 @@ pub fn poll_any(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             return Ok(None);
         }
+    }
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit
+/// (best effort): the host holds a few descriptors per grant and port.
+pub fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit; raising the soft limit up to the
+        // hard limit needs no privilege and affects only this process.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     }
 }

@@ -11,6 +11,41 @@
 //! Every value may come from the peer domain and is untrusted: lengths are
 //! bounded before parsing, parsing never panics, and an error names the full
 //! path, the (truncated, escaped) value and what was expected.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use xenmq::prelude::*;
+//! use xenmq::xenbus::RingRefs;
+//!
+//! #[derive(XenstoreConfig)]
+//! struct Ring {
+//!     #[xenstore(rename = "ring-ref")] // ring-ref, or ring-page-order + ring-ref0..N-1
+//!     ring: RingRefs,
+//!     event_channel: u32,            // key `event-channel`
+//!     protocol: Option<String>,      // optional
+//!     feature_persistent: bool,      // "0"/"1", missing is false
+//!     #[xenstore(default = 11, min = 1, max = 256)]
+//!     max_segments: u16,             // key `max-segments`
+//! }
+//!
+//! let dir = "/local/domain/3/device/vkv/0";
+//! let mut store = BTreeMap::from([
+//!     ("ring-page-order".to_string(), "1".to_string()),
+//!     ("ring-ref0".to_string(), "8".to_string()),
+//!     ("ring-ref1".to_string(), "9".to_string()),
+//!     ("event-channel".to_string(), "5".to_string()),
+//! ]);
+//! let r = Ring::read(dir, &mut |k| store.get(k).cloned()).unwrap();
+//! assert_eq!(r.ring.refs(), &[8, 9]);
+//! assert_eq!((r.protocol, r.feature_persistent, r.max_segments), (None, false, 11));
+//!
+//! store.insert("ring-page-order".into(), "9".into());
+//! let e = Ring::read(dir, &mut |k| store.get(k).cloned()).err().unwrap();
+//! assert_eq!(
+//!     e.to_string(),
+//!     "/local/domain/3/device/vkv/0/ring-page-order: \"9\" is out of range 0..=4"
+//! );
+//! ```
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -206,6 +241,18 @@ pub trait Field: Sized {
     ) -> Result<Option<Self>, Error>;
     /// The value a missing key stands for, if any.
     fn missing() -> Option<Self>;
+    /// Reads a field that has no default: absent is an error unless the
+    /// type gives absence a meaning ([`Field::missing`]).
+    fn read_required(
+        dir: &str,
+        key: &str,
+        get: &mut dyn FnMut(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        match Self::read(dir, key, get)? {
+            Some(v) => Ok(v),
+            None => Self::missing().ok_or_else(|| Error::missing(dir, key, Self::EXPECTED)),
+        }
+    }
     /// Writes the field under the name `key`.
     fn write(&self, key: &str, put: &mut dyn FnMut(&str, String));
 }

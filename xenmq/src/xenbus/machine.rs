@@ -121,7 +121,10 @@ pub enum Action {
     Connect(Connection),
     /// Stop the data path; always comes before the ring's release or unmap.
     Disconnect,
-    /// Write this message to this end's `error` key (`xenbus_dev_error`).
+    /// Report this message where the toolstack looks for device errors:
+    /// an `error` key (Linux's `xenbus_dev_error` writes it under
+    /// `error/<device path>` of its domain; the userspace runtime writes it in
+    /// this end's directory). No answer.
     WriteError(String),
 }
 

@@ -41,6 +41,28 @@
 //! again. Errors (an illegal peer transition, a protocol mismatch, a bad key)
 //! close the device with an `error` node saying why; every grant and port
 //! obtained is released by an action on every path.
+//!
+//! # Driving a machine
+//!
+//! A runtime feeds each event to [`Frontend::handle`] or
+//! [`Backend::handle`] and performs the returned actions in order; an
+//! action that expects an answer ([`Action::Commit`], [`Action::ReadPeer`],
+//! [`Action::ShareRing`], [`Action::MapRing`]) is answered by a later event,
+//! and at most one is outstanding at a time. Peer state changes (a watch on
+//! the peer's `state`, or Linux's `otherend_changed`) are fed whenever they
+//! happen, as [`Event::PeerState`] or [`Event::PeerStateValue`].
+//!
+//! ```
+//! use xenmq::xenbus::{Action, Event, Frontend, Identity, Params, State};
+//!
+//! let id = Identity { name: "vkv".into(), version: 1, fingerprint: 0x1234 };
+//! let params = Params::new("/local/domain/3/device/vkv/0", "/local/domain/0/backend/vkv/3/0", id);
+//! let mut fe = Frontend::new(params, 0x5eed)?;
+//! assert_eq!(fe.handle(Event::Start).actions, [Action::SwitchState(State::Initialising)]);
+//! let out = fe.handle(Event::PeerState(State::InitWait));
+//! assert!(matches!(&out.actions[..], [Action::ReadPeer { .. }]));
+//! # Ok::<(), xenmq::xenbus::Error>(())
+//! ```
 #![cfg_attr(
     not(test),
     deny(

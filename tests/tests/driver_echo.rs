@@ -1,0 +1,147 @@
+//! The echo driver across processes on the simulator: a dom0 process
+//! backing every echo device, guest processes pinging through the ring.
+//! Either end is killed mid-stream; the survivor reconnects, every request
+//! completes exactly once (answered, or failed with `Disconnected`), and
+//! nothing leaks.
+
+mod driver_support;
+
+use driver_support::{eventually, field, World};
+
+#[test]
+fn echo_across_processes_and_nothing_leaks() {
+    let w = World::new("echo");
+    let guest = w.guest("echo");
+    let mut back = w.spawn(0, &["echo-backends"]);
+    back.expect("ready");
+    let mut front = w.spawn(guest, &["echo-frontend"]);
+    front.expect("connected");
+    back.expect(&format!("connected {guest} 0 1"));
+    front.expect("progress");
+    front.send("stop");
+    let summary = front.expect("summary");
+    assert_eq!(field(&summary, "lost"), 0);
+    assert_eq!(field(&summary, "dup"), 0);
+    assert_eq!(field(&summary, "ok"), field(&summary, "submitted"));
+    front.expect("closed");
+    // Closed, with the process still alive: it holds nothing.
+    let me = w
+        .info(guest)
+        .unwrap_or_else(|| panic!("guest alive: {:?}", w.host.domains()));
+    assert_eq!((me.grants, me.maps, me.ports), (0, 0, 0), "{me:?}");
+    front.close_stdin();
+    front.wait_success();
+}
+
+#[test]
+fn backend_killed_mid_stream_then_restarted() {
+    let w = World::new("bekill");
+    let guest = w.guest("echo");
+    let mut back = w.spawn(0, &["echo-backends"]);
+    back.expect("ready");
+    let mut front = w.spawn(guest, &["echo-frontend"]);
+    front.expect("connected");
+    front.expect("progress");
+    back.kill();
+    // What was in flight fails, once each; the frontend waits for a backend.
+    front.expect("reconnecting");
+    let mut back2 = w.spawn(0, &["echo-backends"]);
+    back2.expect("ready");
+    front.expect("reconnected");
+    back2.expect(&format!("connected {guest} 0 1"));
+    front.expect("progress");
+    front.send("stop");
+    let summary = front.expect("summary");
+    let (sub, ok, lost) = (
+        field(&summary, "submitted"),
+        field(&summary, "ok"),
+        field(&summary, "lost"),
+    );
+    assert_eq!(field(&summary, "dup"), 0, "{summary}");
+    assert_eq!(
+        ok + lost,
+        sub,
+        "every request completes exactly once: {summary}"
+    );
+    assert!(lost <= 16, "at most the in-flight window fails: {summary}");
+    assert_eq!(field(&summary, "connects"), 2, "{summary}");
+    front.expect("closed");
+    let me = w.info(guest).expect("guest alive");
+    assert_eq!((me.grants, me.maps, me.ports), (0, 0, 0), "{me:?}");
+    front.close_stdin();
+    front.wait_success();
+}
+
+#[test]
+fn frontend_killed_mid_stream_backend_serves_the_next_guest() {
+    let w = World::new("fekill");
+    let dom0_ports = || w.info(0).map(|d| d.ports).unwrap_or(0);
+    let guest = w.guest("echo");
+    let mut back = w.spawn(0, &["echo-backends"]);
+    back.expect("ready");
+    let baseline = dom0_ports();
+    let mut front = w.spawn(guest, &["echo-frontend"]);
+    front.expect("connected");
+    front.expect("progress");
+    front.kill();
+    assert!(
+        w.host.wait_gone(guest, driver_support::WAIT),
+        "guest torn down"
+    );
+    // The backend lets go of the dead guest's ring and port.
+    eventually("the backend closed its port", || dom0_ports() == baseline);
+
+    // The same backend process serves a new guest.
+    let guest2 = w.guest("echo");
+    let mut front2 = w.spawn(guest2, &["echo-frontend"]);
+    front2.expect("connected");
+    back.expect(&format!("connected {guest2} 0 1"));
+    front2.expect("progress");
+    front2.send("stop");
+    let summary = front2.expect("summary");
+    assert_eq!(field(&summary, "ok"), field(&summary, "submitted"));
+    front2.expect("closed");
+    let me = w.info(guest2).expect("guest alive");
+    assert_eq!((me.grants, me.maps, me.ports), (0, 0, 0), "{me:?}");
+    front2.close_stdin();
+    front2.wait_success();
+    eventually("the backend closed its port", || dom0_ports() == baseline);
+}
+
+#[test]
+fn a_frontend_corrupting_its_ring_is_closed_and_others_are_served() {
+    let w = World::new("hostile");
+    let guest = w.guest("echo");
+    let mut back = w.spawn(0, &["echo-backends"]);
+    back.expect("ready");
+    let mut front = w.spawn(guest, &["echo-frontend"]);
+    front.expect("connected");
+    front.expect("progress");
+    // Play the hostile guest: claim far more requests than the ring holds.
+    let fe = format!("/local/domain/{guest}/device/echo/0");
+    let be = format!("/local/domain/0/backend/echo/{guest}/0");
+    let gref: u32 = w
+        .xs_read(&format!("{fe}/ring-ref"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    eventually("the backend reports the hostile ring", || {
+        let _ = w.host.poke(guest, gref, 0, &0x4000_0000u32.to_le_bytes());
+        w.xs_read(&format!("{be}/error")).is_some()
+    });
+    let error = w.xs_read(&format!("{be}/error")).unwrap();
+    assert!(error.contains("producer index"), "{error}");
+    eventually("the backend closes the device", || {
+        w.xs_read(&format!("{be}/state"))
+            .is_some_and(|s| s == "5" || s == "6")
+    });
+    front.kill();
+    // The backend process survives and serves the next guest.
+    let guest2 = w.guest("echo");
+    let mut front2 = w.spawn(guest2, &["echo-frontend"]);
+    front2.expect("connected");
+    front2.expect("progress");
+    front2.send("stop");
+    let summary = front2.expect("summary");
+    assert_eq!(field(&summary, "ok"), field(&summary, "submitted"));
+}

@@ -1,0 +1,168 @@
+//! Shared by the driver tests: a simulated host with Xenstore in a fresh
+//! run directory, and domain processes whose output is read line by line.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use xenmq::grant::DomId;
+use xenmq_runtime::device::{sim as dsim, toolstack};
+use xenmq_runtime::sim::{self, DomainInfo, Host};
+use xenmq_runtime::xs::Client;
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct World {
+    pub host: Host,
+    pub dir: PathBuf,
+    pub xs: Client,
+}
+
+impl World {
+    pub fn new(tag: &str) -> World {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xenmq-drv-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = dsim::store_host();
+        let host = Host::with_store(&dir, store).expect("start host");
+        let xs = Client::connect(&dir.join("socket")).expect("dom0 xenstore");
+        World { host, dir, xs }
+    }
+
+    /// A new guest with device `kind`/0 backed by dom0.
+    pub fn guest(&self, kind: &str) -> DomId {
+        let id = self.host.create_domain("guest").expect("create domain");
+        toolstack::create(&self.xs, kind, id, 0, 0).expect("create device");
+        id
+    }
+
+    pub fn spawn(&self, domid: DomId, args: &[&str]) -> Proc {
+        let child = sim::domain_command(&self.dir, domid, env!("CARGO_BIN_EXE_driver-domain"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn domain process");
+        Proc::new(child)
+    }
+
+    /// A Xenstore value, read as dom0.
+    pub fn xs_read(&self, path: &str) -> Option<String> {
+        use xenmq::store::{Store, Tx};
+        self.xs.read_string(Tx::NONE, path).ok()
+    }
+
+    pub fn info(&self, domid: DomId) -> Option<DomainInfo> {
+        self.host.domains().into_iter().find(|d| d.domid == domid)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub struct Proc {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    fn new(mut child: Child) -> Proc {
+        let out = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            stdin,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line starting with `prefix` (others are kept in `seen`).
+    pub fn expect(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line starting with {prefix:?}; seen so far: {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write to the domain process");
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn wait_success(&mut self) {
+        let status = self.child.wait().expect("wait");
+        assert!(
+            status.success(),
+            "domain process failed: {status}; saw {:?}",
+            self.seen
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `key=value` fields of a summary line.
+pub fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// Waits until `cond` holds (polling), or panics with `what`.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

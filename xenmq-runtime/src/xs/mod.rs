@@ -1,0 +1,365 @@
+//! A blocking Xenstore client over any byte transport.
+//!
+//! [`Client`] speaks the `xs_wire.h` protocol over a Unix socket (dom0's
+//! xenstored, the simulator's per-domain sockets) or any `Read` + `Write`
+//! pair (`/dev/xen/xenbus` in a guest). It is shared by threads (`&self`):
+//! each request gets its own `req_id`, and a reader thread hands each reply
+//! to the request waiting for it, while watch events go to a bounded queue
+//! read with [`Store::next_event`]. It implements [`xenmq::store::Store`],
+//! so platform-free code runs on it unchanged.
+//!
+//! ```no_run
+//! use xenmq::store::{transaction, Store, Tx};
+//! let xs = xenmq_runtime::xs::Client::connect("/run/xenstored/socket".as_ref())?;
+//! xs.write(Tx::NONE, "/local/domain/0/hello", b"world")?;
+//! transaction(&xs, |tx| xs.write(tx, "/local/domain/0/a", b"1"))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use xenmq::store::{Error, Store, Tx, WatchEvent};
+use xenmq::xenstore::perms::Perms;
+use xenmq::xenstore::{self as wire, args, Errno, Header, MsgType, HEADER_LEN};
+
+/// Watch events kept while nobody reads them; later ones are dropped (and
+/// counted, see [`Client::dropped_events`]).
+pub const DEFAULT_EVENT_QUEUE: usize = 1024;
+
+struct Reply {
+    typ: u32,
+    payload: Vec<u8>,
+}
+
+#[derive(Default)]
+struct State {
+    next_req: u32,
+    waiting: HashMap<u32, Option<Reply>>,
+    events: VecDeque<WatchEvent>,
+    dropped: u64,
+    /// Set when the reader stops: the connection is unusable.
+    closed: Option<&'static str>,
+}
+
+struct Inner {
+    writer: Mutex<Box<dyn Write + Send>>,
+    state: Mutex<State>,
+    changed: Condvar,
+    max_events: usize,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Critical sections are single inserts/removes: a panic elsewhere
+        // cannot leave the state half-updated.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A connection to a Xenstore server.
+pub struct Client {
+    inner: Arc<Inner>,
+    shutdown: Option<UnixStream>,
+}
+
+impl Client {
+    /// Connects to a server's Unix socket.
+    pub fn connect(path: &Path) -> io::Result<Client> {
+        Client::from_stream(UnixStream::connect(path)?)
+    }
+
+    /// Uses a connected Unix socket.
+    pub fn from_stream(stream: UnixStream) -> io::Result<Client> {
+        let reader = stream.try_clone()?;
+        let writer = stream.try_clone()?;
+        let mut c = Client::new(reader, writer)?;
+        c.shutdown = Some(stream);
+        Ok(c)
+    }
+
+    /// Uses any transport, as a reader and a writer of the same stream
+    /// (e.g. two handles of `/dev/xen/xenbus`). The reader is read by a
+    /// thread of the client's own until it reports end of file or an error.
+    pub fn new<R, W>(reader: R, writer: W) -> io::Result<Client>
+    where
+        R: Read + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        let inner = Arc::new(Inner {
+            writer: Mutex::new(Box::new(writer)),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            max_events: DEFAULT_EVENT_QUEUE,
+        });
+        let for_reader = inner.clone();
+        thread::Builder::new()
+            .name("xenstore-client".into())
+            .spawn(move || read_loop(reader, &for_reader))?;
+        Ok(Client {
+            inner,
+            shutdown: None,
+        })
+    }
+
+    /// Watch events dropped because the queue was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.inner.lock().dropped
+    }
+
+    /// Sends one request and waits for its reply; the reply's payload, or
+    /// the server's error.
+    pub fn request(&self, typ: MsgType, tx: Tx, payload: &[u8]) -> Result<Vec<u8>, Error> {
+        let inner = &self.inner;
+        let req_id = {
+            let mut st = inner.lock();
+            if st.closed.is_some() {
+                return Err(Error::Closed);
+            }
+            // Skip ids still waiting (after 2^32 requests).
+            let mut id = st.next_req;
+            while st.waiting.contains_key(&id) {
+                id = id.wrapping_add(1);
+            }
+            st.next_req = id.wrapping_add(1);
+            st.waiting.insert(id, None);
+            id
+        };
+        let msg = wire::encode(typ, req_id, tx.0, payload)
+            .ok_or(Error::BadArgument("request longer than 4096 bytes"));
+        let sent = msg.and_then(|m| {
+            let mut w = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            w.write_all(&m)
+                .and_then(|()| w.flush())
+                .map_err(|e| Error::Transport(Box::new(e)))
+        });
+        let mut st = inner.lock();
+        if let Err(e) = sent {
+            st.waiting.remove(&req_id);
+            return Err(e);
+        }
+        let reply = loop {
+            if let Some(Some(_)) = st.waiting.get(&req_id) {
+                break st.waiting.remove(&req_id).flatten();
+            }
+            if st.closed.is_some() {
+                st.waiting.remove(&req_id);
+                return Err(Error::Closed);
+            }
+            st = inner
+                .changed
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        };
+        drop(st);
+        let Some(reply) = reply else {
+            return Err(Error::Closed);
+        };
+        if reply.typ == u32::from(MsgType::Error) {
+            return Err(match Errno::from_payload(&reply.payload) {
+                Ok(e) => Error::Refused(e),
+                Err(e) => Error::Protocol(e),
+            });
+        }
+        if reply.typ != u32::from(typ) {
+            return Err(Error::Protocol(wire::Error::UnexpectedReply {
+                want: typ,
+                got: reply.typ,
+            }));
+        }
+        Ok(reply.payload)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(s) = &self.shutdown {
+            // Ends the reader thread; failure means the socket is gone.
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+fn read_loop<R: Read>(mut r: R, inner: &Inner) {
+    let why = loop {
+        let mut head = [0u8; HEADER_LEN];
+        if r.read_exact(&mut head).is_err() {
+            break "connection closed";
+        }
+        let Ok(hdr) = Header::parse(&head) else {
+            break "short header";
+        };
+        let Ok(len) = hdr.check_len() else {
+            break "oversized message from server";
+        };
+        let mut payload = vec![0; len];
+        if r.read_exact(&mut payload).is_err() {
+            break "connection closed";
+        }
+        let mut st = inner.lock();
+        if hdr.msg_type == u32::from(MsgType::WatchEvent) {
+            let Some([path, token]) = args::first_n::<2>(&payload) else {
+                continue;
+            };
+            if st.events.len() >= inner.max_events {
+                st.dropped = st.dropped.saturating_add(1);
+                continue;
+            }
+            st.events.push_back(WatchEvent {
+                path: String::from_utf8_lossy(path).into_owned(),
+                token: String::from_utf8_lossy(token).into_owned(),
+            });
+        } else if let Some(slot) = st.waiting.get_mut(&hdr.req_id) {
+            *slot = Some(Reply {
+                typ: hdr.msg_type,
+                payload,
+            });
+        }
+        // A reply nobody waits for is dropped.
+        inner.changed.notify_all();
+    };
+    inner.lock().closed = Some(why);
+    inner.changed.notify_all();
+}
+
+fn no_nul(s: &str) -> Result<&str, Error> {
+    if s.contains('\0') {
+        Err(Error::BadArgument("NUL inside a path or token"))
+    } else {
+        Ok(s)
+    }
+}
+
+fn path_arg(p: &str) -> Result<Vec<u8>, Error> {
+    let mut v = no_nul(p)?.as_bytes().to_vec();
+    v.push(0);
+    Ok(v)
+}
+
+fn ok_reply(v: Vec<u8>) -> Result<(), Error> {
+    // Replies that acknowledge carry "OK\0"; anything else is ignored as C
+    // libxenstore does.
+    let _ = v;
+    Ok(())
+}
+
+impl Store for Client {
+    fn read(&self, tx: Tx, path: &str) -> Result<Vec<u8>, Error> {
+        self.request(MsgType::Read, tx, &path_arg(path)?)
+    }
+
+    fn write(&self, tx: Tx, path: &str, value: &[u8]) -> Result<(), Error> {
+        let mut p = path_arg(path)?;
+        p.extend_from_slice(value);
+        self.request(MsgType::Write, tx, &p).and_then(ok_reply)
+    }
+
+    fn mkdir(&self, tx: Tx, path: &str) -> Result<(), Error> {
+        self.request(MsgType::Mkdir, tx, &path_arg(path)?)
+            .and_then(ok_reply)
+    }
+
+    fn rm(&self, tx: Tx, path: &str) -> Result<(), Error> {
+        self.request(MsgType::Rm, tx, &path_arg(path)?)
+            .and_then(ok_reply)
+    }
+
+    fn directory(&self, tx: Tx, path: &str) -> Result<Vec<String>, Error> {
+        let v = self.request(MsgType::Directory, tx, &path_arg(path)?)?;
+        Ok(args::strings(&v)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect())
+    }
+
+    fn get_perms(&self, tx: Tx, path: &str) -> Result<Perms, Error> {
+        let v = self.request(MsgType::GetPerms, tx, &path_arg(path)?)?;
+        Perms::parse(args::strings(&v))
+            .ok_or(Error::Protocol(wire::Error::Malformed(MsgType::GetPerms)))
+    }
+
+    fn set_perms(&self, tx: Tx, path: &str, perms: &Perms) -> Result<(), Error> {
+        let mut p = path_arg(path)?;
+        p.extend_from_slice(&perms.to_payload());
+        self.request(MsgType::SetPerms, tx, &p).and_then(ok_reply)
+    }
+
+    fn watch(&self, path: &str, token: &str) -> Result<(), Error> {
+        let mut p = path_arg(path)?;
+        p.extend_from_slice(&path_arg(token)?);
+        self.request(MsgType::Watch, Tx::NONE, &p)
+            .and_then(ok_reply)
+    }
+
+    fn unwatch(&self, path: &str, token: &str) -> Result<(), Error> {
+        let mut p = path_arg(path)?;
+        p.extend_from_slice(&path_arg(token)?);
+        self.request(MsgType::Unwatch, Tx::NONE, &p)
+            .and_then(ok_reply)
+    }
+
+    fn next_event(&self, timeout: Option<Duration>) -> Result<Option<WatchEvent>, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut st = self.inner.lock();
+        loop {
+            if let Some(e) = st.events.pop_front() {
+                return Ok(Some(e));
+            }
+            if st.closed.is_some() {
+                return Err(Error::Closed);
+            }
+            st = match deadline {
+                None => self
+                    .inner
+                    .changed
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Ok(None);
+                    }
+                    self.inner
+                        .changed
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    fn transaction_start(&self) -> Result<Tx, Error> {
+        let v = self.request(MsgType::TransactionStart, Tx::NONE, b"\0")?;
+        let id = args::one(&v)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse().ok())
+            .ok_or(Error::Protocol(wire::Error::Malformed(
+                MsgType::TransactionStart,
+            )))?;
+        Ok(Tx(id))
+    }
+
+    fn transaction_end(&self, tx: Tx, commit: bool) -> Result<(), Error> {
+        let arg: &[u8] = if commit { b"T\0" } else { b"F\0" };
+        self.request(MsgType::TransactionEnd, tx, arg)
+            .and_then(ok_reply)
+    }
+
+    fn get_domain_path(&self, domid: u32) -> Result<String, Error> {
+        let v = self.request(
+            MsgType::GetDomainPath,
+            Tx::NONE,
+            format!("{domid}\0").as_bytes(),
+        )?;
+        args::one(&v)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .ok_or(Error::Protocol(wire::Error::Malformed(
+                MsgType::GetDomainPath,
+            )))
+    }
+}
