@@ -36,6 +36,7 @@ const FILES: &[(&str, &str)] = &[
     ("src/front.rs", include_str!("../templates/front.rs.in")),
     ("src/main.rs", include_str!("../templates/main.rs.in")),
     ("tests/pair.rs", include_str!("../templates/pair.rs.in")),
+    ("tests/launch.rs", include_str!("../templates/launch.rs.in")),
 ];
 
 /// Longest crate name accepted.
@@ -55,132 +56,22 @@ const KEYWORDS: &[&str] = &[
 /// Crate names cargo or the generated code cannot take: the standard
 /// crates, cargo's artifact directories, Windows device names, the crates
 /// the skeleton depends on, and the modules it imports by name.
-const RESERVED_NAMES: &[&str] = &[
-    "std",
-    "core",
-    "alloc",
-    "proc_macro",
-    "test",
-    "build",
-    "deps",
-    "examples",
-    "incremental",
-    "con",
-    "prn",
-    "aux",
-    "nul",
-    "com1",
-    "com2",
-    "com3",
-    "com4",
-    "com5",
-    "com6",
-    "com7",
-    "com8",
-    "com9",
-    "lpt1",
-    "lpt2",
-    "lpt3",
-    "lpt4",
-    "lpt5",
-    "lpt6",
-    "lpt7",
-    "lpt8",
-    "lpt9",
-    "xenmq",
-    "xenmq_runtime",
-    "xenmq_derive",
-    "xenmq_cli",
-    "thiserror",
-    "zerocopy",
-    "libc",
-    "driver",
-    "toolstack",
-];
+const RESERVED_NAMES: &str =
+    "std core alloc proc_macro test build deps examples incremental con prn aux nul com1 \
+     com2 com3 com4 com5 com6 com7 com8 com9 lpt1 lpt2 lpt3 lpt4 lpt5 lpt6 lpt7 lpt8 lpt9 \
+     xenmq xenmq_runtime xenmq_derive xenmq_cli thiserror zerocopy libc driver toolstack";
 
-/// Type names the skeleton defines or imports: the protocol struct and its
-/// `Back`/`Front` types must differ from all of them.
-const TAKEN_TYPES: &[&str] = &[
-    "Access",
-    "AsMut",
-    "AsRef",
-    "AtomicU32",
-    "BackRing",
-    "Backend",
-    "Box",
-    "Channel",
-    "Child",
-    "Client",
-    "Clone",
-    "Completion",
-    "Copy",
-    "Debug",
-    "Default",
-    "Domain",
-    "Drop",
-    "Duration",
-    "Enum",
-    "Eq",
-    "Err",
-    "Error",
-    "Events",
-    "ExitCode",
-    "Extend",
-    "Fn",
-    "FnMut",
-    "FnOnce",
-    "From",
-    "FrontRing",
-    "Frontend",
-    "Grants",
-    "Hash",
-    "Host",
-    "Into",
-    "IntoIterator",
-    "Io",
-    "Iterator",
-    "JoinHandle",
-    "Lease",
-    "NoConfig",
-    "None",
-    "Ok",
-    "Op",
-    "Option",
-    "Ord",
-    "Ordering",
-    "Pages",
-    "Pair",
-    "PartialEq",
-    "PartialOrd",
-    "PathBuf",
-    "Protocol",
-    "Reply",
-    "Request",
-    "Response",
-    "Result",
-    "Self",
-    "Send",
-    "Server",
-    "Shared",
-    "SharedPages",
-    "SimBack",
-    "SimFront",
-    "Sized",
-    "SocketStore",
-    "Some",
-    "Status",
-    "Stop",
-    "String",
-    "Sync",
-    "Tag",
-    "ToOwned",
-    "ToString",
-    "TryFrom",
-    "TryInto",
-    "Unpin",
-    "Vec",
-    "XenstoreConfig",
-];
+/// Type names the skeleton defines or imports, and the standard prelude's:
+/// the protocol struct and its `Back`/`Front` types must differ from all of
+/// them. (Enum variants are listed too: harmless, and simpler to check.)
+const TAKEN_TYPES: &str =
+    "Arc AsMut AsRef AtomicBool AtomicU32 Backend Backends BadLength BadOp Box Channel \
+     Child Client Clone Command Copy Debug Default Domain Driver Drop Duration Enum Eq Err \
+     Error ExitCode Extend File Fn FnMut FnOnce From Frontend Hash Host Instant Into \
+     IntoIterator Io Iterator JoinHandle Malformed None Now Ok Op Option Ord Ordering \
+     OutOfRange Pair PartialEq PartialOrd PathBuf Protocol Read Refused Relaxed Reply \
+     Request Response Result Self Send SimBack SimFront Sized Some Status Stop String Sync \
+     ToOwned ToString TooLong TryFrom TryInto Unpin Vec Write Xenstore";
 
 /// What `xenmq new` was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,7 +214,7 @@ fn check_name(name: &str) -> Result<(), String> {
     if KEYWORDS.contains(&ident.as_str()) {
         return bad("is a Rust keyword");
     }
-    if RESERVED_NAMES.contains(&ident.as_str()) {
+    if RESERVED_NAMES.split_whitespace().any(|n| n == ident) {
         return bad("is reserved (a standard crate, a cargo directory, a device name, or a crate or module the skeleton uses)");
     }
     Ok(())
@@ -364,7 +255,7 @@ fn protocol_name(device: &str) -> String {
     let clashes = |p: &str| {
         [p.to_owned(), format!("{p}Back"), format!("{p}Front")]
             .iter()
-            .any(|n| TAKEN_TYPES.contains(&n.as_str()))
+            .any(|n| TAKEN_TYPES.split_whitespace().any(|t| t == n))
     };
     if clashes(&camel) {
         camel.push_str("Dev");
@@ -577,6 +468,26 @@ mod tests {
         assert_eq!(protocol_name("status"), "StatusDev");
         assert_eq!(protocol_name("sim"), "SimDev");
         assert_eq!(protocol_name("self"), "SelfDev");
+    }
+
+    #[test]
+    fn taken_types_cover_the_templates() {
+        for (path, template) in FILES.iter().filter(|(p, _)| p.ends_with(".rs")) {
+            let code: Vec<&str> = template
+                .lines()
+                .map(|l| l.split("//").next().unwrap_or(""))
+                .collect();
+            let code = code.join("\n");
+            let words = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            for word in words.filter(|w| !w.contains("__")) {
+                let camel = word.starts_with(|c: char| c.is_ascii_uppercase())
+                    && word.contains(|c: char| c.is_ascii_lowercase());
+                assert!(
+                    !camel || TAKEN_TYPES.split_whitespace().any(|t| t == word),
+                    "{path}: `{word}` is not in TAKEN_TYPES"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! `xenmq new`: the generated driver crate builds, passes its own test,
-//! is clippy-clean, rustfmt-formatted and documents without a warning, as
-//! generated; bad names, bad
-//! device types and existing directories are refused with exit code 2.
+//! `xenmq new`: the generated driver crate builds, passes its own tests
+//! (round trips between the two ends in one process, and its launcher
+//! running them as two processes), is clippy-clean, rustfmt-formatted and
+//! documents without a warning, as generated; bad names, bad device types
+//! and existing directories are refused with exit code 2.
 //!
 //! The generated crate is built in `target/skeleton-check`, with this
 //! workspace's `Cargo.lock` and `--offline`, so that only the new crate
@@ -96,6 +97,7 @@ fn generated_crate_builds_passes_its_test_and_lints_clean() {
         "src/front.rs",
         "src/main.rs",
         "tests/pair.rs",
+        "tests/launch.rs",
     ] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
@@ -113,10 +115,17 @@ fn generated_crate_builds_passes_its_test_and_lints_clean() {
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     cargo(&dir, &["fmt", "--check"]);
     let test = cargo(&dir, &["test", "--offline"]);
-    assert!(
-        test.contains("test result: ok. 3 passed; 0 failed"),
-        "the pair tests did not all run:\n{test}"
-    );
+    // tests/pair.rs: three tests in one process; tests/launch.rs: `cargo
+    // run`, both ends as processes.
+    for (what, result) in [
+        ("pair", "test result: ok. 3 passed; 0 failed"),
+        ("launch", "test result: ok. 1 passed; 0 failed"),
+    ] {
+        assert!(
+            test.contains(result),
+            "tests/{what}.rs did not pass:\n{test}"
+        );
+    }
     assert!(!test.contains("FAILED"), "{test}");
     cargo(
         &dir,
