@@ -202,6 +202,9 @@ fn check_name(name: &str) -> Result<(), String> {
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return bad("must start with a lowercase letter (a-z)");
     }
+    if name.contains('/') {
+        return bad("is a path: give the crate's name, and its directory with `--path DIR`");
+    }
     if let Some(c) = name
         .chars()
         .find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
@@ -418,7 +421,7 @@ mod tests {
             ("Vkv", "lowercase letter"),
             ("vKv", "'K'"),
             ("a b", "' '"),
-            ("a/b", "'/'"),
+            ("a/b", "is a path"),
             ("a.b", "'.'"),
             ("é", "lowercase letter"),
             ("fn", "keyword"),

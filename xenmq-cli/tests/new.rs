@@ -156,6 +156,7 @@ fn bad_names_and_types_are_refused() {
             "must start with a lowercase letter",
         ),
         (&["v.kv", "--device", "vkv"][..], "has '.'"),
+        (&["drivers/vkv", "--device", "vkv"][..], "is a path"),
         (
             &["../escape", "--device", "vkv"][..],
             "must start with a lowercase",
