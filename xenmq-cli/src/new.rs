@@ -338,15 +338,24 @@ fn generate(args: &Args) -> Result<PathBuf, Error> {
         io::ErrorKind::AlreadyExists => Error::Exists(dir.clone()),
         _ => Error::Io(dir.clone(), e),
     })?;
-    for (path, text) in &files {
+    if let Err(e) = write_files(&dir, &files) {
+        // The directory is ours (created above): leave no half crate.
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    format_sources(&dir, &files);
+    Ok(dir)
+}
+
+fn write_files(dir: &Path, files: &[(&str, String)]) -> Result<(), Error> {
+    for (path, text) in files {
         let file = dir.join(path);
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::Io(parent.to_owned(), e))?;
         }
         std::fs::write(&file, text).map_err(|e| Error::Io(file.clone(), e))?;
     }
-    format_sources(&dir, &files);
-    Ok(dir)
+    Ok(())
 }
 
 /// Runs rustfmt over the Rust files, so that names of any length leave

@@ -249,3 +249,28 @@ fn path_and_xenmq_path() {
     assert!(text(&out.stderr).contains("holds no xenmq/Cargo.toml"));
     assert!(!scratch.0.join("drv2").exists());
 }
+
+#[test]
+fn unwritable_paths_fail_with_exit_code_1() {
+    let scratch = Scratch::new("unwritable");
+    let file = scratch.0.join("file");
+    std::fs::write(&file, "mine").unwrap();
+    let under_file = file.join("drv");
+    let out = xenmq_new(
+        &scratch.0,
+        &[
+            "drv",
+            "--device",
+            "vkv",
+            "--path",
+            under_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot write"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+}
