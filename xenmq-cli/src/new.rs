@@ -109,10 +109,7 @@ impl fmt::Display for Error {
 
 /// `xenmq new ...`.
 pub fn main(args: &[String]) -> ExitCode {
-    if args
-        .iter()
-        .any(|a| matches!(a.as_str(), "-h" | "--help" | "help"))
-    {
+    if args.iter().any(|a| matches!(a.as_str(), "-h" | "--help")) {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
@@ -296,7 +293,8 @@ fn xenmq_root(given: Option<&Path>) -> Result<PathBuf, Error> {
             )));
         }
     }
-    root.canonicalize().map_err(|e| Error::Io(root, e))
+    root.canonicalize()
+        .map_err(|e| Error::Usage(format!("cannot resolve `{}`: {e}", root.display())))
 }
 
 /// The files of the crate, placeholders replaced.
