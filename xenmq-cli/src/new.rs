@@ -30,6 +30,7 @@ ends on the simulator (`cargo run`) and a round-trip test (`cargo test`).
 const FILES: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../templates/Cargo.toml.in")),
     (".gitignore", "/target\n"),
+    ("README.md", include_str!("../templates/README.md.in")),
     ("src/lib.rs", include_str!("../templates/lib.rs.in")),
     ("src/wire.rs", include_str!("../templates/wire.rs.in")),
     ("src/back.rs", include_str!("../templates/back.rs.in")),

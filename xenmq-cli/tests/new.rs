@@ -91,6 +91,7 @@ fn generated_crate_builds_passes_its_test_and_lints_clean() {
     let dir = scratch.0.join("acme-kv_driver");
     for file in [
         "Cargo.toml",
+        "README.md",
         "src/lib.rs",
         "src/wire.rs",
         "src/back.rs",
