@@ -143,6 +143,33 @@ fn generated_crate_builds_passes_its_test_and_lints_clean() {
     eprintln!("generate, test and lint: {:.1?}", start.elapsed());
 }
 
+/// Names that collide with what the skeleton uses still give a crate that
+/// builds: device type `status` (the response's enum) becomes protocol
+/// `StatusDev`, and a one-letter crate name is fine.
+#[test]
+fn clashing_names_build() {
+    let scratch = Scratch::new("clash");
+    let out = xenmq_new(&scratch.0, &["x", "--device", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let dir = scratch.0.join("x");
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("pub struct StatusDev;"), "{lib}");
+    let root = Path::new(WORKSPACE).canonicalize().unwrap();
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    cargo(&dir, &["fmt", "--check"]);
+    cargo(
+        &dir,
+        &[
+            "clippy",
+            "--offline",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+}
+
 #[test]
 fn bad_names_and_types_are_refused() {
     let scratch = Scratch::new("bad");
