@@ -145,3 +145,40 @@ fn a_frontend_corrupting_its_ring_is_closed_and_others_are_served() {
     let summary = front2.expect("summary");
     assert_eq!(field(&summary, "ok"), field(&summary, "submitted"));
 }
+
+#[test]
+fn a_frontend_of_another_version_or_layout_is_told_why() {
+    let w = World::new("mismatch");
+    let mut back = w.spawn(0, &["echo-backends"]);
+    back.expect("ready");
+    for (role, what) in [
+        ("echo-v2-frontend", "version"),
+        ("echo-layout-frontend", "fingerprint"),
+    ] {
+        let guest = w.guest("echo");
+        let mut front = w.spawn(guest, &[role]);
+        let refused = front.expect("refused");
+        assert!(
+            refused.contains(&format!("protocol {what} mismatch")),
+            "guest {guest}: {refused}; backend: {:?}; backend state {:?}",
+            back.drain(),
+            w.xs_read(&format!("/local/domain/0/backend/echo/{guest}/0/state"))
+        );
+        let node = w
+            .xs_read(&format!("/local/domain/{guest}/device/echo/0/error"))
+            .unwrap_or_default();
+        assert!(node.contains(what), "error node: {node:?}");
+        front.expect("closed");
+        let me = w.info(guest).expect("guest alive");
+        assert_eq!((me.grants, me.ports), (0, 0), "{me:?}");
+        front.close_stdin();
+        front.wait_success();
+    }
+    // The backend still serves a frontend that speaks its protocol.
+    let guest = w.guest("echo");
+    let mut front = w.spawn(guest, &["echo-frontend"]);
+    front.expect("connected");
+    front.expect("progress");
+    front.send("stop");
+    front.expect("summary");
+}

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use xenmq::driver::{self, Backend, Protocol};
+use xenmq::driver::{self, Backend, Frontend, Protocol};
 use xenmq_examples::blk::{self, Blk, BlkFront, BlkReq, FileDisk, SECTOR};
 use xenmq_examples::echo::{Echo, EchoBack, EchoFront, Ping};
 use xenmq_examples::vkv::{self, KvBack, KvFront, Vkv};
@@ -36,6 +36,8 @@ fn main() -> std::process::ExitCode {
         Some("vkv-backends") => backends::<Vkv, _>(KvBack::default),
         Some("blk-backends") => blk_backends(),
         Some("blk-frontend") => blk_frontend(),
+        Some("echo-v2-frontend") => mismatched::<EchoV2, _>(V2),
+        Some("echo-layout-frontend") => mismatched::<EchoWide, _>(Wide),
         Some("vkv-frontend") => {
             vkv_frontend(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100))
         }
@@ -65,8 +67,14 @@ fn backends<P: Protocol, B: Backend<Protocol = P> + 'static>(make: fn() -> B) ->
     )?;
     say("ready");
     let mut connects: HashMap<(u16, u32), u64> = HashMap::new();
+    let mut reported = std::collections::HashSet::new();
     loop {
         all.step(Duration::from_millis(20))?;
+        for ((fe, id), why) in all.failed() {
+            if reported.insert((*fe, *id)) {
+                say(&format!("failed {fe} {id} {why}"));
+            }
+        }
         for d in all.devices() {
             let n = d.connects();
             if connects.insert(d.key(), n) != Some(n) && n > 0 {
@@ -255,6 +263,43 @@ fn blk_frontend() -> Result {
     let huge = front.client().call(huge, t)?.status;
     say(&format!("checked intact={intact} past={past} huge={huge}"));
     front.close(Duration::from_secs(5))?;
+    closed_and_wait();
+    Ok(())
+}
+
+/// The echo protocol at another version.
+#[xenmq::protocol(name = "echo", version = 2, request = Ping, response = xenmq_examples::echo::Pong)]
+struct EchoV2;
+struct V2;
+impl Frontend for V2 {
+    type Protocol = EchoV2;
+}
+
+/// A ping with a wider sequence number: same name and version, other layout.
+#[xenmq::message]
+struct WidePing {
+    id: u64,
+    seq: u64,
+    data: [u8; 48],
+}
+
+#[xenmq::protocol(name = "echo", version = 1, request = WidePing, response = xenmq_examples::echo::Pong)]
+struct EchoWide;
+struct Wide;
+impl Frontend for Wide {
+    type Protocol = EchoWide;
+}
+
+/// A frontend speaking another protocol than the backend: connecting fails
+/// with the reason, also left in the frontend's `error` node.
+fn mismatched<P: Protocol, F: Frontend<Protocol = P>>(driver: F) -> Result {
+    let env = sim::env()?;
+    let _domain = env.grants.clone();
+    let mut front = SimFront::<P, F>::new(env, 0, driver)?;
+    match front.connect(Duration::from_secs(20)) {
+        Err(e) => say(&format!("refused {e}")),
+        Ok(()) => say("connected"),
+    }
     closed_and_wait();
     Ok(())
 }

@@ -139,6 +139,8 @@ impl<P: Protocol, F: Frontend<Protocol = P>, G: Grants, E: Events> Ends<P, F, G,
 pub struct Front<P: Protocol, F, S, G: Grants, E: Events> {
     lc: Lifecycle<S>,
     ends: Ends<P, F, G, E>,
+    /// Why the driver refused the backend, if it did.
+    refusal: Option<String>,
 }
 
 impl<P, F, S, G, E> Front<P, F, S, G, E>
@@ -177,13 +179,18 @@ where
             lost: 0,
         };
         lc.start(&mut ends)?;
-        let mut front = Front { lc, ends };
+        let mut front = Front {
+            lc,
+            ends,
+            refusal: None,
+        };
         front.check_refused();
         Ok(front)
     }
 
     fn check_refused(&mut self) {
         if let Some(why) = self.ends.refused.take() {
+            self.refusal = Some(why.clone());
             let _ = self.lc.store.write(
                 xenmq::store::Tx::NONE,
                 &format!("{}/error", self.lc.own_dir),
@@ -249,6 +256,9 @@ where
     pub fn connect(&mut self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
         while !self.is_connected() {
+            if let Some(why) = self.failure() {
+                return Err(Error::Failed(why));
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::Timeout("connect"));
@@ -256,6 +266,17 @@ where
             self.pump(Some(left.min(TICK)))?;
         }
         Ok(())
+    }
+
+    /// Why the device closed, if it closed on an error.
+    fn failure(&self) -> Option<String> {
+        if !matches!(self.state(), State::Closing | State::Closed) {
+            return None;
+        }
+        if let Some(why) = &self.refusal {
+            return Some(why.clone());
+        }
+        self.lc.last_error.as_ref().map(|e| e.to_string())
     }
 
     /// A fatal data-path error means the backend is gone: fail what is in

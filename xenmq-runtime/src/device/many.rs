@@ -3,7 +3,7 @@
 //! adds, each device gets its own [`Back`], and the thread sleeps on all
 //! their event channels at once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -30,8 +30,8 @@ pub struct Backends<P: Protocol, B, S, G: Grants, E: Events> {
     connect: Box<dyn FnMut() -> Result<S, Error>>,
     make: Box<dyn FnMut(DomId, u32) -> B>,
     devices: Vec<Back<P, B, S, G, E>>,
-    /// Devices whose set-up failed, not retried until they change.
-    failed: BTreeSet<(DomId, u32)>,
+    /// Devices whose set-up failed, with why; not retried until they go.
+    failed: BTreeMap<(DomId, u32), String>,
 }
 
 impl<P, B, S, G, E> Backends<P, B, S, G, E>
@@ -63,8 +63,13 @@ where
             connect: Box::new(connect),
             make: Box::new(make),
             devices: Vec::new(),
-            failed: BTreeSet::new(),
+            failed: BTreeMap::new(),
         })
+    }
+
+    /// Devices that could not be set up, and why.
+    pub fn failed(&self) -> &BTreeMap<(DomId, u32), String> {
+        &self.failed
     }
 
     /// The devices served now.
@@ -89,10 +94,11 @@ where
                 }
             }
         }
-        self.failed.retain(|d| seen.contains(d));
+        self.failed.retain(|d, _| seen.contains(d));
         for &(fe, devid) in &seen {
             let known = self.devices.iter().any(|d| d.key() == (fe, devid));
-            if known || self.failed.contains(&(fe, devid)) || self.devices.len() >= MAX_DEVICES {
+            if known || self.failed.contains_key(&(fe, devid)) || self.devices.len() >= MAX_DEVICES
+            {
                 continue;
             }
             let made = (self.connect)().and_then(|store| {
@@ -101,30 +107,46 @@ where
             });
             match made {
                 Ok(dev) => self.devices.push(dev),
-                Err(_) => {
-                    self.failed.insert((fe, devid));
+                Err(e) => {
+                    self.failed.insert((fe, devid), e.to_string());
                 }
             }
         }
     }
 
-    /// Drops devices whose frontend is gone and removes their directory
-    /// (the toolstack's clean-up, which the simulator has no daemon for).
-    fn reap(&mut self) {
+    /// Drops closed devices that are over: their frontend is gone (the
+    /// directory is then removed, the toolstack's clean-up, which the
+    /// simulator has no daemon for), or the toolstack removed or re-created
+    /// their directory (a new device, maybe of a new domain with the same
+    /// id, gets a new [`Back`]). Returns whether any was dropped.
+    fn reap(&mut self) -> bool {
         let store = &self.store;
+        let before = self.devices.len();
         self.devices.retain_mut(|d| {
-            let gone =
-                d.state() == State::Closed && matches!(d.peer_state(), None | Some(State::Unknown));
-            if gone {
-                let dir = d.dir().to_owned();
-                match store.rm(Tx::NONE, &dir) {
-                    Ok(()) => {}
-                    Err(e) if e.errno() == Some(Errno::ENOENT) => {}
-                    Err(_) => return true,
-                }
+            if d.state() != State::Closed {
+                return true;
             }
-            !gone
+            let dir = d.dir().to_owned();
+            let ours = State::Closed.as_str();
+            match store.read_string(Tx::NONE, &format!("{dir}/state")) {
+                // Still the directory we closed: over once the frontend is.
+                Ok(s) if s == ours => {
+                    let gone = matches!(d.peer_state(), None | Some(State::Unknown));
+                    if gone {
+                        match store.rm(Tx::NONE, &dir) {
+                            Ok(()) => {}
+                            Err(e) if e.errno() == Some(Errno::ENOENT) => {}
+                            Err(_) => return true,
+                        }
+                    }
+                    !gone
+                }
+                Ok(_) => false,
+                Err(e) if e.errno() == Some(Errno::ENOENT) => false,
+                Err(_) => true,
+            }
         });
+        self.devices.len() != before
     }
 
     /// One round: serves every device's waiting requests, sleeps on all
@@ -167,11 +189,13 @@ where
                 }
             }
         }
-        self.pump_own(Some(Duration::ZERO))?;
         for d in &mut self.devices {
             d.pump(Some(Duration::ZERO))?;
         }
-        self.reap();
+        if self.reap() {
+            self.scan();
+        }
+        self.pump_own(Some(Duration::ZERO))?;
         Ok(served)
     }
 

@@ -73,6 +73,10 @@ pub enum Error {
         /// What is wrong.
         what: &'static str,
     },
+    /// The device closed on an error (a protocol mismatch, a refused
+    /// peer); the message is also in the `error` node.
+    #[error("the device closed: {0}")]
+    Failed(String),
     /// The device did not reach the state in time.
     #[error("timed out waiting for the device to {0}")]
     Timeout(&'static str),

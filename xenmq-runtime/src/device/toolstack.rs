@@ -37,8 +37,13 @@ fn perms(owner: DomId, reader: DomId) -> Perms {
     .unwrap_or_else(|| Perms::new(owner.into(), Access::None))
 }
 
-/// Creates device `devid` of type `kind` between `frontend` and `backend`,
-/// in one transaction. Needs a privileged (dom0) connection.
+/// Creates device `devid` of type `kind` between `frontend` and `backend`.
+/// Needs a privileged (dom0) connection.
+///
+/// The frontend directory is written first and the backend's last, each in
+/// one transaction: a backend that notices its directory finds the
+/// frontend's complete. Each transaction leaves a directory alone that an
+/// earlier attempt already completed (a backend may be acting on it).
 pub fn create<S: Store>(
     store: &S,
     kind: &str,
@@ -48,20 +53,46 @@ pub fn create<S: Store>(
 ) -> Result<(), Error> {
     let fe = frontend_dir(kind, frontend, devid);
     let be = backend_dir(kind, backend, frontend, devid);
+    let (fe_id, be_id) = (frontend.to_string(), backend.to_string());
+    let fe_keys = [
+        ("backend", be.as_str()),
+        ("backend-id", &be_id),
+        ("state", "1"),
+    ];
+    let be_keys = [
+        ("frontend", fe.as_str()),
+        ("frontend-id", &fe_id),
+        ("state", "1"),
+    ];
+    publish(store, &fe, perms(frontend, backend), &fe_keys)?;
+    publish(store, &be, perms(backend, frontend), &be_keys)?;
+    Ok(())
+}
+
+/// Writes `dir` afresh with `keys`, unless its first key already holds
+/// its value (an earlier attempt's commit went through).
+fn publish<S: Store>(
+    store: &S,
+    dir: &str,
+    perms: Perms,
+    keys: &[(&str, &str)],
+) -> Result<(), Error> {
     transaction(store, |tx| {
-        for (dir, owner, reader) in [(&fe, frontend, backend), (&be, backend, frontend)] {
-            store.rm(tx, dir).or_else(ignore_enoent)?;
-            store.mkdir(tx, dir)?;
-            store.set_perms(tx, dir, &perms(owner, reader))?;
+        if let Some((k, v)) = keys.first() {
+            if store
+                .read_string(tx, &format!("{dir}/{k}"))
+                .is_ok_and(|x| x == *v)
+            {
+                return Ok(());
+            }
         }
-        let w = |path: String, v: String| store.write(tx, &path, v.as_bytes());
-        w(format!("{fe}/backend"), be.clone())?;
-        w(format!("{fe}/backend-id"), backend.to_string())?;
-        w(format!("{fe}/state"), "1".into())?;
-        w(format!("{be}/frontend"), fe.clone())?;
-        w(format!("{be}/frontend-id"), frontend.to_string())?;
-        w(format!("{be}/state"), "1".into())?;
+        store.rm(tx, dir).or_else(ignore_enoent)?;
+        store.mkdir(tx, dir)?;
+        store.set_perms(tx, dir, &perms)?;
         // The nodes written inherit the directory's permissions.
+        for (k, v) in keys {
+            store.write(tx, &format!("{dir}/{k}"), v.as_bytes())?;
+        }
         Ok(())
     })?;
     Ok(())
