@@ -36,5 +36,8 @@ step "no_std core: xenmq for x86_64-unknown-none"
 cargo build --quiet -p xenmq --no-default-features --target x86_64-unknown-none
 
 # --- tests ----------------------------------------------------------------
+step "benchmark smoke run: xenmq bench --quick (figures reported, not asserted)"
+cargo run --release -q -p xenmq-cli -- bench --quick --json target/bench.json --plot target/bench.svg
+
 step "cargo test --workspace"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log

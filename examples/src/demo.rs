@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::echo::{self, Echo, EchoBack, EchoFront, Ping};
 use crate::launch::{self, Result};
+use xenmq::xenbus::State;
 use xenmq_runtime::device::sim::{self, SimBack, SimFront};
 
 /// `xenmq demo [COUNT]`: starts a simulated host, runs the echo backend in
@@ -22,16 +23,16 @@ pub fn backend(args: &[String]) -> Result {
     let mut back = SimBack::<Echo, _>::new(env, fe, 0, EchoBack::default())?;
     println!("[backend dom0] waiting for the frontend");
     let mut was = false;
-    loop {
+    // One frontend is the whole demo: serve it until the device is closed.
+    while !(back.connects() > 0 && back.state() == State::Closed) {
         back.step(Duration::from_millis(20))?;
         if back.is_connected() != was {
             was = back.is_connected();
             println!("[backend dom0] {}", if was { "connected" } else { "disconnected" });
-            if !was {
-                println!("[backend dom0] answered {} pings", back.driver().pings);
-            }
         }
     }
+    println!("[backend dom0] device closed; answered {} pings", back.driver().pings);
+    Ok(())
 }
 
 /// The echo frontend, as the guest's process: `frontend [COUNT]`.
@@ -56,6 +57,11 @@ pub fn frontend(args: &[String]) -> Result {
         "[frontend dom{me}] {n} pings, 32 in flight: {:.0} round trips/s",
         f64::from(n) / took.as_secs_f64()
     );
+    let one = (count / 10).max(1);
+    let start = Instant::now();
+    echo::ping(front.client(), one, 1)?;
+    let each = start.elapsed().as_secs_f64() * 1e6 / f64::from(one);
+    println!("[frontend dom{me}] {one} pings one at a time: {each:.1} µs per round trip");
     front.close(Duration::from_secs(5))?;
     print!("[frontend dom{me}] ");
     launch::wait_for_launcher();

@@ -139,6 +139,15 @@ fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
         line.clear();
     }
     let status = front.wait()?;
+    // The backend stops once its frontend has gone; give it a moment to
+    // say so, then stop it.
+    let mut back = back;
+    for _ in 0..250 {
+        if back.0.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(back);
     host.wait_gone(guest, Duration::from_secs(5));
     drop(host);

@@ -182,3 +182,45 @@ fn a_frontend_of_another_version_or_layout_is_told_why() {
     front.send("stop");
     front.expect("summary");
 }
+
+#[test]
+fn a_backend_corrupting_the_ring_is_closed_by_the_frontend() {
+    let w = World::new("hostile-be");
+    let guest = w.guest("echo");
+    let mut back = w.spawn(0, &["echo-backends"]);
+    back.expect("ready");
+    let mut front = w.spawn(guest, &["echo-frontend"]);
+    front.expect("connected");
+    front.expect("progress");
+    // Play the hostile backend: claim more responses than requests.
+    let fe = format!("/local/domain/{guest}/device/echo/0");
+    let gref: u32 = w
+        .xs_read(&format!("{fe}/ring-ref"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Keep poking until the frontend notices (it may overwrite nothing
+        // here: the index is the backend's to write).
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = w.host.poke(guest, gref, 8, &0x4000_0000u32.to_le_bytes());
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        let refused = front.expect("refused");
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(refused.contains("producer index"), "{refused}");
+    });
+    // Every request in flight failed once; the frontend released all.
+    front.expect("closed");
+    let lost = front.seen.iter().filter(|l| l.starts_with("lost")).count();
+    assert!(lost <= 16, "{:?}", front.seen);
+    let error = w.xs_read(&format!("{fe}/error")).unwrap_or_default();
+    assert!(error.contains("producer index"), "error node: {error:?}");
+    let me = w.info(guest).expect("guest alive");
+    assert_eq!((me.grants, me.maps, me.ports), (0, 0, 0), "{me:?}");
+    front.close_stdin();
+    front.wait_success();
+}

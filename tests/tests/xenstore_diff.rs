@@ -221,15 +221,18 @@ fn run(target: &dyn Target, steps: &[Step]) -> Vec<String> {
             Op::Raw(b) => conns.get_mut(s.conn).expect("conn").raw(b),
             Op::Send(t, tx, p) => conns.get_mut(s.conn).expect("conn").send(*t, *tx, p),
         }
-        if s.bulk {
-            continue;
-        }
         let mut names: Vec<&str> = conns.keys().copied().collect();
         names.sort();
-        // Let the request reach the server and its effects spread.
-        std::thread::sleep(Duration::from_millis(5));
+        if !s.bulk {
+            // Let the request reach the server and its effects spread.
+            std::thread::sleep(Duration::from_millis(5));
+        }
         for n in names {
-            let wait = if n == s.conn {
+            // Bulk steps only collect what is already there, so that a
+            // pipelining client never blocks the server (or itself).
+            let wait = if s.bulk {
+                Duration::from_millis(1)
+            } else if n == s.conn {
                 quiet
             } else {
                 Duration::from_millis(3)
@@ -769,6 +772,79 @@ fn set_target_grants_a_device_model_its_targets_rights() {
         g5 SET_PERMS 0 /local/domain/6/dev\0n6\0r0\0
         g5 SET_PERMS 0 /local/domain/6/dev\0n5\0
         g5 IDI 0 6\0
+        ",
+    );
+}
+
+#[test]
+fn guest_transaction_node_quota() {
+    let mut s = String::from(
+        r"
+        d0 INTRODUCE 0 5\x001\x001\0
+        d0 MKDIR 0 /local/domain/5\0
+        d0 SET_PERMS 0 /local/domain/5\0n5\0
+        d0 MKDIR 0 /q\0
+        d0 SET_PERMS 0 /q\0n0\0r5\0
+        ",
+    );
+    for i in 0..1030 {
+        s.push_str(&format!("+d0 MKDIR 0 /q/d{}/n{i}\\0\n", i / 100));
+    }
+    s.push_str("d0 READ 0 /q\\0\ng5 connect 5\ng5 TS 0 \\0\n");
+    for i in 0..1030 {
+        s.push_str(&format!("+g5 READ 1 /q/d{}/n{i}\\0\n", i / 100));
+    }
+    s.push_str("g5 READ 1 /q\\0\ng5 TE 1 T\\0\n");
+    compare("txquota", &s);
+}
+
+/// A header announcing more bytes than sent waits for them; bytes beyond
+/// a message start the next one; a header announcing more than 4096 bytes
+/// closes the connection.
+#[test]
+fn framing_errors() {
+    compare(
+        "framing",
+        r"
+        d0 raw \x0b\0\0\0\x07\0\0\0\0\0\0\0\x08\0\0\0/tool\0
+        d0 raw v\0
+        d0 READ 0 /tool\0
+        d0 raw \x03\0\0\0\x09\0\0\0\0\0\0\0\x06\0\0\0/tool\0\x02\0\0\0\x0a\0\0\0\0\0\0\0\x06\0\0\0/tool\0
+        d0 raw \x0b\0\0\0\x0b\0\0\0\0\0\0\0\x00\0\0\0
+        d0 raw \x03\0\0\0\x0c\0\0\0
+        d0 raw \0\0\0\0\x06\0\0\0/tool\0
+        d0 raw \xff\xff\xff\xff\x0d\0\0\0\0\0\0\0\x00\0\0\0
+        d0 raw \x03\0\0\0\x0e\0\0\0\0\0\0\0\x01\x10\0\0
+        d0 READ 0 /tool\0
+        ",
+    );
+}
+
+#[test]
+fn reset_watches_and_special_names() {
+    compare(
+        "reset",
+        r"
+        d0 WATCH 0 /r\0t\0
+        d0 TS 0 \0
+        d0 WRITE 1 /r/a\0v
+        d0 RESET_WATCHES 0
+        d0 TE 1 T\0
+        d0 READ 0 /r/a\0
+        d0 WRITE 0 /r/b\0v
+        d0 UNWATCH 0 /r\0t\0
+        d0 SET_PERMS 0 @foo\0n0\0
+        d0 SET_PERMS 0 @releaseDomain\0n0\0r5\0r6\0
+        d0 SET_PERMS 0 @releaseDomain\0n0\0
+        d0 WATCH 0 @foo\0f\0
+        d0 WATCH 0 @\0g\0
+        d0 INTRODUCE 0 5\x001\x001\0
+        d0 RELEASE 0 5\0
+        d0 WATCH 0 /\0root\0
+        d0 INTRODUCE 0 6\x001\x001\0
+        d0 RELEASE 0 6\0
+        d0 WRITE 0 /r/c\0v
+        d0 RM 0 /r\0
         ",
     );
 }

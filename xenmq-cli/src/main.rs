@@ -12,6 +12,7 @@ commands:
   help              this text
   sim               run the simulated Xen host; create and destroy domains
   demo [COUNT]      run the echo driver: backend in dom0, frontend in a guest
+  bench [options]   xenmq's rings vs C ring.h vs sockets (`xenmq bench --help`)
   new NAME --device TYPE
                     write a new driver crate (messages, backend, frontend, test)";
 
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         Some("sim") => sim::main(&args[1..]),
         Some("new") => new::main(&args[1..]),
         Some("demo") => xenmq_examples::demo::demo(&["demo"], &args[1..]),
+        Some("bench") => xenmq_bench::main(std::env::args_os().skip(2)),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
             ExitCode::from(2)

@@ -13,7 +13,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 #[cfg(not(all(target_arch = "x86_64", not(miri))))]
 use crate::sync::fence;
-use crate::sync::{compiler_fence, AtomicU32, Ordering};
+use crate::sync::{compiler_fence, AtomicU32, AtomicU64, Ordering};
 
 /// A window onto memory shared with a peer (granted or mapped pages).
 ///
@@ -339,6 +339,97 @@ pub fn full_fence() {
     }
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     fence(Ordering::SeqCst);
+}
+
+// ---------------------------------------------------------------------------
+// More accessors, for the native ring (`ring::native`) and the benchmark:
+// a locked swap (publish and full barrier in one instruction), 64-bit words,
+// word-wise bulk copies and a prefetch hint. Same rules as above: checked by
+// `span`, atomic or volatile, no reference into the region.
+// ---------------------------------------------------------------------------
+
+impl Region {
+    /// Atomically swaps `value` into the `u32` at `offset` (4-byte aligned)
+    /// and returns the old value. With `SeqCst` this is one locked
+    /// instruction on x86-64: a release store and a full barrier together.
+    #[inline]
+    pub fn swap_u32(&self, offset: usize, value: u32, order: Ordering) -> Result<u32, Error> {
+        let ptr = self.span(offset, 4, 4)?;
+        // SAFETY: as in `load_u32`: in bounds and aligned (checked by
+        // `span`), valid by `Region::new`'s contract, atomic access only.
+        Ok(unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) }.swap(value, order))
+    }
+
+    /// Atomically loads the `u64` at `offset` (8-byte aligned).
+    #[inline]
+    pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64, Error> {
+        let ptr = self.span(offset, 8, 8)?;
+        // SAFETY: as in `load_u32`, for 8 bytes aligned to 8.
+        Ok(unsafe { AtomicU64::from_ptr(ptr.cast::<u64>()) }.load(order))
+    }
+
+    /// Atomically stores `value` into the `u64` at `offset` (8-byte aligned).
+    #[inline]
+    pub fn store_u64(&self, offset: usize, value: u64, order: Ordering) -> Result<(), Error> {
+        let ptr = self.span(offset, 8, 8)?;
+        // SAFETY: as in `load_u32`, for 8 bytes aligned to 8.
+        unsafe { AtomicU64::from_ptr(ptr.cast::<u64>()) }.store(value, order);
+        Ok(())
+    }
+
+    /// Copies `buf.len()` words at `offset` (8-byte aligned) into `buf`, one
+    /// volatile load per word (bulk buffers: no byte shuffling).
+    #[inline]
+    pub fn read_words(&self, offset: usize, buf: &mut [u64]) -> Result<(), Error> {
+        let size = buf.len().checked_mul(8).ok_or(Error::OutOfBounds {
+            offset,
+            size: usize::MAX,
+            len: self.len,
+        })?;
+        let src = self.span(offset, size, 8)?.cast::<u64>();
+        for (i, w) in buf.iter_mut().enumerate() {
+            // SAFETY: word i < buf.len() lies inside the span checked above,
+            // 8-aligned; the load is volatile and forms no reference.
+            *w = unsafe { src.add(i).read_volatile() };
+        }
+        Ok(())
+    }
+
+    /// Copies `buf` into the region at `offset` (8-byte aligned), one
+    /// volatile store per word.
+    #[inline]
+    pub fn write_words(&self, offset: usize, buf: &[u64]) -> Result<(), Error> {
+        let size = buf.len().checked_mul(8).ok_or(Error::OutOfBounds {
+            offset,
+            size: usize::MAX,
+            len: self.len,
+        })?;
+        let dst = self.span(offset, size, 8)?.cast::<u64>();
+        for (i, w) in buf.iter().enumerate() {
+            // SAFETY: as in `read_words`, for stores.
+            unsafe { dst.add(i).write_volatile(*w) };
+        }
+        Ok(())
+    }
+
+    /// Hints that the cache line at `offset` will be read soon. A hint
+    /// only: it never faults and changes nothing; offsets outside the region
+    /// are ignored.
+    #[inline(always)]
+    pub fn prefetch_read(&self, offset: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Ok(p) = self.span(offset, 1, 1) {
+            // SAFETY: PREFETCHT0 has no architectural effect and never
+            // faults; `p` is inside the region anyway.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    p.cast::<i8>(),
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = offset;
+    }
 }
 
 /// Memory the tests own, leaked so that a [`Region`] over it stays valid

@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use xenmq::xenbus::State;
 use xenmq_examples::blk::{self, Blk, BlkFront, FileDisk, SECTOR};
 use xenmq_examples::launch::{self, Result};
 use xenmq_runtime::device::sim::{self, SimBack, SimFront};
@@ -29,7 +30,7 @@ fn backend(args: &[String]) -> Result {
     println!("[backend dom0] serving {} ({mib} MiB)", path.display());
     let mut back = SimBack::<Blk, _>::new(sim::env()?, fe, 0, FileDisk::new(file)?)?;
     let mut was = false;
-    loop {
+    while !(back.connects() > 0 && back.state() == State::Closed) {
         back.step(Duration::from_millis(20))?;
         if back.is_connected() != was {
             was = back.is_connected();
@@ -37,6 +38,7 @@ fn backend(args: &[String]) -> Result {
             println!("[backend dom0] {what}; {} requests served", back.served());
         }
     }
+    Ok(())
 }
 
 fn frontend(_args: &[String]) -> Result {

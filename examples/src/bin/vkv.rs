@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use xenmq::xenbus::State;
 use xenmq_examples::launch::{self, Result};
 use xenmq_examples::vkv::{self, KvBack, KvError, KvFront, Vkv};
 use xenmq_runtime::device::sim::{self, SimBack, SimFront};
@@ -16,7 +17,7 @@ fn backend(args: &[String]) -> Result {
     let fe: u16 = args.first().ok_or("usage: vkv backend FRONTEND-DOMID")?.parse()?;
     let mut back = SimBack::<Vkv, _>::new(sim::env()?, fe, 0, KvBack::default())?;
     let mut was = false;
-    loop {
+    while !(back.connects() > 0 && back.state() == State::Closed) {
         back.step(Duration::from_millis(20))?;
         if back.is_connected() != was {
             was = back.is_connected();
@@ -25,6 +26,7 @@ fn backend(args: &[String]) -> Result {
             println!("[backend dom0] {what}; the store holds {keys} keys");
         }
     }
+    Ok(())
 }
 
 fn value(i: usize) -> Vec<u8> {

@@ -126,7 +126,14 @@ fn echo_frontend() -> Result {
         }
         if !front.is_connected() && outstanding.is_empty() {
             say("reconnecting");
-            front.connect(Duration::from_secs(20))?;
+            if let Err(e) = front.connect(Duration::from_secs(20)) {
+                // Closed for good (a hostile backend): say why, stay alive
+                // for the test to look.
+                say(&format!("refused {e}"));
+                front.close(Duration::from_secs(5))?;
+                closed_and_wait();
+                return Ok(());
+            }
             say("reconnected");
             continue;
         }

@@ -286,6 +286,18 @@ where
             if e.is_fatal() {
                 self.ends.detach();
             }
+            if let driver::Error::Ring(ring) = e {
+                // A backend that corrupts the ring: say why, and close the
+                // device for good.
+                let why = format!("{e}: {ring}");
+                let _ = self.lc.store.write(
+                    xenmq::store::Tx::NONE,
+                    &format!("{}/error", self.lc.own_dir),
+                    why.as_bytes(),
+                );
+                self.refusal.get_or_insert(why);
+                self.lc.close(&mut self.ends);
+            }
         }
         r
     }

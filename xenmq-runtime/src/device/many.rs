@@ -19,8 +19,10 @@ use super::{Back, Env, Error, TICK};
 /// The most devices one [`Backends`] serves.
 pub const MAX_DEVICES: usize = 256;
 
-/// All devices of protocol `P` this domain backs; see the
-/// [module](self) docs.
+/// All devices of protocol `P` this domain backs, served from one thread:
+/// the backend directory is watched for devices the toolstack adds, each
+/// device gets its own [`Back`], and [`step`](Backends::step) sleeps on all
+/// their event channels at once.
 pub struct Backends<P: Protocol, B, S, G: Grants, E: Events> {
     store: S,
     grants: G,

@@ -6,6 +6,12 @@
 //!   `poll`.
 //! - [`Back`] runs a [`Backend`](xenmq::driver::Backend) driver: it serves
 //!   batches of requests until told to stop.
+//! - [`Backends`] serves every device of a protocol that this domain backs
+//!   from one thread, sleeping on all their event channels at once (each
+//!   end exposes its channel's descriptor, [`Front::fd`], [`Back::fd`]).
+//! - [`sim`] names the simulator's types ([`sim::SimFront`],
+//!   [`sim::SimBack`]) and finds a domain process's host from its
+//!   environment.
 //! - [`toolstack`] creates and removes the Xenstore directories of a
 //!   device, as `xl` does, so that the two ends can meet.
 //!
@@ -18,7 +24,14 @@
 //!
 //! The data path never touches Xenstore: a wake-up serves every request
 //! waiting, pushes all answers once and notifies at most once; waits spin
-//! on the ring a bounded number of times before sleeping on the channel.
+//! on the ring a bounded, adaptive number of times before sleeping on the
+//! channel. Bulk data goes through the protocol's buffer pool: the
+//! frontend grants `pool_pages` pages once per connection and publishes
+//! them in `xenmq-pool-refs`; the backend maps them once.
+//!
+//! A simulator domain lives as long as its connection to the host: keep a
+//! clone of its [`Domain`](crate::sim::Domain) while the process should
+//! count as running (a [`Front`] drops its own on close).
 
 mod back;
 mod front;

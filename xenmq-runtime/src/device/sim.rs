@@ -1,7 +1,6 @@
 //! Device ends on the simulator: a domain process finds the host through
-//! the environment ([`sim::ENV_DIR`](crate::sim::ENV_DIR),
-//! [`sim::ENV_DOMID`](crate::sim::ENV_DOMID), `XENSTORED_PATH`), as
-//! [`sim::domain_command`](crate::sim::domain_command) sets it.
+//! the environment ([`crate::sim::ENV_DIR`], [`crate::sim::ENV_DOMID`],
+//! `XENSTORED_PATH`), as [`crate::sim::domain_command`] sets it.
 
 use crate::sim::{self, Domain};
 

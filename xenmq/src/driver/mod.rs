@@ -290,7 +290,8 @@ impl Error {
 }
 
 /// How long waits spin before blocking, adapted to the traffic: doubled
-/// (up to `max`) when spinning found work, halved when it did not.
+/// (up to `max`) when spinning found work, halved (down to `max / 16`)
+/// when it did not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spin {
     budget: u32,
@@ -316,7 +317,10 @@ impl Spin {
     }
 
     fn miss(&mut self) {
-        self.budget /= 2;
+        // Never below a sixteenth: a peer that is itself asleep makes every
+        // spin miss, and two ends that both stopped spinning would pay two
+        // wake-ups per round trip for ever.
+        self.budget = (self.budget / 2).max(self.max / 16);
     }
 
     /// Spins up to the budget checking `ready`; adapts the budget.
@@ -340,4 +344,4 @@ impl Default for Spin {
 }
 
 /// The default spin budget: final checks before sleeping on the channel.
-pub const DEFAULT_SPIN: u32 = 2048;
+pub const DEFAULT_SPIN: u32 = 1 << 14;

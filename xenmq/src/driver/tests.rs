@@ -414,6 +414,11 @@ fn spin_budget_adapts() {
     assert_eq!(spin.budget(), 16);
     assert!(!spin.run(|| Ok(false)).unwrap());
     assert_eq!(spin.budget(), 8);
+    for _ in 0..8 {
+        assert!(!spin.run(|| Ok(false)).unwrap());
+    }
+    assert_eq!(spin.budget(), 4, "never below a sixteenth");
+    spin.hit();
     let mut n = 0;
     assert!(spin
         .run(|| {

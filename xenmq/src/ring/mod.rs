@@ -123,6 +123,7 @@
 
 mod back;
 mod front;
+pub mod native;
 #[cfg(test)]
 mod tests;
 

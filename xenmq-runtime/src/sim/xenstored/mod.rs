@@ -139,6 +139,15 @@ impl Xenstored {
         Ok(())
     }
 
+    /// A connection served as `domid`, without a socket file: the client
+    /// end of a socket pair (for the host's own use, e.g.
+    /// `xs::Client::from_stream(xs.connect(0)?)` to act as dom0).
+    pub fn connect(&self, domid: u16) -> io::Result<UnixStream> {
+        let (ours, theirs) = UnixStream::pair()?;
+        self.serve(ours, domid)?;
+        Ok(theirs)
+    }
+
     /// Listens on a Unix socket at `path` (replacing a stale one); every
     /// connection is served as `domid`. Dropping or closing the
     /// [`Listener`] stops accepting and removes the socket; connections

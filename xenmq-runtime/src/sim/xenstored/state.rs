@@ -41,6 +41,8 @@ struct Txn {
     accessed: HashMap<String, Option<u64>>,
     changes: Vec<Change>,
     owned_delta: HashMap<u32, i64>,
+    /// Hit the nodes-per-transaction quota: the commit fails (ENOMEM, as C).
+    failed: bool,
 }
 
 pub(crate) struct ConnState {
@@ -475,6 +477,9 @@ impl State {
             NodeResult::Body(b) => b,
         };
         if over_quota {
+            if let Some(tx) = tx {
+                tx.failed = true;
+            }
             return Err(Errno::ENOSPC);
         }
         match tx {
@@ -604,6 +609,7 @@ impl State {
                 accessed: HashMap::new(),
                 changes: Vec::new(),
                 owned_delta: HashMap::new(),
+                failed: false,
             },
         );
         Ok(format!("{id}\0").into_bytes())
@@ -629,6 +635,9 @@ impl State {
         let tx = conn.txs.remove(&tx_id).ok_or(Errno::ENOENT)?;
         if !commit {
             return Ok(ok_payload());
+        }
+        if tx.failed {
+            return Err(Errno::ENOMEM);
         }
         let conflict = tx
             .accessed
@@ -917,7 +926,7 @@ fn node_ops(
                     return Err(Errno::EACCES);
                 }
                 if name != path::INTRODUCE_DOMAIN && name != path::RELEASE_DOMAIN {
-                    return Err(Errno::EINVAL);
+                    return Err(Errno::ENOENT);
                 }
                 return Ok(NodeResult::Special(name, perms));
             }

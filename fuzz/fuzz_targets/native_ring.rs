@@ -1,0 +1,147 @@
+//! A hostile peer against both ends of a native ring (`xenmq::ring::native`):
+//! the input is the peer's writes (index words, entry bytes) interleaved
+//! with our operations, for both slot arrangements.
+#![no_main]
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ptr::NonNull;
+
+use libfuzzer_sys::fuzz_target;
+use xenmq::ring::native::{Back, Front, Slots};
+use xenmq::shm::Region;
+use xenmq::sync::Ordering;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+#[repr(C)]
+struct Req {
+    id: u64,
+    body: [u8; 56],
+}
+
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable)]
+#[repr(C)]
+struct Rsp {
+    id: u64,
+    status: u64,
+}
+
+/// Page-aligned zeroed memory owned by the target.
+struct Pages {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Pages {
+    fn new(pages: usize) -> Pages {
+        let layout = Layout::from_size_align(pages * 4096, 4096).unwrap();
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory");
+        Pages { ptr, layout }
+    }
+
+    fn region(&self) -> Region {
+        // SAFETY: the allocation is valid for reads and writes of its size,
+        // page-aligned, lives until `self` drops (after the last use of the
+        // region in `run`), and no reference into it is ever formed.
+        unsafe { Region::new(self.ptr, self.layout.size()) }
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn word(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes([self.byte()?, self.byte()?, self.byte()?, self.byte()?]))
+    }
+}
+
+fn run(data: &[u8]) -> Option<()> {
+    let mut input = Input(data);
+    let pages = 1usize << (input.byte()? % 3);
+    let slots = if input.byte()? % 2 == 0 { Slots::Shared } else { Slots::Split };
+    let mem = Pages::new(pages);
+    let region = mem.region();
+    let mut front = Front::<Req, Rsp>::init_with(region, slots).unwrap();
+    let mut back = Back::<Req, Rsp>::attach_with(region, slots).unwrap();
+    let size = front.size();
+    let req = Req { id: 0, body: [0; 56] };
+    let rsp = Rsp { id: 0, status: 0 };
+    while let Some(op) = input.byte() {
+        match op % 10 {
+            // The peer: any index word (each on its own line), entry bytes.
+            0 => {
+                let off = (input.byte()? % 4) as usize * 64;
+                region.store_u32(off, input.word()?, Ordering::Relaxed).unwrap();
+            }
+            1 => {
+                let off = (u16::from_le_bytes([input.byte()?, input.byte()?]) as usize)
+                    % region.len();
+                region.write(off, &input.byte()?).unwrap();
+            }
+            // Our side: every operation; a consumer loop ends, whatever the
+            // peer wrote: the backend answers as it goes, so it may finish
+            // a cached batch and then take one more ring's worth from a
+            // newer index, never more.
+            2 => {
+                let mut n = 0;
+                while let Ok(Some(_)) = back.take_request() {
+                    n += 1;
+                    assert!(n <= 2 * size, "backend took more than two rings of requests");
+                    if back.put_response(&rsp).is_err() {
+                        break;
+                    }
+                }
+            }
+            3 => {
+                let mut n = 0;
+                while let Ok(Some(_)) = front.take_response() {
+                    n += 1;
+                    assert!(n <= size, "frontend took more than a ring of responses");
+                }
+            }
+            4 => {
+                let _ = back.final_check_for_requests();
+            }
+            5 => {
+                let _ = front.final_check_for_responses();
+            }
+            6 => {
+                for _ in 0..input.byte()? {
+                    if front.put_request(&req).is_err() {
+                        break;
+                    }
+                }
+                let _ = front.push_requests();
+            }
+            7 => {
+                let _ = back.push_responses();
+            }
+            8 => {
+                let _ = back.has_requests();
+            }
+            _ => {
+                let _ = front.has_responses();
+            }
+        }
+        assert!(front.free_requests() <= size);
+    }
+    drop(mem);
+    Some(())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let _ = run(data);
+});

@@ -1,0 +1,1047 @@
+//! `xenmq bench`: xenmq's rings measured side by side with a C driver built
+//! on the genuine `xen/io/ring.h` macros and with a Unix socket pair.
+//!
+//! Every run is two processes — this one as the frontend and a re-executed
+//! copy of the running binary as the backend ([`PEER_ENV`] tells it so) —
+//! sharing memfd pages and notifying each other through eventfds (as the
+//! simulator's domains do), pinned to two different CPUs unless `--no-pin`.
+//! The contenders are interleaved run by run (each repetition starts with a
+//! different one) and every figure is the median, min and max over the
+//! repetitions.
+//!
+//! # The contenders
+//!
+//! - `c-ring`: `c/cring.c`, compiled with `-O2` by `build.rs`: a frontend
+//!   and a backend written as a C driver is, with `DEFINE_RING_TYPES`,
+//!   `RING_PUSH_*_AND_CHECK_NOTIFY`, `RING_FINAL_CHECK_FOR_*`,
+//!   `RING_COPY_REQUEST` and the overflow checks of Debian's header, and the
+//!   barriers Xen's own tools define (`mfence` for `xen_mb`).
+//! - `xenmq-compat`: [`xenmq::ring::FrontRing`]/[`xenmq::ring::BackRing`],
+//!   xenmq's ring.h-compatible ring, driven by [`xring`]'s loops.
+//! - `xenmq-native`: [`xenmq::ring::native`], the same loops.
+//! - `socket`: the same stream over a `socketpair(AF_UNIX, SOCK_STREAM)`,
+//!   as many requests in flight as the ring has slots.
+//!
+//! The Rust loops ([`xring`], [`socket`]) mirror the C loops step by step:
+//! the frontend fills every free slot, publishes once, takes what responses
+//! are there and waits only when the ring is full; the backend copies each
+//! request out once, checks it, answers it, publishes the batch's responses
+//! once. The wait policy is the same everywhere: `block` arms the event index
+//! (final check) and sleeps on the eventfd; `spin` first polls the producer
+//! index `--spin` times (4096) with `pause`, then does the same.
+//!
+//! # The figures (`IMPL.MODE.FIGURE`, `.4p` for 4-page rings)
+//!
+//! - `tput.*.rate`: 64-byte requests per second, the ring kept full.
+//! - `lat.*.p50`, `lat.*.p99`: round-trip time of one request in flight,
+//!   each timed with the monotonic clock.
+//! - `bulk.*.bw`: GB/s of 4 KiB buffers in shared pages (one per slot): the
+//!   frontend fills one, the request names it, the backend copies it out
+//!   and checks every word.
+//! - `*.notify`: notifications (eventfd writes, or socket writes) of both
+//!   ends per 1000 requests.
+//! - `floor.memcpy.bw`: copying 4 KiB buffers on one CPU, the ceiling of
+//!   bulk; `floor.cacheline.p50`: one atomic word bounced between the two
+//!   pinned CPUs, timed like the latency figures, the floor of latency.
+//!
+//! A response that does not match its request (id out of order, failed
+//! check) makes the run fail: every figure is of a stream that was carried
+//! correctly.
+//!
+//! `XENMQ_BENCH_DEBUG=1` prints each run's raw frontend counts (requests,
+//! notifications, publishes: requests per publish is the batch size).
+//!
+//! Entry points: [`main`] parses a command line (the `xenmq bench`
+//! subcommand, `cargo bench`, and the `xenmq-bench` binary all call it), and
+//! [`peer_main`] is what the re-executed backend process runs.
+#![deny(unsafe_code)]
+
+pub mod floor;
+pub mod proto;
+pub mod report;
+pub mod socket;
+mod sys;
+pub mod xring;
+
+#[cfg(test)]
+mod alloc_test;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use xenmq::ring::native;
+use xenmq::shm::Region;
+use xenmq::sync::Ordering;
+
+use crate::proto::{Req, Rsp, BUF, MAX_SLOTS};
+use crate::sys::{EventFd, Mapping};
+
+/// The environment variable that turns a re-executed benchmark binary into
+/// a backend peer.
+pub const PEER_ENV: &str = "XENMQ_BENCH_PEER";
+
+/// Errors of the benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call failed.
+    #[error("system call failed")]
+    Io(#[from] std::io::Error),
+    /// The ring.h-compatible ring reported an error.
+    #[error("ring.h-compatible ring")]
+    Ring(#[from] xenmq::ring::Error),
+    /// The native ring reported an error.
+    #[error("native ring")]
+    Native(#[from] native::Error),
+    /// A shared-memory access was out of bounds.
+    #[error("shared memory")]
+    Shm(#[from] xenmq::shm::Error),
+    /// The harness could not set a run up, or a run went wrong.
+    #[error("{0}")]
+    Setup(String),
+    /// The command line was wrong.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// A contender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Impl {
+    /// The C program on ring.h.
+    CRing,
+    /// xenmq's ring.h-compatible ring.
+    Compat,
+    /// xenmq's native ring.
+    Native,
+    /// xenmq's native ring with split request/response arrays (not run by
+    /// default: `--only xenmq-native-split`).
+    NativeSplit,
+    /// A Unix stream socket pair.
+    Socket,
+}
+
+impl Impl {
+    /// Every contender, c-ring first (the reference of the ratios).
+    pub const ALL: [Impl; 4] = [Impl::CRing, Impl::Compat, Impl::Native, Impl::Socket];
+
+    /// The name used in figures and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::CRing => "c-ring",
+            Impl::Compat => "xenmq-compat",
+            Impl::Native => "xenmq-native",
+            Impl::NativeSplit => "xenmq-native-split",
+            Impl::Socket => "socket",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Impl> {
+        Impl::ALL
+            .into_iter()
+            .chain([Impl::NativeSplit])
+            .find(|i| i.name() == s)
+    }
+
+    fn slots_layout(self) -> native::Slots {
+        if self == Impl::NativeSplit {
+            native::Slots::Split
+        } else {
+            native::Slots::Shared
+        }
+    }
+}
+
+/// What the frontend does in a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// As many 64-byte requests as the ring takes.
+    Tput,
+    /// One request in flight, each round trip timed.
+    Lat,
+    /// Requests naming 4 KiB buffers the frontend fills and the backend checks.
+    Bulk,
+    /// The final request that makes the backend exit.
+    Stop,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Tput => "tput",
+            Mode::Lat => "lat",
+            Mode::Bulk => "bulk",
+            Mode::Stop => "stop",
+        }
+    }
+
+    fn c_code(self) -> u32 {
+        match self {
+            Mode::Tput => 0,
+            Mode::Lat => 1,
+            Mode::Bulk => 2,
+            Mode::Stop => 3,
+        }
+    }
+}
+
+/// What a frontend phase did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FrontOut {
+    /// Requests answered.
+    pub ops: u64,
+    /// Notifications the frontend sent.
+    pub notifies: u64,
+    /// Responses that were wrong (id out of order or failed status).
+    pub errors: u64,
+    /// Wall time of the phase.
+    pub elapsed_ns: u64,
+    /// Times the frontend published requests (ops / pushes is the batch).
+    pub pushes: u64,
+}
+
+/// Benchmark settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Repetitions (each contender once per repetition and mode).
+    pub reps: u32,
+    /// Measured time per run.
+    pub budget: Duration,
+    /// Untimed warm-up per run.
+    pub warmup: Duration,
+    /// Spin iterations before blocking, in the spin modes.
+    pub spin: u32,
+    /// Pin frontend and backend to two CPUs.
+    pub pin: bool,
+    /// Contenders to run.
+    pub impls: Vec<Impl>,
+    /// Ring sizes in pages.
+    pub pages: Vec<u32>,
+    /// Modes to run, as `tput.spin` etc. (all when empty).
+    pub modes: Vec<String>,
+    /// Where to write the figures as JSON.
+    pub json: Option<std::path::PathBuf>,
+    /// Where to draw the ratios as SVG.
+    pub plot: Option<std::path::PathBuf>,
+    /// Show progress on stderr.
+    pub progress: bool,
+}
+
+impl Options {
+    /// The full run (a few minutes).
+    pub fn full() -> Options {
+        Options {
+            reps: 7,
+            budget: Duration::from_millis(250),
+            warmup: Duration::from_millis(40),
+            spin: 4096,
+            pin: true,
+            impls: Impl::ALL.to_vec(),
+            pages: vec![1, 4],
+            modes: Vec::new(),
+            json: None,
+            plot: None,
+            progress: true,
+        }
+    }
+
+    /// `--quick`: under a minute.
+    pub fn quick() -> Options {
+        Options {
+            reps: 5,
+            budget: Duration::from_millis(50),
+            warmup: Duration::from_millis(10),
+            ..Options::full()
+        }
+    }
+}
+
+const USAGE: &str = "usage: xenmq bench [--quick] [--reps N] [--budget-ms MS] [--spin N] [--no-pin]
+                   [--only IMPL,...] [--modes MODE,...] [--pages 1,4] [--json FILE]
+                   [--plot FILE.svg] [--no-progress]
+
+Runs xenmq's rings, a C driver on xen/io/ring.h and a Unix socket pair side by
+side (two processes, shared memfd pages, eventfd notifications) and prints
+median [min..max] over the repetitions with ratios to c-ring.
+IMPL: c-ring, xenmq-compat, xenmq-native, socket (and xenmq-native-split).
+MODE: tput.block, tput.spin, lat.block, lat.spin, bulk.block, bulk.spin.";
+
+/// Parses a command line (without the program name or the `bench` word).
+pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Options, Error> {
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| Error::Usage(format!("argument {a:?} is not UTF-8")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut o = if args.iter().any(|a| a == "--quick") {
+        Options::quick()
+    } else {
+        Options::full()
+    };
+    let mut it = args.iter();
+    let num = |v: Option<&String>, what: &str| -> Result<u64, Error> {
+        v.and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::Usage(format!("{what} needs a number\n\n{USAGE}")))
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" | "--bench" | "bench" => {}
+            "--reps" => o.reps = num(it.next(), "--reps")?.clamp(1, 1000) as u32,
+            "--budget-ms" => {
+                o.budget = Duration::from_millis(num(it.next(), "--budget-ms")?.max(1))
+            }
+            "--spin" => o.spin = num(it.next(), "--spin")?.min(u64::from(u32::MAX)) as u32,
+            "--no-pin" => o.pin = false,
+            "--no-progress" => o.progress = false,
+            "--json" => {
+                o.json = Some(
+                    it.next()
+                        .ok_or_else(|| Error::Usage("--json needs a file".into()))?
+                        .into(),
+                )
+            }
+            "--plot" => {
+                o.plot = Some(
+                    it.next()
+                        .ok_or_else(|| Error::Usage("--plot needs a file".into()))?
+                        .into(),
+                )
+            }
+            "--only" => {
+                let list = it
+                    .next()
+                    .ok_or_else(|| Error::Usage("--only needs a list".into()))?;
+                o.impls = list
+                    .split(',')
+                    .map(|s| {
+                        Impl::parse(s).ok_or_else(|| {
+                            Error::Usage(format!("unknown contender `{s}`\n\n{USAGE}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--modes" => {
+                let list = it
+                    .next()
+                    .ok_or_else(|| Error::Usage("--modes needs a list".into()))?;
+                o.modes = list.split(',').map(str::to_owned).collect();
+                let known: Vec<String> = MODES.iter().map(|&(m, s)| mode_name(m, s, 1)).collect();
+                if let Some(bad) = o.modes.iter().find(|m| !known.contains(m)) {
+                    return Err(Error::Usage(format!(
+                        "unknown mode `{bad}` (known: {})",
+                        known.join(", ")
+                    )));
+                }
+            }
+            "--pages" => {
+                let list = it
+                    .next()
+                    .ok_or_else(|| Error::Usage("--pages needs a list".into()))?;
+                o.pages = list
+                    .split(',')
+                    .map(|s| match s {
+                        "1" => Ok(1),
+                        "4" => Ok(4),
+                        _ => Err(Error::Usage("--pages takes 1 and/or 4".into())),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "-h" | "--help" => return Err(Error::Usage(USAGE.into())),
+            other => return Err(Error::Usage(format!("unknown option `{other}`\n\n{USAGE}"))),
+        }
+    }
+    o.warmup = (o.budget / 5).max(Duration::from_millis(2));
+    if o.impls.is_empty() || o.pages.is_empty() {
+        return Err(Error::Usage("nothing to run".into()));
+    }
+    Ok(o)
+}
+
+/// The command-line entry: runs the benchmark, or the backend peer when
+/// re-executed with [`PEER_ENV`] set.
+pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
+    if let Some(code) = peer_main() {
+        return code;
+    }
+    let args: Vec<OsString> = args.into_iter().collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let opts = match parse_args(args) {
+        Ok(o) => o,
+        Err(Error::Usage(msg)) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("xenmq bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xenmq bench: {}", report::chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// --- shared memory layout of a run ------------------------------------------
+
+const PAGE: usize = 4096;
+const CTL_LEN: usize = PAGE;
+const RING_OFF: usize = CTL_LEN;
+const RING_MAX: usize = 4 * PAGE;
+const DATA_OFF: usize = RING_OFF + RING_MAX;
+const DATA_LEN: usize = MAX_SLOTS * BUF;
+const SHM_LEN: usize = DATA_OFF + DATA_LEN;
+
+// Control page words, each on its own cache line but the two counters.
+const CTL_READY: usize = 0;
+const CTL_NOTIFIES: usize = 64;
+const CTL_ERRORS: usize = 72;
+const CTL_PING: usize = 128;
+
+/// The peer's instructions, passed in [`PEER_ENV`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PeerSpec {
+    what: PeerKind,
+    pages: u32,
+    spin: u32,
+    memfd: i32,
+    ev_back: i32,
+    ev_front: i32,
+    sock: i32,
+    cpu: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerKind {
+    Ring(Impl),
+    CacheLine,
+}
+
+impl PeerSpec {
+    fn encode(&self) -> String {
+        let what = match self.what {
+            PeerKind::Ring(i) => i.name(),
+            PeerKind::CacheLine => "cacheline",
+        };
+        format!(
+            "{what} {} {} {} {} {} {} {}",
+            self.pages, self.spin, self.memfd, self.ev_back, self.ev_front, self.sock, self.cpu
+        )
+    }
+
+    fn decode(s: &str) -> Option<PeerSpec> {
+        let mut f = s.split(' ');
+        let what = match f.next()? {
+            "cacheline" => PeerKind::CacheLine,
+            name => PeerKind::Ring(Impl::parse(name)?),
+        };
+        let mut n = || f.next().and_then(|v| v.parse::<i64>().ok());
+        Some(PeerSpec {
+            what,
+            pages: u32::try_from(n()?).ok()?,
+            spin: u32::try_from(n()?).ok()?,
+            memfd: i32::try_from(n()?).ok()?,
+            ev_back: i32::try_from(n()?).ok()?,
+            ev_front: i32::try_from(n()?).ok()?,
+            sock: i32::try_from(n()?).ok()?,
+            cpu: n()?,
+        })
+    }
+}
+
+/// The backend process: `Some(exit code)` when this process was started as
+/// a peer (the [`PEER_ENV`] variable is set), `None` otherwise.
+pub fn peer_main() -> Option<ExitCode> {
+    let spec = std::env::var(PEER_ENV).ok()?;
+    Some(match PeerSpec::decode(&spec) {
+        None => {
+            eprintln!("xenmq bench peer: bad {PEER_ENV}={spec:?}");
+            ExitCode::from(2)
+        }
+        Some(spec) => match peer(&spec) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xenmq bench peer: {}", report::chain(&e));
+                ExitCode::FAILURE
+            }
+        },
+    })
+}
+
+fn ring_bytes(pages: u32) -> usize {
+    (pages as usize * PAGE).min(RING_MAX)
+}
+
+fn peer(spec: &PeerSpec) -> Result<(), Error> {
+    sys::die_with_parent()?;
+    if let Ok(cpu) = usize::try_from(spec.cpu) {
+        sys::pin_to(cpu)?;
+    }
+    let memfd = sys::inherit(spec.memfd)?;
+    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
+    let shm = map.region();
+    let ctl = shm.subregion(0, CTL_LEN)?;
+    let ring = shm.subregion(RING_OFF, ring_bytes(spec.pages))?;
+    let data = shm.subregion(DATA_OFF, DATA_LEN)?;
+    let publish = |c: xring::BackCounters| -> Result<(), Error> {
+        // Relaxed: statistics read by the frontend after the run, ordered by
+        // the STOP exchange and process exit.
+        ctl.store_u64(CTL_NOTIFIES, c.notifies, Ordering::Relaxed)?;
+        ctl.store_u64(CTL_ERRORS, c.errors, Ordering::Relaxed)?;
+        Ok(())
+    };
+    let ready = || {
+        // Release: everything the peer set up happens before the frontend
+        // sees `ready` (pairs with its Acquire load in `wait_ready`).
+        ctl.store_u64(CTL_READY, 1, Ordering::Release)
+    };
+    match spec.what {
+        PeerKind::CacheLine => {
+            ready()?;
+            floor::cacheline_peer(ctl, CTL_PING)
+        }
+        PeerKind::Ring(Impl::Socket) => {
+            let sock = std::os::unix::net::UnixStream::from(sys::inherit(spec.sock)?);
+            ready()?;
+            let window = slots(Impl::Socket, spec.pages)?;
+            socket::back_run(sock, window, spec.spin, publish)
+        }
+        PeerKind::Ring(which) => {
+            let ev_wait = EventFd::inherit(spec.ev_back)?;
+            let ev_notify = EventFd::inherit(spec.ev_front)?;
+            let nslots = slots(which, spec.pages)?;
+            match which {
+                Impl::CRing => {
+                    ready()?;
+                    let counters = ctl.subregion(CTL_NOTIFIES - CTL_NOTIFIES % 64, 64)?;
+                    sys::c_back_run(
+                        ring,
+                        data,
+                        u64::from(nslots),
+                        &ev_wait,
+                        &ev_notify,
+                        spec.spin,
+                        counters,
+                    )
+                    .map_err(Error::from)
+                }
+                Impl::Native | Impl::NativeSplit => {
+                    let mut back =
+                        native::Back::<Req, Rsp>::attach_with(ring, which.slots_layout())?;
+                    ready()?;
+                    let mut buf = Box::new([0u64; BUF / 8]);
+                    xring::back_run(
+                        &mut back, data, nslots, &ev_wait, &ev_notify, spec.spin, &mut buf, publish,
+                    )
+                }
+                Impl::Compat => {
+                    let mut back =
+                        xring::CompatBack::new(xenmq::ring::BackRing::<Req, Rsp>::attach(ring, 0)?);
+                    ready()?;
+                    let mut buf = Box::new([0u64; BUF / 8]);
+                    xring::back_run(
+                        &mut back, data, nslots, &ev_wait, &ev_notify, spec.spin, &mut buf, publish,
+                    )
+                }
+                Impl::Socket => Err(Error::Setup("unreachable contender".into())),
+            }
+        }
+    }
+}
+
+/// Ring slots of a contender at a ring size: ring.h rounds 63 and 255
+/// entries down to 32 and 128; the native layout fits the same counts; the
+/// socket keeps as many requests in flight.
+fn slots(which: Impl, pages: u32) -> Result<u32, Error> {
+    let bytes = ring_bytes(pages);
+    Ok(match which {
+        Impl::Native | Impl::NativeSplit => {
+            native::Layout::with::<Req, Rsp>(bytes, which.slots_layout())?.slots()
+        }
+        Impl::Compat => xenmq::ring::Layout::new::<Req, Rsp>(bytes)?.size,
+        Impl::CRing | Impl::Socket => {
+            let n = ((bytes - 64) / 64) as u32;
+            1 << (31 - n.leading_zeros())
+        }
+    })
+}
+
+// --- the frontend side of one run -------------------------------------------
+
+enum AnyFront {
+    C(sys::CFrontRing, u64),
+    Native(xring::Front<native::Front<Req, Rsp>>),
+    Compat(xring::Front<xenmq::ring::FrontRing<Req, Rsp>>),
+    Socket(socket::Front),
+}
+
+impl AnyFront {
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        ev: &Events,
+        spin: u32,
+        mode: Mode,
+        budget: Duration,
+        lat: &mut Vec<u64>,
+    ) -> Result<FrontOut, Error> {
+        let budget_ns = budget.as_nanos() as u64;
+        let max = u64::MAX / 4;
+        match self {
+            AnyFront::C(c, nslots) => {
+                let o = c.run(
+                    &ev.front,
+                    &ev.back,
+                    spin,
+                    mode.c_code(),
+                    max,
+                    budget_ns,
+                    *nslots,
+                    lat,
+                )?;
+                Ok(FrontOut {
+                    ops: o.ops,
+                    notifies: o.notifies,
+                    errors: o.errors,
+                    elapsed_ns: o.elapsed_ns,
+                    pushes: o.pushes,
+                })
+            }
+            AnyFront::Native(f) => f.run(&ev.front, &ev.back, spin, mode, max, budget_ns, lat),
+            AnyFront::Compat(f) => f.run(&ev.front, &ev.back, spin, mode, max, budget_ns, lat),
+            AnyFront::Socket(s) => s.run(spin, mode, max, budget_ns, lat),
+        }
+    }
+}
+
+/// The two event channels of a run: `back` wakes the backend, `front` the
+/// frontend.
+struct Events {
+    back: EventFd,
+    front: EventFd,
+}
+
+/// One run's raw results.
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    /// The frontend's measured phase.
+    pub front: FrontOut,
+    /// Notifications the backend sent during the measured phase.
+    pub back_notifies: u64,
+    /// Sorted round-trip times (latency mode).
+    pub lat: Vec<u64>,
+}
+
+/// The CPUs to pin frontend and backend to, if pinning (the first two this
+/// process may use: ask before pinning). With fewer than two CPUs there is
+/// nothing to pin to: the benchmark says so and runs unpinned.
+pub fn cpus(pin: bool) -> Result<Option<(usize, usize)>, Error> {
+    if !pin {
+        return Ok(None);
+    }
+    let cpus = sys::allowed_cpus()?;
+    match cpus.as_slice() {
+        [a, b, ..] => Ok(Some((*a, *b))),
+        _ => {
+            eprintln!("xenmq bench: only CPUs {cpus:?} available, running unpinned");
+            Ok(None)
+        }
+    }
+}
+
+struct Peer {
+    child: Child,
+    watchdog: mpsc::Sender<()>,
+}
+
+fn spawn_peer(spec: &PeerSpec, limit: Duration) -> Result<Peer, Error> {
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .arg("bench")
+        .env(PEER_ENV, spec.encode())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    // A run that hangs (a peer that died mid-run leaves the frontend asleep
+    // on its eventfd) ends the benchmark instead of blocking forever.
+    let (tx, rx) = mpsc::channel::<()>();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            sys::kill(pid);
+            eprintln!("\nxenmq bench: a run took longer than {limit:?}; giving up");
+            std::process::exit(1);
+        }
+    });
+    Ok(Peer {
+        child,
+        watchdog: tx,
+    })
+}
+
+impl Peer {
+    fn wait_ready(&mut self, ctl: &Region) -> Result<(), Error> {
+        let t = Instant::now();
+        // Acquire: pairs with the peer's Release store of `ready`.
+        while ctl.load_u64(CTL_READY, Ordering::Acquire)? != 1 {
+            if let Some(st) = self.child.try_wait()? {
+                return Err(Error::Setup(format!(
+                    "the backend process exited early ({st})"
+                )));
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                return Err(Error::Setup("the backend process did not start".into()));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), Error> {
+        let st = self.child.wait()?;
+        let _ = self.watchdog.send(());
+        if !st.success() {
+            return Err(Error::Setup(format!("the backend process failed ({st})")));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = self.watchdog.send(());
+    }
+}
+
+/// Runs one contender in one mode: spawns the backend (pinned to the second
+/// of `cpus`), warms up, measures, stops the backend, and checks that nothing
+/// went wrong.
+pub fn run_one(
+    which: Impl,
+    mode: Mode,
+    spin: u32,
+    pages: u32,
+    opts: &Options,
+    cpus: Option<(usize, usize)>,
+    lat: &mut Vec<u64>,
+) -> Result<RunResult, Error> {
+    let memfd = sys::memfd(c"xenmq-bench", SHM_LEN)?;
+    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
+    let shm = map.region();
+    let ctl = shm.subregion(0, CTL_LEN)?;
+    let ring = shm.subregion(RING_OFF, ring_bytes(pages))?;
+    let data = shm.subregion(DATA_OFF, DATA_LEN)?;
+    let ev = Events {
+        back: EventFd::new()?,
+        front: EventFd::new()?,
+    };
+    let nslots = slots(which, pages)?;
+
+    // The frontend lays out the ring before the backend attaches.
+    let mut sock_peer = None;
+    let mut front = match which {
+        Impl::CRing => {
+            let (c, size) = sys::CFrontRing::init(ring, data)?;
+            if size != nslots {
+                return Err(Error::Setup(format!(
+                    "C ring has {size} slots, expected {nslots}"
+                )));
+            }
+            AnyFront::C(c, u64::from(size))
+        }
+        Impl::Native | Impl::NativeSplit => AnyFront::Native(xring::Front::new(
+            native::Front::init_with(ring, which.slots_layout())?,
+            data,
+        )?),
+        Impl::Compat => AnyFront::Compat(xring::Front::new(
+            xenmq::ring::FrontRing::init(ring)?,
+            data,
+        )?),
+        Impl::Socket => {
+            let (a, b) = sys::socket_pair()?;
+            sock_peer = Some(b);
+            AnyFront::Socket(socket::Front::new(a, nslots))
+        }
+    };
+    let spec = PeerSpec {
+        what: PeerKind::Ring(which),
+        pages,
+        spin,
+        memfd: memfd.as_raw_fd(),
+        ev_back: ev.back.raw(),
+        ev_front: ev.front.raw(),
+        sock: sock_peer.as_ref().map_or(-1, |s| s.as_raw_fd()),
+        cpu: cpus.map_or(-1, |c| c.1 as i64),
+    };
+    let limit = (opts.budget + opts.warmup) * 20 + Duration::from_secs(30);
+    let mut peer = spawn_peer(&spec, limit)?;
+    drop(sock_peer);
+    peer.wait_ready(&ctl)?;
+
+    front.run(&ev, spin, mode, opts.warmup, lat)?;
+    // Relaxed: the backend's counters are statistics; the snapshot may be a
+    // notification early or late, which does not matter over a run.
+    let n0 = ctl.load_u64(CTL_NOTIFIES, Ordering::Relaxed)?;
+    let out = front.run(&ev, spin, mode, opts.budget, lat)?;
+    let n1 = ctl.load_u64(CTL_NOTIFIES, Ordering::Relaxed)?;
+    if std::env::var_os("XENMQ_BENCH_DEBUG").is_some() {
+        eprintln!("{} {}: {:?}", which.name(), mode.name(), out);
+    }
+    lat.sort_unstable();
+    let samples = lat.clone();
+    front.run(&ev, spin, Mode::Stop, opts.budget, lat)?;
+    peer.finish()?;
+    let back_errors = ctl.load_u64(CTL_ERRORS, Ordering::Relaxed)?;
+    if out.errors != 0 || back_errors != 0 {
+        return Err(Error::Setup(format!(
+            "{} {}: {} bad responses, {} bad requests",
+            which.name(),
+            mode.name(),
+            out.errors,
+            back_errors
+        )));
+    }
+    if out.ops == 0 {
+        return Err(Error::Setup(format!(
+            "{} {}: no request completed",
+            which.name(),
+            mode.name()
+        )));
+    }
+    drop(front);
+    drop(map);
+    Ok(RunResult {
+        front: out,
+        back_notifies: n1.saturating_sub(n0),
+        lat: samples,
+    })
+}
+
+// --- the whole benchmark ------------------------------------------------------
+
+/// One figure: its samples over the repetitions.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// `IMPL.MODE.FIGURE`, or `floor.WHAT.FIGURE`.
+    pub name: String,
+    /// Unit of the samples.
+    pub unit: &'static str,
+    /// One sample per repetition.
+    pub samples: Vec<f64>,
+}
+
+impl Figure {
+    /// Median, min, max of the samples.
+    pub fn stats(&self) -> (f64, f64, f64) {
+        report::stats(&self.samples)
+    }
+}
+
+/// All figures of a benchmark, in the order they were first recorded.
+#[derive(Debug, Default, Clone)]
+pub struct Figures {
+    order: Vec<String>,
+    map: BTreeMap<String, Figure>,
+}
+
+impl Figures {
+    /// Adds a sample.
+    pub fn add(&mut self, name: String, unit: &'static str, v: f64) {
+        if !self.map.contains_key(&name) {
+            self.order.push(name.clone());
+        }
+        self.map
+            .entry(name.clone())
+            .or_insert_with(|| Figure {
+                name,
+                unit,
+                samples: Vec::new(),
+            })
+            .samples
+            .push(v);
+    }
+
+    /// A figure by name.
+    pub fn get(&self, name: &str) -> Option<&Figure> {
+        self.map.get(name)
+    }
+
+    /// Every figure, in recording order.
+    pub fn iter(&self) -> impl Iterator<Item = &Figure> {
+        self.order.iter().filter_map(|n| self.map.get(n))
+    }
+}
+
+/// The modes of the issue: (mode, spin?) pairs.
+pub const MODES: [(Mode, bool); 6] = [
+    (Mode::Tput, false),
+    (Mode::Tput, true),
+    (Mode::Lat, false),
+    (Mode::Lat, true),
+    (Mode::Bulk, false),
+    (Mode::Bulk, true),
+];
+
+/// `tput.block`, `lat.spin.4p`, ...
+pub fn mode_name(mode: Mode, spin: bool, pages: u32) -> String {
+    let wait = if spin { "spin" } else { "block" };
+    let suffix = if pages == 1 {
+        String::new()
+    } else {
+        format!(".{pages}p")
+    };
+    format!("{}.{wait}{suffix}", mode.name())
+}
+
+fn record(figs: &mut Figures, which: Impl, mode: Mode, spin: bool, pages: u32, r: &RunResult) {
+    let base = format!("{}.{}", which.name(), mode_name(mode, spin, pages));
+    let ops = r.front.ops.max(1) as f64;
+    let secs = r.front.elapsed_ns.max(1) as f64 / 1e9;
+    match mode {
+        Mode::Tput => figs.add(format!("{base}.rate"), "req/s", ops / secs),
+        Mode::Bulk => figs.add(format!("{base}.bw"), "GB/s", ops * BUF as f64 / secs / 1e9),
+        Mode::Lat => {
+            figs.add(
+                format!("{base}.p50"),
+                "ns",
+                report::percentile(&r.lat, 50.0),
+            );
+            figs.add(
+                format!("{base}.p99"),
+                "ns",
+                report::percentile(&r.lat, 99.0),
+            );
+        }
+        Mode::Stop => {}
+    }
+    let notifies = (r.front.notifies + r.back_notifies) as f64;
+    figs.add(
+        format!("{base}.notify"),
+        "per 1000 req",
+        notifies * 1000.0 / ops,
+    );
+}
+
+/// Runs the whole benchmark and prints the table; writes JSON and SVG if
+/// asked. Returns the figures.
+pub fn run(opts: &Options) -> Result<Figures, Error> {
+    let cpus = cpus(opts.pin)?;
+    if let Some((front_cpu, _)) = cpus {
+        sys::pin_to(front_cpu)?;
+    }
+    let mut figs = Figures::default();
+    let mut lat: Vec<u64> = Vec::with_capacity(2_000_000);
+    let combos: Vec<(Mode, bool, u32)> = opts
+        .pages
+        .iter()
+        .flat_map(|&p| MODES.iter().map(move |&(m, s)| (m, s, p)))
+        .filter(|&(m, s, _)| opts.modes.is_empty() || opts.modes.contains(&mode_name(m, s, 1)))
+        .collect();
+    let total = opts.reps as usize * (combos.len() * opts.impls.len() + 2);
+    let mut step = 0;
+    let tty = opts.progress && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut progress = |rep: u32, what: &str| {
+        step += 1;
+        if !opts.progress {
+            return;
+        }
+        let line = format!(
+            "[{step:>3}/{total}] rep {}/{} {what:<36} {:>5.1}s",
+            rep + 1,
+            opts.reps,
+            started.elapsed().as_secs_f64()
+        );
+        let mut err = std::io::stderr().lock();
+        if tty {
+            let _ = write!(err, "\r\x1b[2K{line}");
+        } else if step == 1 || step % 20 == 0 || step == total {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    };
+    for rep in 0..opts.reps {
+        progress(rep, "floor.memcpy");
+        figs.add(
+            "floor.memcpy.bw".into(),
+            "GB/s",
+            floor::memcpy_bw(opts.budget)?,
+        );
+        progress(rep, "floor.cacheline");
+        let p50 = floor::cacheline(opts, cpus.map(|c| c.1), &mut lat)?;
+        figs.add("floor.cacheline.p50".into(), "ns", p50);
+        for &(mode, spin, pages) in &combos {
+            // Interleave: each repetition starts with a different contender.
+            let n = opts.impls.len();
+            for k in 0..n {
+                let which = opts.impls[(k + rep as usize) % n];
+                progress(
+                    rep,
+                    &format!("{} {}", which.name(), mode_name(mode, spin, pages)),
+                );
+                let r = run_one(
+                    which,
+                    mode,
+                    if spin { opts.spin } else { 0 },
+                    pages,
+                    opts,
+                    cpus,
+                    &mut lat,
+                )?;
+                record(&mut figs, which, mode, spin, pages, &r);
+            }
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    let mut out = std::io::stdout().lock();
+    let shown = Options {
+        pin: cpus.is_some(),
+        ..opts.clone()
+    };
+    report::table(&mut out, &figs, &shown)?;
+    report::targets(&mut out, &figs)?;
+    if let Some(path) = &opts.json {
+        std::fs::write(path, report::json(&figs))?;
+    }
+    if let Some(path) = &opts.plot {
+        std::fs::write(path, report::svg(&figs, opts))?;
+    }
+    Ok(figs)
+}
+
+/// Spawns the cache-line peer; used by [`floor::cacheline`].
+fn spawn_cacheline_peer(cpu: Option<usize>, limit: Duration) -> Result<(Peer, Mapping), Error> {
+    let memfd = sys::memfd(c"xenmq-bench-cl", SHM_LEN)?;
+    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
+    let spec = PeerSpec {
+        what: PeerKind::CacheLine,
+        pages: 1,
+        spin: 0,
+        memfd: memfd.as_raw_fd(),
+        ev_back: -1,
+        ev_front: -1,
+        sock: -1,
+        cpu: cpu.map_or(-1, |c| c as i64),
+    };
+    let mut peer = spawn_peer(&spec, limit)?;
+    peer.wait_ready(&map.region())?;
+    Ok((peer, map))
+}

@@ -1,0 +1,487 @@
+//! Statistics and output: the terminal table, the targets, JSON and SVG.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::{Figures, Impl, Options};
+
+/// Median, min and max (NaN for no samples).
+pub fn stats(samples: &[f64]) -> (f64, f64, f64) {
+    if samples.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    let median = if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    };
+    (median, s[0], s[n - 1])
+}
+
+/// The `p`-th percentile (nearest rank) of sorted samples, as f64.
+pub fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64
+}
+
+/// An error with its sources, `a: b: c`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        let _ = write!(s, ": {cause}");
+        src = cause.source();
+    }
+    s
+}
+
+/// The ratio of figure `name` to figure `reference`, paired by repetition:
+/// both are recorded once per repetition, minutes apart at most and seconds
+/// apart usually, so dividing sample by sample cancels what the machine did
+/// to both (other load, CPU placement) before the median is taken. Returns
+/// the median, min and max of the per-repetition ratios; falls back to the
+/// ratio of medians when the sample counts differ.
+pub fn ratio(figs: &Figures, name: &str, reference: &str) -> Option<(f64, f64, f64)> {
+    let (a, b) = (figs.get(name)?, figs.get(reference)?);
+    if a.samples.len() == b.samples.len() && !a.samples.is_empty() {
+        let r: Vec<f64> = a
+            .samples
+            .iter()
+            .zip(&b.samples)
+            .filter(|(_, y)| **y > 0.0)
+            .map(|(x, y)| x / y)
+            .collect();
+        let (med, min, max) = stats(&r);
+        return med.is_finite().then_some((med, min, max));
+    }
+    let (x, y) = (a.stats().0, b.stats().0);
+    (y > 0.0 && x.is_finite()).then_some((x / y, x / y, x / y))
+}
+
+/// Whether bigger is better for a figure (rates and bandwidths).
+pub fn higher_is_better(figure: &str) -> bool {
+    figure.ends_with(".rate") || figure.ends_with(".bw")
+}
+
+fn fmt_value(unit: &str, v: f64) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    match unit {
+        "req/s" => format!("{:.2}M", v / 1e6),
+        "ns" if v >= 10_000.0 => format!("{:.1}us", v / 1e3),
+        "ns" => format!("{v:.0}ns"),
+        "GB/s" => format!("{v:.2}"),
+        _ => format!("{v:.1}"),
+    }
+}
+
+fn unit_label(unit: &str) -> &str {
+    match unit {
+        "req/s" => "req/s",
+        "ns" => "time",
+        "GB/s" => "GB/s",
+        _ => "/1k req",
+    }
+}
+
+/// The rows of the table: `MODE.FIGURE` suffixes in recording order.
+fn rows(figs: &Figures, impls: &[Impl]) -> Vec<String> {
+    let mut rows: Vec<String> = Vec::new();
+    for f in figs.iter() {
+        for i in impls {
+            if let Some(rest) = f
+                .name
+                .strip_prefix(i.name())
+                .and_then(|r| r.strip_prefix('.'))
+            {
+                if !rows.iter().any(|r| r == rest) {
+                    rows.push(rest.to_owned());
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// Prints the table: one row per figure, one column per contender, each
+/// cell `median [min..max] ratio-to-c-ring`.
+pub fn table(out: &mut impl Write, figs: &Figures, opts: &Options) -> io::Result<()> {
+    let impls = &opts.impls;
+    writeln!(
+        out,
+        "\nxenmq bench: median [min..max] over {} interleaved repetitions, {} ms per run, {}",
+        opts.reps,
+        opts.budget.as_millis(),
+        if opts.pin {
+            "pinned to two CPUs"
+        } else {
+            "not pinned"
+        }
+    )?;
+    writeln!(
+        out,
+        "ratios are to c-ring (median of per-repetition ratios); higher is better for rate and bw,\nlower for p50, p99 and notify\n"
+    )?;
+    write!(out, "{:<22} {:<8}", "figure", "unit")?;
+    for i in impls {
+        write!(out, " {:<31}", i.name())?;
+    }
+    writeln!(out)?;
+    for row in rows(figs, impls) {
+        let reference = format!("c-ring.{row}");
+        let mut line = String::new();
+        let mut unit = "";
+        for i in impls {
+            let cell = match figs.get(&format!("{}.{row}", i.name())) {
+                Some(f) => {
+                    unit = f.unit;
+                    let (med, min, max) = f.stats();
+                    let ratio = match ratio(figs, &f.name, &reference) {
+                        Some((r, _, _)) if *i != Impl::CRing => format!(" {r:.2}x"),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "{} [{}..{}]{ratio}",
+                        fmt_value(f.unit, med),
+                        fmt_value(f.unit, min),
+                        fmt_value(f.unit, max)
+                    )
+                }
+                None => "-".into(),
+            };
+            let _ = write!(line, " {cell:<31}");
+        }
+        writeln!(out, "{row:<22} {:<8}{line}", unit_label(unit))?;
+    }
+    writeln!(out)?;
+    for f in figs.iter().filter(|f| f.name.starts_with("floor.")) {
+        let (med, min, max) = f.stats();
+        writeln!(
+            out,
+            "{:<22} {:<8} {} [{}..{}]",
+            f.name.trim_start_matches("floor."),
+            unit_label(f.unit),
+            fmt_value(f.unit, med),
+            fmt_value(f.unit, min),
+            fmt_value(f.unit, max)
+        )?;
+    }
+    Ok(())
+}
+
+/// A target of the issue, evaluated on medians.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// What is asked.
+    pub what: String,
+    /// The measured ratio.
+    pub ratio: f64,
+    /// Whether it is met.
+    pub met: bool,
+}
+
+/// Evaluates the issue's targets on what was measured (paired ratios, see
+/// [`ratio`]).
+pub fn evaluate(figs: &Figures) -> Vec<Target> {
+    let mut t = Vec::new();
+    let mut cmp = |what: String, a: String, b: &str, bound: f64, at_least: bool| {
+        if let Some((ratio, _, _)) = ratio(figs, &a, b) {
+            let met = if at_least {
+                ratio >= bound
+            } else {
+                ratio <= bound
+            };
+            t.push(Target { what, ratio, met });
+        }
+    };
+    let sizes = ["", ".4p"];
+    for contender in ["xenmq-compat", "xenmq-native"] {
+        for s in sizes {
+            for m in ["tput.block", "tput.spin"] {
+                let n = format!("{m}{s}.rate");
+                cmp(
+                    format!("{contender} {n} >= 1.0x c-ring"),
+                    format!("{contender}.{n}"),
+                    &format!("c-ring.{n}"),
+                    1.0,
+                    true,
+                );
+            }
+            for m in ["bulk.block", "bulk.spin"] {
+                let n = format!("{m}{s}.bw");
+                cmp(
+                    format!("{contender} {n} >= 1.0x c-ring"),
+                    format!("{contender}.{n}"),
+                    &format!("c-ring.{n}"),
+                    1.0,
+                    true,
+                );
+            }
+            for m in ["lat.block", "lat.spin"] {
+                let n = format!("{m}{s}.p50");
+                cmp(
+                    format!("{contender} {n} <= 1.0x c-ring"),
+                    format!("{contender}.{n}"),
+                    &format!("c-ring.{n}"),
+                    1.0,
+                    false,
+                );
+            }
+            let n = format!("tput.spin{s}.rate");
+            cmp(
+                format!("{contender} {n} >= 5x socket"),
+                format!("{contender}.{n}"),
+                &format!("socket.{n}"),
+                5.0,
+                true,
+            );
+        }
+    }
+    for s in sizes {
+        let n = format!("tput.spin{s}.rate");
+        cmp(
+            format!("xenmq-native {n} >= 1.5x c-ring"),
+            format!("xenmq-native.{n}"),
+            &format!("c-ring.{n}"),
+            1.5,
+            true,
+        );
+        let n = format!("lat.spin{s}.p50");
+        cmp(
+            format!("xenmq-native {n} <= 2.5x cache-line round trip"),
+            format!("xenmq-native.{n}"),
+            "floor.cacheline.p50",
+            2.5,
+            false,
+        );
+    }
+    t
+}
+
+/// Prints the targets (reported, not asserted).
+pub fn targets(out: &mut impl Write, figs: &Figures) -> io::Result<()> {
+    let t = evaluate(figs);
+    if t.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\ntargets (reported, not asserted):")?;
+    for x in &t {
+        writeln!(
+            out,
+            "  {:<4} {:<58} {:.2}x",
+            if x.met { "met" } else { "MISS" },
+            x.what,
+            x.ratio
+        )?;
+    }
+    let met = t.iter().filter(|x| x.met).count();
+    writeln!(out, "  {met} of {} met", t.len())
+}
+
+fn json_num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "null".into()
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// The figures as a JSON array of `{name, unit, median, min, max}`.
+pub fn json(figs: &Figures) -> String {
+    let mut s = String::from("[\n");
+    let all: Vec<_> = figs.iter().collect();
+    for (k, f) in all.iter().enumerate() {
+        let (med, min, max) = f.stats();
+        let _ = writeln!(
+            s,
+            "  {{\"name\": {}, \"unit\": {}, \"median\": {}, \"min\": {}, \"max\": {}}}{}",
+            json_str(&f.name),
+            json_str(f.unit),
+            json_num(med),
+            json_num(min),
+            json_num(max),
+            if k + 1 == all.len() { "" } else { "," }
+        );
+    }
+    s.push_str("]\n");
+    s
+}
+
+fn color(i: Impl) -> &'static str {
+    match i {
+        Impl::CRing => "#888888",
+        Impl::Compat => "#1f77b4",
+        Impl::Native => "#2ca02c",
+        Impl::NativeSplit => "#98df8a",
+        Impl::Socket => "#d62728",
+    }
+}
+
+/// A horizontal bar chart of the ratios to c-ring (log scale), one group per
+/// figure, whiskers from the min to the max sample.
+pub fn svg(figs: &Figures, opts: &Options) -> String {
+    let others: Vec<Impl> = opts
+        .impls
+        .iter()
+        .copied()
+        .filter(|i| *i != Impl::CRing)
+        .collect();
+    let rows: Vec<String> = rows(figs, &opts.impls)
+        .into_iter()
+        .filter(|r| figs.get(&format!("c-ring.{r}")).is_some())
+        .collect();
+    let (lo, hi) = (-4.0f64, 6.0f64); // log2 range: 1/16x .. 64x
+    let (left, width, bar, gap) = (200.0, 640.0, 9.0, 8.0);
+    let group = bar * others.len().max(1) as f64 + gap;
+    let top = 70.0;
+    let height = top + group * rows.len() as f64 + 40.0;
+    let x = |ratio: f64| {
+        let l = ratio.max(1e-9).log2().clamp(lo, hi);
+        left + (l - lo) / (hi - lo) * width
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">",
+        left + width + 30.0
+    );
+    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let _ = writeln!(
+        s,
+        "<text x=\"10\" y=\"20\" font-size=\"14\">xenmq bench: ratio to c-ring per repetition (log scale; median, whiskers min..max)</text>"
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"10\" y=\"38\">higher is better for rate and bw, lower for p50, p99, notify</text>"
+    );
+    for (k, i) in others.iter().enumerate() {
+        let lx = left + k as f64 * 130.0;
+        let _ = writeln!(
+            s,
+            "<rect x=\"{lx}\" y=\"46\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"55\">{}</text>",
+            color(*i),
+            lx + 14.0,
+            i.name()
+        );
+    }
+    for l in (lo as i32)..=(hi as i32) {
+        let r = 2f64.powi(l);
+        let gx = x(r);
+        let stroke = if l == 0 { "#000" } else { "#ddd" };
+        let _ = writeln!(
+            s,
+            "<line x1=\"{gx}\" y1=\"{top}\" x2=\"{gx}\" y2=\"{}\" stroke=\"{stroke}\"/><text x=\"{gx}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            height - 35.0,
+            height - 22.0,
+            if r >= 1.0 { format!("{r}x") } else { format!("1/{}x", 1.0 / r) }
+        );
+    }
+    for (rk, row) in rows.iter().enumerate() {
+        let y0 = top + rk as f64 * group;
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            left - 6.0,
+            y0 + group / 2.0,
+            json_str(row).trim_matches('"')
+        );
+        let reference = format!("c-ring.{row}");
+        for (k, i) in others.iter().enumerate() {
+            let Some((med, min, max)) = ratio(figs, &format!("{}.{row}", i.name()), &reference)
+            else {
+                continue;
+            };
+            let (x1, xm) = (x(1.0), x(med));
+            let y = y0 + k as f64 * bar;
+            let _ = writeln!(
+                s,
+                "<rect x=\"{}\" y=\"{y}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{} {row}: {:.3}x</title></rect>",
+                x1.min(xm),
+                (xm - x1).abs().max(1.0),
+                bar - 1.0,
+                color(*i),
+                i.name(),
+                med
+            );
+            let _ = writeln!(
+                s,
+                "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>",
+                x(min),
+                y + bar / 2.0,
+                x(max),
+                y + bar / 2.0
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_and_percentiles() {
+        assert_eq!(stats(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(stats(&[4.0, 1.0, 2.0, 3.0]), (2.5, 1.0, 4.0));
+        assert!(stats(&[]).0.is_nan());
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), 50.0);
+        assert_eq!(percentile(&v, 99.0), 99.0);
+        assert_eq!(percentile(&[7], 99.0), 7.0);
+    }
+
+    #[test]
+    fn ratios_are_paired_by_repetition() {
+        let mut f = Figures::default();
+        // Repetition 2 ran on a machine twice as slow for both contenders.
+        for (a, b) in [(20.0, 10.0), (10.0, 5.0), (22.0, 10.0)] {
+            f.add("x.tput.spin.rate".into(), "req/s", a);
+            f.add("c-ring.tput.spin.rate".into(), "req/s", b);
+        }
+        let (med, min, max) = ratio(&f, "x.tput.spin.rate", "c-ring.tput.spin.rate").unwrap();
+        assert_eq!((med, min, max), (2.0, 2.0, 2.2));
+        f.add("c-ring.tput.spin.rate".into(), "req/s", 1.0);
+        let (med, _, _) = ratio(&f, "x.tput.spin.rate", "c-ring.tput.spin.rate").unwrap();
+        assert_eq!(med, 20.0 / 7.5, "unpaired: ratio of medians");
+        assert!(ratio(&f, "nope", "c-ring.tput.spin.rate").is_none());
+    }
+
+    #[test]
+    fn json_has_one_object_per_figure() {
+        let mut f = Figures::default();
+        f.add("c-ring.lat.spin.p50".into(), "ns", 140.0);
+        f.add("c-ring.lat.spin.p50".into(), "ns", 150.0);
+        f.add("floor.memcpy.bw".into(), "GB/s", f64::NAN);
+        let j = json(&f);
+        assert!(j.contains(
+            "{\"name\": \"c-ring.lat.spin.p50\", \"unit\": \"ns\", \"median\": 145, \"min\": 140, \"max\": 150},"
+        ));
+        assert!(j.contains("\"median\": null"));
+        assert_eq!(j.matches("\"name\"").count(), 2);
+    }
+}

@@ -1,0 +1,124 @@
+//! Runs the whole benchmark for real (two processes per run, the C ring.h
+//! contender, the socket, the floors) with tiny budgets, and checks its
+//! outputs: every figure of the issue's naming scheme present in the JSON
+//! with sane values, an SVG, a table with ratios. A contender that answered
+//! wrongly makes the benchmark fail, so this also checks that every
+//! contender carries the stream correctly.
+#![forbid(unsafe_code)]
+
+use std::process::Command;
+
+fn bench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_xenmq-bench"))
+}
+
+/// The value of `"key": ` in one JSON object line of the benchmark's output.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    let pat = format!("\"{key}\": ");
+    let start = line
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + pat.len();
+    let rest = &line[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().trim_matches('"')
+}
+
+#[test]
+fn tiny_full_run_writes_every_figure() {
+    let dir = std::env::temp_dir().join(format!("xenmq-bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, svg) = (dir.join("out.json"), dir.join("out.svg"));
+    let out = bench()
+        .args([
+            "--reps",
+            "2",
+            "--budget-ms",
+            "3",
+            "--spin",
+            "256",
+            "--no-progress",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "benchmark failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("tput.spin.rate"), "{stdout}");
+    assert!(
+        stdout.contains("targets (reported, not asserted)"),
+        "{stdout}"
+    );
+
+    let text = std::fs::read_to_string(&json).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("\"name\"")).collect();
+    let names: Vec<&str> = lines.iter().map(|l| field(l, "name")).collect();
+    for imp in ["c-ring", "xenmq-compat", "xenmq-native", "socket"] {
+        for size in ["", ".4p"] {
+            for (mode, figs) in [
+                ("tput", &["rate", "notify"][..]),
+                ("lat", &["p50", "p99", "notify"][..]),
+                ("bulk", &["bw", "notify"][..]),
+            ] {
+                for wait in ["block", "spin"] {
+                    for fig in figs {
+                        let name = format!("{imp}.{mode}.{wait}{size}.{fig}");
+                        assert!(names.contains(&name.as_str()), "{name} missing from {text}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(names.contains(&"floor.memcpy.bw"));
+    assert!(names.contains(&"floor.cacheline.p50"));
+    for l in &lines {
+        let (med, min, max): (f64, f64, f64) = (
+            field(l, "median").parse().unwrap(),
+            field(l, "min").parse().unwrap(),
+            field(l, "max").parse().unwrap(),
+        );
+        assert!(min <= med && med <= max, "{l}");
+        if field(l, "name").ends_with(".notify") {
+            assert!(min >= 0.0, "{l}");
+        } else {
+            assert!(min > 0.0, "{l}");
+        }
+    }
+    // Blocking waits notify: each latency round trip needs a wake-up.
+    for l in &lines {
+        if field(l, "name") == "c-ring.lat.block.notify" {
+            let v: f64 = field(l, "median").parse().unwrap();
+            assert!(v > 500.0, "{l}");
+        }
+    }
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("xenmq-native") && svg.contains("xenmq-compat"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_options_are_usage_errors() {
+    let out = bench().args(["--only", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown contender"));
+    let out = bench().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--json"));
+}
+
+#[test]
+fn a_bad_peer_spec_is_refused() {
+    let out = bench()
+        .env("XENMQ_BENCH_PEER", "c-ring x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
