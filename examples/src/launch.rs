@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::{Child, ExitCode, Stdio};
 use std::time::Duration;
 
-use xenmq_runtime::device::{self, toolstack};
 use xenmq_runtime::sim::{self, Host};
+use xenmq_runtime::toolstack::{self, Device};
 use xenmq_runtime::xs::Client;
 
 /// What a role's body returns.
@@ -92,18 +92,14 @@ impl Drop for Kill {
 fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
     let dir = run_dir(kind);
     let _ = std::fs::remove_dir_all(&dir);
-    let store = device::sim::store_host();
-    let host = Host::with_store(&dir, store)?;
+    let host = Host::with_xenstored(&dir)?;
     let guest = host.create_domain("guest")?;
     println!("host: simulated Xen host in {}", dir.display());
     println!("host: created domain {guest} (guest); dom0 runs the backend");
     let xs = Client::connect(&dir.join("socket"))?;
-    toolstack::create(&xs, kind, guest, 0, 0)?;
-    println!(
-        "host: device {kind}/0: {} <-> {}",
-        toolstack::frontend_dir(kind, guest, 0),
-        toolstack::backend_dir(kind, 0, guest, 0)
-    );
+    let dev = Device { device_type: kind.into(), id: 0, frontend: guest, backend: 0 };
+    toolstack::attach(&xs, &dev, &[])?;
+    println!("host: device {kind}/0: {} <-> {}", dev.frontend_path(), dev.backend_path());
     let exe = std::env::current_exe()?;
     let back = Kill(
         sim::domain_command(&dir, 0, &exe)

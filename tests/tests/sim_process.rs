@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -80,6 +80,19 @@ impl Drop for Proc {
     }
 }
 
+/// Runs a Debian xenstore client as dom0; whether it succeeded.
+fn xs(dir: &Path, args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .env("XENSTORED_PATH", dir.join("socket"))
+        .env_remove("XENSTORED_RUNDIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run a xenstore client (xenstore-utils installed?)")
+        .success()
+}
+
 struct Fixture {
     host: Host,
     dir: PathBuf,
@@ -89,7 +102,7 @@ impl Fixture {
     fn new(tag: &str) -> Fixture {
         let dir = run_dir(tag);
         Fixture {
-            host: Host::start(&dir).expect("start host"),
+            host: Host::with_xenstored(&dir).expect("start host"),
             dir,
         }
     }
@@ -157,6 +170,20 @@ fn sigkilled_domain_while_its_pages_are_mapped() {
     assert_eq!(f.host.grant(owner.domid, gref).unwrap().maps, 1);
 
     let oid = owner.domid;
+    let base = format!("/local/domain/{oid}");
+    assert!(xs(&f.dir, &["xenstore-exists", &base]));
+    // dom0 watches @releaseDomain (the first line is the watch's own
+    // firing).
+    let mut watch = Command::new("xenstore-watch")
+        .args(["-n", "2", "@releaseDomain"])
+        .env("XENSTORED_PATH", f.dir.join("socket"))
+        .env_remove("XENSTORED_RUNDIR")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("xenstore-watch (xenstore-utils installed?)");
+    let mut events = BufReader::new(watch.stdout.take().unwrap()).lines();
+    assert_eq!(events.next().unwrap().unwrap(), "@releaseDomain");
+
     f.host.kill_domain(oid).unwrap();
     let status = owner.wait();
     assert_eq!(status.signal(), Some(9), "{status:?}");
@@ -172,6 +199,14 @@ fn sigkilled_domain_while_its_pages_are_mapped() {
     assert_eq!(peer.cmd("status"), "Closed");
     assert_eq!(peer.cmd("notify"), "err PeerClosed");
     assert!(!f.dir.join("domain").join(oid.to_string()).exists());
+    // Its Xenstore tree is gone and @releaseDomain fired.
+    assert_eq!(events.next().unwrap().unwrap(), "@releaseDomain");
+    assert!(watch.wait().unwrap().success());
+    assert!(!xs(&f.dir, &["xenstore-exists", &base]));
+    assert!(xs(
+        &f.dir,
+        &["xenstore-exists", &format!("/local/domain/{}", peer.domid)]
+    ));
     assert_eq!(peer.cmd("unmap"), "ok");
 }
 

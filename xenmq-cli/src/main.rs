@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+mod device;
 mod new;
 mod sim;
 
@@ -10,9 +11,12 @@ const USAGE: &str = "usage: xenmq <command> [args]
 
 commands:
   help              this text
-  sim               run the simulated Xen host; create and destroy domains
+  attach            create a custom device's Xenstore directories (as libxl would)
+  detach            ask a device's backend to close, then remove its directories
+  status            list every device in a Xenstore: both ends' states, protocol, ring
   demo [COUNT]      run the echo driver: backend in dom0, frontend in a guest
   bench [options]   xenmq's rings vs C ring.h vs sockets (`xenmq bench --help`)
+  sim               run the simulated Xen host; create and destroy domains
   new NAME --device TYPE
                     write a new driver crate (messages, backend, frontend, test)";
 
@@ -23,10 +27,13 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("bench") => xenmq_bench::main(std::env::args_os().skip(2)),
+        Some("attach") => device::attach(&args[1..]),
+        Some("detach") => device::detach(&args[1..]),
+        Some("status") => device::status(&args[1..]),
+        Some("demo") => xenmq_examples::demo::demo(&["demo"], &args[1..]),
         Some("sim") => sim::main(&args[1..]),
         Some("new") => new::main(&args[1..]),
-        Some("demo") => xenmq_examples::demo::demo(&["demo"], &args[1..]),
-        Some("bench") => xenmq_bench::main(std::env::args_os().skip(2)),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
             ExitCode::from(2)

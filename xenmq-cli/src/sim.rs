@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use xenmq_runtime::sim::xenstored::{Config, Xenstored};
 use xenmq_runtime::sim::{self, Domain, Faults, Host, StoreHost};
 
 pub const USAGE: &str = "usage:
@@ -27,9 +28,10 @@ FAULTS: --seed N --drop PERMILLE --duplicate PERMILLE --delay PERMILLE
 A domain process finds the host through XENMQ_SIM_DIR and XENMQ_SIM_DOMID
 (set by `run`), its Xenstore through XENSTORED_PATH.";
 
-/// The Xenstore server the host runs, if one is built in.
-fn store() -> Option<Arc<dyn StoreHost>> {
-    Some(xenmq_runtime::device::sim::store_host())
+/// The Xenstore server the host runs: the simulator's own, with C
+/// xenstored's default quotas.
+fn store() -> Arc<dyn StoreHost> {
+    Arc::new(Xenstored::new(Config::default()))
 }
 
 struct Args {
@@ -266,17 +268,12 @@ fn serve(dir: PathBuf) -> Result<ExitCode, String> {
     // Block the signals before any thread starts, so they all inherit the
     // mask and the signals wait for `wait_termination` below.
     sim::block_termination().map_err(|e| format!("cannot block signals: {e}"))?;
-    let host = match store() {
-        Some(s) => Host::with_store(&dir, s),
-        None => Host::start(&dir),
-    }
-    .map_err(|e| error_chain(&e))?;
-    let xs = if store().is_some() {
-        format!(", xenstore at {}", dir.join("socket").display())
-    } else {
-        String::from(", no xenstore")
-    };
-    println!("xenmq sim: ready, run dir {}{xs}", dir.display());
+    let host = Host::with_store(&dir, store()).map_err(|e| error_chain(&e))?;
+    println!(
+        "xenmq sim: ready, run dir {}, xenstore at {}",
+        dir.display(),
+        dir.join("socket").display()
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let sig = sim::wait_termination().map_err(|e| format!("waiting for signals: {e}"))?;

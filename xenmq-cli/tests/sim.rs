@@ -85,6 +85,24 @@ fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
     let (ok, id, err) = xenmq(&dir, &["create", "guest-a", "--seed", "5", "--drop", "10"]);
     assert!(ok, "{err}");
     let id = id.trim().to_owned();
+    // Debian's xenstore clients reach dom0's and the guest's Xenstore.
+    let read = |sock: PathBuf, key: &str| {
+        let out = Command::new("xenstore-read")
+            .arg(key)
+            .env("XENSTORED_PATH", sock)
+            .env_remove("XENSTORED_RUNDIR")
+            .output()
+            .expect("xenstore-read (xenstore-utils installed?)");
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    };
+    assert_eq!(read(dir.join("socket"), "/local/domain/0/name"), "Domain-0");
+    let guest_sock = dir.join("domain").join(&id).join("socket");
+    assert_eq!(
+        read(guest_sock.clone(), &format!("/local/domain/{id}/name")),
+        "guest-a"
+    );
+    // A guest cannot read dom0's tree.
+    assert_eq!(read(guest_sock, "/local/domain/0/name"), "");
     assert!(dir.join("domain").join(&id).join("control").exists());
     let (ok, list, _) = xenmq(&dir, &["list"]);
     assert!(ok);
@@ -100,7 +118,8 @@ fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
             "--",
             "sh",
             "-c",
-            "echo $XENMQ_SIM_DOMID $XENSTORED_PATH",
+            "echo $XENMQ_SIM_DOMID $XENSTORED_PATH; \
+             xenstore-read /local/domain/$XENMQ_SIM_DOMID/name",
         ],
     );
     assert!(ok, "{err}");
@@ -110,6 +129,8 @@ fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
         words.next().map(PathBuf::from),
         Some(dir.join("domain").join(&bid).join("socket"))
     );
+    // Its Xenstore is its own domain's.
+    assert_eq!(words.next(), Some("guest-b"), "{out}");
     let (_, list, _) = xenmq(&dir, &["list"]);
     assert!(!list.contains("guest-b"), "{list}");
     // The exit status of the command is passed on.
@@ -162,6 +183,7 @@ fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
     let st = sim.signal("-TERM");
     assert!(st.success(), "{st:?}");
     assert!(!dir.join("control").exists());
+    assert!(!dir.join("socket").exists());
 }
 
 #[test]

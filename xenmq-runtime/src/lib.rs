@@ -12,4 +12,5 @@ pub mod device;
 pub mod kernel;
 pub mod linux;
 pub mod sim;
+pub mod toolstack;
 pub mod xs;

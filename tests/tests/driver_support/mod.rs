@@ -10,7 +10,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use xenmq::grant::DomId;
-use xenmq_runtime::device::{sim as dsim, toolstack};
 use xenmq_runtime::sim::{self, DomainInfo, Host};
 use xenmq_runtime::xs::Client;
 
@@ -31,8 +30,7 @@ impl World {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = dsim::store_host();
-        let host = Host::with_store(&dir, store).expect("start host");
+        let host = Host::with_xenstored(&dir).expect("start host");
         let xs = Client::connect(&dir.join("socket")).expect("dom0 xenstore");
         World { host, dir, xs }
     }
@@ -40,7 +38,24 @@ impl World {
     /// A new guest with device `kind`/0 backed by dom0.
     pub fn guest(&self, kind: &str) -> DomId {
         let id = self.host.create_domain("guest").expect("create domain");
-        toolstack::create(&self.xs, kind, id, 0, 0).expect("create device");
+        let dev = xenmq_runtime::toolstack::Device {
+            device_type: kind.into(),
+            id: 0,
+            frontend: id,
+            backend: 0,
+        };
+        // A domain id may be reused: the backend removes the directory of a
+        // device whose frontend died, which may not have happened yet.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match xenmq_runtime::toolstack::attach(&self.xs, &dev, &[]) {
+                Ok(()) => break,
+                Err(xenmq_runtime::toolstack::Error::Exists(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("create device: {e}"),
+            }
+        }
         id
     }
 

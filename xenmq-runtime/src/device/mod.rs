@@ -12,8 +12,6 @@
 //! - [`sim`] names the simulator's types ([`sim::SimFront`],
 //!   [`sim::SimBack`]) and finds a domain process's host from its
 //!   environment.
-//! - [`toolstack`] creates and removes the Xenstore directories of a
-//!   device, as `xl` does, so that the two ends can meet.
 //!
 //! Each end watches its peer's `state` key and feeds what it sees to the
 //! lifecycle machine of [`xenmq::xenbus`], performing the machine's actions
@@ -38,7 +36,6 @@ mod front;
 mod lifecycle;
 mod many;
 pub mod sim;
-pub mod toolstack;
 
 use std::time::Duration;
 

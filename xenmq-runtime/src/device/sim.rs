@@ -4,8 +4,6 @@
 
 use crate::sim::{self, Domain};
 
-use crate::sim::xenstored::{Config, Xenstored};
-use crate::sim::StoreHost;
 use crate::xs::Client;
 
 use super::{Back, Env, Error, Front};
@@ -61,27 +59,4 @@ pub fn attach(dir: &std::path::Path, domid: u16) -> Result<SimEnv, JoinError> {
     let dom = Domain::connect(dir, domid)?;
     let store = Client::connect(&dom.store_path())?;
     Ok(Env::new(store, dom.clone(), dom))
-}
-
-/// The Xenstore server a simulated host runs for the device tests, the
-/// examples and `xenmq demo`.
-pub fn store_host() -> std::sync::Arc<dyn StoreHost> {
-    std::sync::Arc::new(Xenstored::new(Config::default()))
-}
-
-// Integration of two branches: the host (`sim::host`) serves its Xenstore
-// through `StoreHost`; the in-memory server (`sim::xenstored`) has exactly
-// these three operations.
-impl StoreHost for Xenstored {
-    fn serve(&self, stream: std::os::unix::net::UnixStream, domid: u16) -> std::io::Result<()> {
-        Xenstored::serve(self, stream, domid)
-    }
-
-    fn introduce(&self, domid: u16) {
-        Xenstored::introduce(self, domid)
-    }
-
-    fn release(&self, domid: u16) {
-        Xenstored::release(self, domid)
-    }
 }

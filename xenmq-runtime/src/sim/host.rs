@@ -28,14 +28,18 @@ use std::time::{Duration, Instant};
 
 use xenmq::evtchn::Port;
 use xenmq::grant::{DomId, GrantRef, DOMID_FIRST_RESERVED, PAGE_SIZE};
+use xenmq::store::{self, Store, Tx};
+use xenmq::xenstore::perms::{Access as PermAccess, Perm, Perms};
 
 use crate::sim::fault::{self, Faults};
 use crate::sim::proto::{self, Code, Refusal, Request, Writer};
-use crate::sim::{sys, xs, Error};
+use crate::sim::{sys, Error};
+use crate::xs;
 
 /// What the host needs of a Xenstore server: serve a connection as a
-/// domain, and announce domains coming and going. Implemented by
-/// [`Xenstored`](crate::sim) once it is wired in; any server honouring the
+/// domain, and announce domains coming and going. Implemented by the
+/// simulator's [`Xenstored`](crate::sim::xenstored::Xenstored) (see
+/// [`Host::with_xenstored`]); any server honouring the
 /// `xs_wire.h` protocol will do.
 pub trait StoreHost: Send + Sync + 'static {
     /// Starts serving one connection as `domid` on the server's own
@@ -148,7 +152,7 @@ struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     store: Option<Arc<dyn StoreHost>>,
-    xs: Option<Mutex<xs::Client>>,
+    xs: Option<xs::Client>,
 }
 
 /// A listening socket served by a thread; dropping it stops the thread and
@@ -293,14 +297,15 @@ impl Host {
             Some(store) => {
                 let (ours, theirs) = UnixStream::pair().map_err(Error::Store)?;
                 store.serve(theirs, 0).map_err(Error::Store)?;
-                let mut client = xs::Client::new(ours);
+                let client = xs::Client::from_stream(ours).map_err(Error::Store)?;
+                let store_err = |e: store::Error| Error::Store(io::Error::other(e));
                 client
-                    .write("/local/domain/0/name", "Domain-0")
-                    .map_err(Error::Store)?;
+                    .write(Tx::NONE, "/local/domain/0/name", b"Domain-0")
+                    .map_err(store_err)?;
                 client
-                    .write("/local/domain/0/domid", "0")
-                    .map_err(Error::Store)?;
-                Some(Mutex::new(client))
+                    .write(Tx::NONE, "/local/domain/0/domid", b"0")
+                    .map_err(store_err)?;
+                Some(client)
             }
         };
         let mut state = State::default();
@@ -1081,33 +1086,48 @@ impl Shared {
     /// The tree libxl writes for a new domain: the domain directory owned
     /// by dom0 and readable by the domain, and the nodes the domain writes
     /// (`device`, `data`, `control/shutdown`, ...) owned by the domain.
+    ///
+    /// Written in one transaction, as libxl does, so a watcher never sees
+    /// half a domain.
     fn write_tree(&self, domid: DomId, name: &str) -> io::Result<()> {
         let Some(xs) = &self.xs else { return Ok(()) };
-        let mut xs = xs.lock().unwrap_or_else(|p| p.into_inner());
+        let id = u32::from(domid);
         let base = format!("/local/domain/{domid}");
-        let ro = ["n0".to_owned(), format!("r{domid}")];
-        let ro: Vec<&str> = ro.iter().map(String::as_str).collect();
-        let rw = format!("n{domid}");
-        xs.mkdir(&base)?;
-        xs.set_perms(&base, &ro)?;
-        xs.write(&format!("{base}/name"), name)?;
-        xs.write(&format!("{base}/domid"), &domid.to_string())?;
-        xs.mkdir(&format!("{base}/control"))?;
-        xs.set_perms(&format!("{base}/control"), &ro)?;
-        for node in [
-            "device",
-            "data",
-            "drivers",
-            "feature",
-            "attr",
-            "error",
-            "control/shutdown",
-        ] {
-            let path = format!("{base}/{node}");
-            xs.mkdir(&path)?;
-            xs.set_perms(&path, &[&rw])?;
-        }
-        Ok(())
+        let ro = Perms::from_entries(vec![
+            Perm {
+                id: 0,
+                access: PermAccess::None,
+            },
+            Perm {
+                id,
+                access: PermAccess::Read,
+            },
+        ])
+        .ok_or_else(|| io::Error::other("empty permission list"))?;
+        let rw = Perms::new(id, PermAccess::None);
+        store::transaction(xs, |tx| {
+            xs.mkdir(tx, &base)?;
+            xs.set_perms(tx, &base, &ro)?;
+            xs.write(tx, &format!("{base}/name"), name.as_bytes())?;
+            xs.write(tx, &format!("{base}/domid"), domid.to_string().as_bytes())?;
+            xs.mkdir(tx, &format!("{base}/control"))?;
+            xs.set_perms(tx, &format!("{base}/control"), &ro)?;
+            for node in [
+                "device",
+                "data",
+                "drivers",
+                "feature",
+                "attr",
+                "error",
+                "control/shutdown",
+            ] {
+                let path = format!("{base}/{node}");
+                xs.mkdir(tx, &path)?;
+                xs.set_perms(tx, &path, &rw)?;
+            }
+            Ok(())
+        })
+        .map_err(io::Error::other)
     }
 
     fn destroy(&self, domid: DomId, kill_process: bool) -> Result<(), Refusal> {
@@ -1165,8 +1185,7 @@ impl Shared {
         let _ = std::fs::remove_dir_all(self.domain_dir(domid));
         if let Some(store) = &self.store {
             if let Some(xs) = &self.xs {
-                let mut xs = xs.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = xs.rm(&format!("/local/domain/{domid}"));
+                let _ = xs.rm(Tx::NONE, &format!("/local/domain/{domid}"));
             }
             store.release(domid);
         }

@@ -7,6 +7,13 @@
 //! what they held. [`Domain`] is a domain's side: it implements
 //! [`xenmq::grant::Grants`] and [`xenmq::evtchn::Events`].
 //!
+//! With a Xenstore ([`Host::with_xenstored`], as `xenmq sim` runs it) the
+//! host is also the toolstack: creating a domain introduces it
+//! (`@introduceDomain`) and writes `/local/domain/<domid>` as libxl does;
+//! its death removes that tree and fires `@releaseDomain`. Each domain's
+//! Xenstore socket speaks as that domain, so `XENSTORED_PATH` pointed at it
+//! makes Debian's `xenstore-*` clients (or [`crate::xs::Client`]) a guest's.
+//!
 //! ```text
 //! DIR/control, DIR/socket                      dom0: control, Xenstore
 //! DIR/domain/<domid>/control, .../socket       a guest: control, Xenstore
@@ -57,9 +64,9 @@ pub mod domain;
 pub mod fault;
 pub mod host;
 pub mod proto;
+mod store;
 mod sys;
 pub mod xenstored;
-mod xs;
 
 pub use domain::{
     domain_command, wait_any, Channel, Domain, MappedPages, OutOfBounds, SharedPages, ENV_DIR,
