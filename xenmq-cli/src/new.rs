@@ -216,7 +216,10 @@ fn check_name(name: &str) -> Result<(), String> {
         return bad("is a Rust keyword");
     }
     if RESERVED_NAMES.split_whitespace().any(|n| n == ident) {
-        return bad("is reserved (a standard crate, a cargo directory, a device name, or a crate or module the skeleton uses)");
+        return bad(
+            "is reserved (a standard crate, a cargo directory, a Windows device name, \
+             or a crate or module the skeleton uses)",
+        );
     }
     Ok(())
 }
