@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 mod device;
+mod new;
 mod sim;
 
 const USAGE: &str = "usage: xenmq <command> [args]
@@ -16,7 +17,9 @@ commands:
   status            list every device in a Xenstore: both ends' states, protocol, ring
   demo [COUNT]      run the echo driver: backend in dom0, frontend in a guest
   bench [options]   xenmq's rings vs C ring.h vs sockets (`xenmq bench --help`)
-  sim               run the simulated Xen host; create and destroy domains";
+  sim               run the simulated Xen host; create and destroy domains
+  new NAME --device TYPE
+                    write a new driver crate (messages, backend, frontend, test)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Some("status") => device::status(&args[1..]),
         Some("demo") => xenmq_examples::demo::demo(&["demo"], &args[1..]),
         Some("sim") => sim::main(&args[1..]),
+        Some("new") => new::main(&args[1..]),
         Some(other) => {
             eprintln!("xenmq: unknown command `{other}`\n\n{USAGE}");
             ExitCode::from(2)

@@ -1,0 +1,519 @@
+//! `xenmq new NAME --device TYPE`: writes the skeleton of a split driver
+//! crate — messages, backend, frontend, a launcher running both ends on the
+//! simulator, and a test of real round trips — that builds and passes its
+//! test as generated.
+//!
+//! The files come from `templates/`, with placeholders replaced:
+//! `__CRATE__` (package name), `__LIB__` (its Rust name), `__TYPE__` (the
+//! Xenstore device type), `__PROTO__` (the protocol struct), `__XENMQ__`
+//! and `__XENMQ_RUNTIME__` (dependency paths, as TOML string contents).
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+const USAGE: &str = "usage: xenmq new NAME --device TYPE [--path DIR] [--xenmq-path PATH]
+
+Writes a new split driver crate NAME (in ./NAME, or in DIR) for Xenstore
+device type TYPE: wire messages, backend, frontend, a launcher running both
+ends on the simulator (`cargo run`) and a round-trip test (`cargo test`).
+
+  NAME                the crate's name: a-z, 0-9, `-`, `_`, starting with a letter
+  --device TYPE       the device type: a-z, 0-9, `-`, `_`, starting with a letter,
+                      at most 32 characters
+  --path DIR          where to create the crate (must not exist)
+  --xenmq-path PATH   the xenmq checkout holding xenmq/ and xenmq-runtime/
+                      (default: the one this tool was built from)";
+
+/// The files of a new crate: path in the crate, template.
+const FILES: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("../templates/Cargo.toml.in")),
+    (".gitignore", "/target\n"),
+    ("README.md", include_str!("../templates/README.md.in")),
+    ("src/lib.rs", include_str!("../templates/lib.rs.in")),
+    ("src/wire.rs", include_str!("../templates/wire.rs.in")),
+    ("src/back.rs", include_str!("../templates/back.rs.in")),
+    ("src/front.rs", include_str!("../templates/front.rs.in")),
+    ("src/main.rs", include_str!("../templates/main.rs.in")),
+    ("tests/pair.rs", include_str!("../templates/pair.rs.in")),
+    ("tests/launch.rs", include_str!("../templates/launch.rs.in")),
+];
+
+/// Longest crate name accepted.
+const MAX_NAME: usize = 64;
+/// Longest device type `#[xenmq::protocol]` accepts.
+const MAX_TYPE: usize = 32;
+
+/// Rust keywords (strict, reserved and edition-dependent): not crate names.
+const KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
+    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
+    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
+    "return", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof",
+    "union", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
+
+/// Crate names cargo or the generated code cannot take: the standard
+/// crates, cargo's artifact directories, Windows device names, the crates
+/// the skeleton depends on, and the modules it imports by name.
+const RESERVED_NAMES: &str =
+    "std core alloc proc_macro test build deps examples incremental con prn aux nul com1 \
+     com2 com3 com4 com5 com6 com7 com8 com9 lpt1 lpt2 lpt3 lpt4 lpt5 lpt6 lpt7 lpt8 lpt9 \
+     xenmq xenmq_runtime xenmq_derive xenmq_cli thiserror zerocopy libc driver toolstack";
+
+/// Type names the skeleton defines or imports, and the standard prelude's:
+/// the protocol struct and its `Back`/`Front` types must differ from all of
+/// them. (Enum variants are listed too: harmless, and simpler to check.)
+const TAKEN_TYPES: &str =
+    "Arc AsMut AsRef AtomicBool AtomicU32 Backend Backends BadLength BadOp Box Channel \
+     Child Client Clone Command Copy Debug Default Device Domain Driver Drop Duration Enum Eq Err \
+     Error ExitCode Extend File Fn FnMut FnOnce From Frontend Hash Host Instant Into \
+     IntoIterator Io Iterator JoinHandle Malformed None Now Ok Op Option Ord Ordering \
+     OutOfRange Pair PartialEq PartialOrd PathBuf Protocol Read Refused Relaxed Reply \
+     Request Response Result Self Send SimBack SimFront Sized Some Status Stop String Sync \
+     ToOwned ToString TooLong TryFrom TryInto Unpin Vec Write Xenstore";
+
+/// What `xenmq new` was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Args {
+    name: String,
+    device: String,
+    path: Option<PathBuf>,
+    xenmq_path: Option<PathBuf>,
+}
+
+/// Why `xenmq new` refused or failed.
+#[derive(Debug)]
+enum Error {
+    /// The command line is wrong (exit code 2).
+    Usage(String),
+    /// The target directory exists (exit code 2).
+    Exists(PathBuf),
+    /// Writing the crate failed (exit code 1).
+    Io(PathBuf, io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) => write!(f, "{msg}"),
+            Error::Exists(dir) => write!(
+                f,
+                "`{}` already exists; not overwriting it (choose another NAME or --path)",
+                dir.display()
+            ),
+            Error::Io(path, e) => write!(f, "cannot write `{}`: {e}", path.display()),
+        }
+    }
+}
+
+/// `xenmq new ...`.
+pub fn main(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| matches!(a.as_str(), "-h" | "--help")) {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let result = parse(args).and_then(|a| Ok((generate(&a)?, a)));
+    match result {
+        Ok((dir, a)) => {
+            let shown = dir.display();
+            println!(
+                "created `{}` for device type `{}` in {shown}",
+                a.name, a.device
+            );
+            println!();
+            println!("  cd {shown}");
+            println!("  cargo run     # backend and frontend as two processes on the simulator");
+            println!("  cargo test    # round trips between the two ends");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xenmq new: {e}");
+            match e {
+                Error::Usage(_) => {
+                    eprintln!("\n{USAGE}");
+                    ExitCode::from(2)
+                }
+                Error::Exists(_) => ExitCode::from(2),
+                Error::Io(..) => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<Args, Error> {
+    let usage = |msg: String| Err(Error::Usage(msg));
+    let mut name = None;
+    let mut device = None;
+    let mut path = None;
+    let mut xenmq_path = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let slot = match flag {
+            "--device" => &mut device,
+            "--path" => &mut path,
+            "--xenmq-path" => &mut xenmq_path,
+            f if f.starts_with('-') => return usage(format!("unknown option `{f}`")),
+            _ => {
+                if name.is_some() {
+                    return usage(format!("unexpected argument `{arg}`: one NAME only"));
+                }
+                name = Some(arg.clone());
+                continue;
+            }
+        };
+        let value = match inline.or_else(|| it.next().cloned()) {
+            Some(v) if !v.is_empty() => v,
+            _ => return usage(format!("`{flag}` needs a value")),
+        };
+        if slot.replace(value).is_some() {
+            return usage(format!("`{flag}` given twice"));
+        }
+    }
+    let Some(name) = name else {
+        return usage("missing NAME, the crate's name".into());
+    };
+    let Some(device) = device else {
+        return usage("missing `--device TYPE`, the Xenstore device type".into());
+    };
+    check_name(&name).map_err(Error::Usage)?;
+    check_device(&device).map_err(Error::Usage)?;
+    Ok(Args {
+        name,
+        device,
+        path: path.map(PathBuf::from),
+        xenmq_path: xenmq_path.map(PathBuf::from),
+    })
+}
+
+/// A crate name that cargo accepts and the generated code can use.
+fn check_name(name: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("crate name `{name}` {why}"));
+    if name.is_empty() || name.len() > MAX_NAME {
+        return bad(&format!("must be 1 to {MAX_NAME} characters"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return bad("must start with a lowercase letter (a-z)");
+    }
+    if name.contains('/') {
+        return bad("is a path: give the crate's name, and its directory with `--path DIR`");
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
+    {
+        return bad(&format!(
+            "has {c:?}: use only a-z, 0-9, `-` and `_` (Rust crate names are snake case)"
+        ));
+    }
+    let ident = name.replace('-', "_");
+    if KEYWORDS.contains(&ident.as_str()) {
+        return bad("is a Rust keyword");
+    }
+    if RESERVED_NAMES.split_whitespace().any(|n| n == ident) {
+        return bad(
+            "is reserved (a standard crate, a cargo directory, a Windows device name, \
+             or a crate or module the skeleton uses)",
+        );
+    }
+    Ok(())
+}
+
+/// A Xenstore device type that `#[xenmq::protocol]` accepts.
+fn check_device(device: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("device type `{device}` {why}"));
+    if device.is_empty() || device.len() > MAX_TYPE {
+        return bad(&format!("must be 1 to {MAX_TYPE} characters"));
+    }
+    if !device.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return bad("must start with a lowercase letter (a-z)");
+    }
+    if let Some(c) = device
+        .chars()
+        .find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
+    {
+        return bad(&format!(
+            "has {c:?}: a Xenstore device type uses only a-z, 0-9, `-` and `_`"
+        ));
+    }
+    Ok(())
+}
+
+/// The protocol struct's name: the device type in CamelCase (`vkv` →
+/// `Vkv`, `my-dev` → `MyDev`), or with `Dev` appended where that (or its
+/// `Back`/`Front` types) would clash with a name the skeleton uses.
+fn protocol_name(device: &str) -> String {
+    let mut camel = String::new();
+    for part in device.split(['-', '_']).filter(|p| !p.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            camel.push(first.to_ascii_uppercase());
+            camel.extend(chars);
+        }
+    }
+    let clashes = |p: &str| {
+        [p.to_owned(), format!("{p}Back"), format!("{p}Front")]
+            .iter()
+            .any(|n| TAKEN_TYPES.split_whitespace().any(|t| t == n))
+    };
+    if clashes(&camel) {
+        camel.push_str("Dev");
+    }
+    camel
+}
+
+/// The contents of a TOML basic string holding `s`.
+fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The xenmq checkout to depend on: given, or the one this tool was built
+/// from; it must hold the `xenmq` and `xenmq-runtime` crates.
+fn xenmq_root(given: Option<&Path>) -> Result<PathBuf, Error> {
+    let root = match given {
+        Some(p) => p.to_owned(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    };
+    for krate in ["xenmq", "xenmq-runtime"] {
+        if !root.join(krate).join("Cargo.toml").is_file() {
+            return Err(Error::Usage(format!(
+                "`{}` holds no {krate}/Cargo.toml; pass --xenmq-path with the root of a \
+                 xenmq checkout",
+                root.display()
+            )));
+        }
+    }
+    root.canonicalize()
+        .map_err(|e| Error::Usage(format!("cannot resolve `{}`: {e}", root.display())))
+}
+
+/// The files of the crate, placeholders replaced.
+fn render(name: &str, device: &str, xenmq: &Path) -> Vec<(&'static str, String)> {
+    let proto = protocol_name(device);
+    let lib = name.replace('-', "_");
+    let dep = |krate: &str| toml_str(&xenmq.join(krate).to_string_lossy());
+    FILES
+        .iter()
+        .map(|&(path, template)| {
+            let text = template
+                .replace("__XENMQ_RUNTIME__", &dep("xenmq-runtime"))
+                .replace("__XENMQ__", &dep("xenmq"))
+                .replace("__CRATE__", name)
+                .replace("__LIB__", &lib)
+                .replace("__TYPE__", device)
+                .replace("__PROTO__", &proto);
+            (path, text)
+        })
+        .collect()
+}
+
+fn generate(args: &Args) -> Result<PathBuf, Error> {
+    let dir = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.symlink_metadata().is_ok() {
+        return Err(Error::Exists(dir));
+    }
+    let xenmq = xenmq_root(args.xenmq_path.as_deref())?;
+    let files = render(&args.name, &args.device, &xenmq);
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::Io(parent.to_owned(), e))?;
+    }
+    // `create_dir`, not `create_dir_all`: fails if the directory appeared
+    // since the check above, so nothing is ever overwritten.
+    std::fs::create_dir(&dir).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => Error::Exists(dir.clone()),
+        _ => Error::Io(dir.clone(), e),
+    })?;
+    if let Err(e) = write_files(&dir, &files) {
+        // The directory is ours (created above): leave no half crate.
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    format_sources(&dir, &files);
+    Ok(dir)
+}
+
+fn write_files(dir: &Path, files: &[(&str, String)]) -> Result<(), Error> {
+    for (path, text) in files {
+        let file = dir.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::Io(parent.to_owned(), e))?;
+        }
+        std::fs::write(&file, text).map_err(|e| Error::Io(file.clone(), e))?;
+    }
+    Ok(())
+}
+
+/// Runs rustfmt over the Rust files, so that names of any length leave
+/// them formatted; without rustfmt they stay as the templates have them.
+fn format_sources(dir: &Path, files: &[(&str, String)]) {
+    let sources = files
+        .iter()
+        .filter(|(path, _)| path.ends_with(".rs"))
+        .map(|(path, _)| dir.join(path));
+    let status = Command::new("rustfmt")
+        .args(["--edition", "2021"])
+        .args(sources)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Ok(status) = status {
+        if !status.success() {
+            eprintln!("xenmq new: note: rustfmt failed ({status}); the files are unformatted");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_flags_in_any_order_and_with_equals() {
+        let a = parse(&args(&["--device", "vkv", "my-drv", "--path=/tmp/x"])).unwrap();
+        assert_eq!(a.name, "my-drv");
+        assert_eq!(a.device, "vkv");
+        assert_eq!(a.path, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(a.xenmq_path, None);
+    }
+
+    #[test]
+    fn refuses_bad_command_lines() {
+        for (line, says) in [
+            (&["vkv"][..], "missing `--device TYPE`"),
+            (&["--device", "vkv"][..], "missing NAME"),
+            (&["a", "b", "--device", "vkv"][..], "one NAME only"),
+            (&["a", "--device"][..], "`--device` needs a value"),
+            (&["a", "--device="][..], "`--device` needs a value"),
+            (&["a", "--device", "x", "--device", "y"][..], "given twice"),
+            (
+                &["a", "--device", "x", "--force"][..],
+                "unknown option `--force`",
+            ),
+        ] {
+            match parse(&args(line)) {
+                Err(Error::Usage(msg)) => assert!(msg.contains(says), "{line:?}: {msg}"),
+                other => panic!("{line:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn crate_names() {
+        for ok in ["a", "vkv-driver", "my_drv2", "x-1-y"] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        let long = "a".repeat(MAX_NAME + 1);
+        for (bad, says) in [
+            ("", "1 to 64"),
+            (long.as_str(), "1 to 64"),
+            ("1abc", "lowercase letter"),
+            ("-abc", "lowercase letter"),
+            ("Vkv", "lowercase letter"),
+            ("vKv", "'K'"),
+            ("a b", "' '"),
+            ("a/b", "is a path"),
+            ("a.b", "'.'"),
+            ("é", "lowercase letter"),
+            ("fn", "keyword"),
+            ("self", "keyword"),
+            ("std", "reserved"),
+            ("test", "reserved"),
+            ("build", "reserved"),
+            ("xenmq", "reserved"),
+            ("xenmq-runtime", "reserved"),
+            ("nul", "reserved"),
+        ] {
+            match check_name(bad) {
+                Err(msg) => assert!(msg.contains(says), "{bad:?}: {msg}"),
+                Ok(()) => panic!("{bad:?} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn device_types() {
+        for ok in ["vif", "vbd", "vkv", "my-dev_2", "x9"] {
+            assert_eq!(check_device(ok), Ok(()), "{ok}");
+        }
+        let long = "a".repeat(MAX_TYPE + 1);
+        for (bad, says) in [
+            ("", "1 to 32"),
+            (long.as_str(), "1 to 32"),
+            ("9pfs", "lowercase letter"),
+            ("Vif", "lowercase letter"),
+            ("v/f", "'/'"),
+            ("v f", "' '"),
+            ("vif\n", "'\\n'"),
+        ] {
+            match check_device(bad) {
+                Err(msg) => assert!(msg.contains(says), "{bad:?}: {msg}"),
+                Ok(()) => panic!("{bad:?} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn protocol_names_avoid_clashes() {
+        assert_eq!(protocol_name("vkv"), "Vkv");
+        assert_eq!(protocol_name("my-dev_2"), "MyDev2");
+        assert_eq!(protocol_name("a--b"), "AB");
+        // `Status`, and `Sim` whose `SimFront` the launcher imports.
+        assert_eq!(protocol_name("status"), "StatusDev");
+        assert_eq!(protocol_name("sim"), "SimDev");
+        assert_eq!(protocol_name("self"), "SelfDev");
+    }
+
+    #[test]
+    fn taken_types_cover_the_templates() {
+        for (path, template) in FILES.iter().filter(|(p, _)| p.ends_with(".rs")) {
+            let code: Vec<&str> = template
+                .lines()
+                .map(|l| l.split("//").next().unwrap_or(""))
+                .collect();
+            let code = code.join("\n");
+            let words = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            for word in words.filter(|w| !w.contains("__")) {
+                let camel = word.starts_with(|c: char| c.is_ascii_uppercase())
+                    && word.contains(|c: char| c.is_ascii_lowercase());
+                assert!(
+                    !camel || TAKEN_TYPES.split_whitespace().any(|t| t == word),
+                    "{path}: `{word}` is not in TAKEN_TYPES"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn toml_strings_are_escaped() {
+        assert_eq!(toml_str(r#"/a "b"\c"#), r#"/a \"b\"\\c"#);
+        assert_eq!(toml_str("a\tb"), "a\\u0009b");
+    }
+
+    #[test]
+    fn every_placeholder_is_replaced() {
+        for (path, text) in render("my-drv", "my-dev", Path::new("/x")) {
+            assert!(!text.contains("__"), "{path}: {text}");
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! `xenmq new`: the generated driver crate builds, passes its own tests
+//! (round trips between the two ends in one process, and its launcher
+//! running them as two processes), is clippy-clean, rustfmt-formatted and
+//! documents without a warning, as generated; bad names, bad device types
+//! and existing directories are refused with exit code 2.
+//!
+//! The generated crate is built in `target/skeleton-check`, with this
+//! workspace's `Cargo.lock` and `--offline`, so that only the new crate
+//! itself compiles once the dependencies are there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+const XENMQ: &str = env!("CARGO_BIN_EXE_xenmq");
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// A scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xenmq-new-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn xenmq_new(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(XENMQ)
+        .arg("new")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The target directory this test was built in (`.../target`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/new-<hash>
+    exe.ancestors().nth(3).unwrap().to_owned()
+}
+
+/// Runs cargo in `dir` with the shared target directory; panics with its
+/// output if it fails.
+fn cargo(dir: &Path, args: &[&str]) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let start = Instant::now();
+    let out = Command::new(cargo)
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target_dir().join("skeleton-check"))
+        .env_remove("RUSTFLAGS")
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .output()
+        .unwrap();
+    eprintln!("cargo {}: {:.1?}", args.join(" "), start.elapsed());
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo {args:?} failed in {dir:?}:\n{all}"
+    );
+    all
+}
+
+#[test]
+fn generated_crate_builds_passes_its_test_and_lints_clean() {
+    let start = Instant::now();
+    let scratch = Scratch::new("crate");
+    let out = xenmq_new(&scratch.0, &["acme-kv_driver", "--device", "acme-kv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("created `acme-kv_driver`"));
+    let dir = scratch.0.join("acme-kv_driver");
+    for file in [
+        "Cargo.toml",
+        "README.md",
+        "src/lib.rs",
+        "src/wire.rs",
+        "src/back.rs",
+        "src/front.rs",
+        "src/main.rs",
+        "tests/pair.rs",
+        "tests/launch.rs",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("#![forbid(unsafe_code)]"));
+    assert!(lib.contains("name = \"acme-kv\""), "{lib}");
+    assert!(lib.contains("pub struct AcmeKv;"), "{lib}");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let root = Path::new(WORKSPACE).canonicalize().unwrap();
+    let dep = format!("path = \"{}\"", root.join("xenmq").display());
+    assert!(manifest.contains(&dep), "{manifest}");
+    assert!(manifest.contains("\n[workspace]\n"), "{manifest}");
+
+    // Same dependency versions as this workspace, none fetched.
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    cargo(&dir, &["fmt", "--check"]);
+    let test = cargo(&dir, &["test", "--offline"]);
+    // tests/pair.rs: three tests in one process; tests/launch.rs: `cargo
+    // run`, both ends as processes.
+    for (what, result) in [
+        ("pair", "test result: ok. 3 passed; 0 failed"),
+        ("launch", "test result: ok. 1 passed; 0 failed"),
+    ] {
+        assert!(
+            test.contains(result),
+            "tests/{what}.rs did not pass:\n{test}"
+        );
+    }
+    assert!(!test.contains("FAILED"), "{test}");
+    cargo(
+        &dir,
+        &[
+            "clippy",
+            "--offline",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+    cargo(&dir, &["doc", "--offline", "--no-deps"]);
+    eprintln!("generate, test and lint: {:.1?}", start.elapsed());
+}
+
+/// Names that collide with what the skeleton uses still give a crate that
+/// builds: device type `status` (the response's enum) becomes protocol
+/// `StatusDev`, and a one-letter crate name is fine.
+#[test]
+fn clashing_names_build() {
+    let scratch = Scratch::new("clash");
+    let out = xenmq_new(&scratch.0, &["x", "--device", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let dir = scratch.0.join("x");
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("pub struct StatusDev;"), "{lib}");
+    let root = Path::new(WORKSPACE).canonicalize().unwrap();
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    cargo(&dir, &["fmt", "--check"]);
+    cargo(
+        &dir,
+        &[
+            "clippy",
+            "--offline",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+}
+
+#[test]
+fn bad_names_and_types_are_refused() {
+    let scratch = Scratch::new("bad");
+    let long = "a".repeat(65);
+    for (args, says) in [
+        (
+            &["Vkv", "--device", "vkv"][..],
+            "must start with a lowercase letter",
+        ),
+        (
+            &["1vkv", "--device", "vkv"][..],
+            "must start with a lowercase letter",
+        ),
+        (&["v.kv", "--device", "vkv"][..], "has '.'"),
+        (&["drivers/vkv", "--device", "vkv"][..], "is a path"),
+        (
+            &["../escape", "--device", "vkv"][..],
+            "must start with a lowercase",
+        ),
+        (&["fn", "--device", "vkv"][..], "is a Rust keyword"),
+        (&["std", "--device", "vkv"][..], "is reserved"),
+        (&["xenmq", "--device", "vkv"][..], "is reserved"),
+        (
+            &[long.as_str(), "--device", "vkv"][..],
+            "1 to 64 characters",
+        ),
+        (
+            &["drv", "--device", "VKV"][..],
+            "device type `VKV` must start",
+        ),
+        (&["drv", "--device", "v/kv"][..], "has '/'"),
+        (
+            &["drv", "--device", "9pfs"][..],
+            "must start with a lowercase letter",
+        ),
+        (&["drv", "--device", &long[..33]][..], "1 to 32 characters"),
+        (&["drv"][..], "missing `--device TYPE`"),
+        (&["--device", "vkv"][..], "missing NAME"),
+        (&["drv", "--device", "vkv", "--bogus"][..], "unknown option"),
+    ] {
+        let out = xenmq_new(&scratch.0, args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(err.contains("usage: xenmq new"), "{args:?}: {err}");
+    }
+    // Nothing was written.
+    assert_eq!(std::fs::read_dir(&scratch.0).unwrap().count(), 0);
+}
+
+#[test]
+fn existing_directories_are_not_overwritten() {
+    let scratch = Scratch::new("exists");
+    let taken = scratch.0.join("drv");
+    std::fs::create_dir(&taken).unwrap();
+    std::fs::write(taken.join("keep"), "mine").unwrap();
+    let out = xenmq_new(&scratch.0, &["drv", "--device", "vkv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("already exists; not overwriting it"));
+    // A file in the way is refused the same way, through --path.
+    let file = scratch.0.join("file");
+    std::fs::write(&file, "mine").unwrap();
+    let out = xenmq_new(
+        &scratch.0,
+        &["drv", "--device", "vkv", "--path", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("already exists"));
+    assert_eq!(std::fs::read_to_string(taken.join("keep")).unwrap(), "mine");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    assert_eq!(std::fs::read_dir(&taken).unwrap().count(), 1);
+}
+
+#[test]
+fn path_and_xenmq_path() {
+    let scratch = Scratch::new("paths");
+    // --path: any directory, parents created; the crate keeps NAME.
+    let at = scratch.0.join("a/b/here");
+    let root = Path::new(WORKSPACE).canonicalize().unwrap();
+    let out = xenmq_new(
+        &scratch.0,
+        &[
+            "drv",
+            "--device",
+            "vkv",
+            "--path",
+            at.to_str().unwrap(),
+            "--xenmq-path",
+            root.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let manifest = std::fs::read_to_string(at.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("name = \"drv\""), "{manifest}");
+    let runtime = format!("path = \"{}\"", root.join("xenmq-runtime").display());
+    assert!(manifest.contains(&runtime), "{manifest}");
+
+    // A --xenmq-path without the crates is refused before anything is
+    // written.
+    let out = xenmq_new(
+        &scratch.0,
+        &["drv2", "--device", "vkv", "--xenmq-path", "/nonexistent"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("holds no xenmq/Cargo.toml"));
+    assert!(!scratch.0.join("drv2").exists());
+}
+
+#[test]
+fn unwritable_paths_fail_with_exit_code_1() {
+    let scratch = Scratch::new("unwritable");
+    let file = scratch.0.join("file");
+    std::fs::write(&file, "mine").unwrap();
+    let under_file = file.join("drv");
+    let out = xenmq_new(
+        &scratch.0,
+        &[
+            "drv",
+            "--device",
+            "vkv",
+            "--path",
+            under_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot write"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+}
