@@ -135,14 +135,17 @@ fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
         line.clear();
     }
     let status = front.wait()?;
-    // The backend stops once its frontend has gone; give it a moment to
-    // say so, then stop it.
+    // The backend stops once its frontend has gone. It gets ample time to
+    // see that and say so (a loaded machine can be slow); one that does
+    // not is a failure, not something to kill quietly.
     let mut back = back;
-    for _ in 0..250 {
-        if back.0.try_wait()?.is_some() {
-            break;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut back_done = false;
+    while !back_done && std::time::Instant::now() < deadline {
+        back_done = back.0.try_wait()?.is_some();
+        if !back_done {
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
     drop(back);
     host.wait_gone(guest, Duration::from_secs(5));
@@ -153,6 +156,9 @@ fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
     }
     if !checked {
         return Err("the frontend exited without closing its device".into());
+    }
+    if !back_done {
+        return Err("the backend did not stop within 30 s of its frontend".into());
     }
     println!("host: done");
     Ok(())
