@@ -20,8 +20,8 @@ device type TYPE: wire messages, backend, frontend, a launcher running both
 ends on the simulator (`cargo run`) and a round-trip test (`cargo test`).
 
   NAME                the crate's name: a-z, 0-9, `-`, `_`, starting with a letter
-  --device TYPE       the device type: a-z, 0-9, `-`, `_`, starting with a letter,
-                      at most 32 characters
+  --device TYPE       the device type: a-z, 0-9, `-`, `_`, starting with a letter
+                      (the protocol's Rust name is made from it), at most 64
   --path DIR          where to create the crate (must not exist)
   --xenmq-path PATH   the xenmq checkout holding xenmq/ and xenmq-runtime/
                       (default: the one this tool was built from)";
@@ -43,7 +43,7 @@ const FILES: &[(&str, &str)] = &[
 /// Longest crate name accepted.
 const MAX_NAME: usize = 64;
 /// Longest device type `#[xenmq::protocol]` accepts.
-const MAX_TYPE: usize = 32;
+const MAX_TYPE: usize = 64;
 
 /// Rust keywords (strict, reserved and edition-dependent): not crate names.
 const KEYWORDS: &[&str] = &[
@@ -458,8 +458,8 @@ mod tests {
         }
         let long = "a".repeat(MAX_TYPE + 1);
         for (bad, says) in [
-            ("", "1 to 32"),
-            (long.as_str(), "1 to 32"),
+            ("", "1 to 64"),
+            (long.as_str(), "1 to 64"),
             ("9pfs", "lowercase letter"),
             ("Vif", "lowercase letter"),
             ("v/f", "'/'"),

@@ -205,7 +205,7 @@ fn bad_names_and_types_are_refused() {
             &["drv", "--device", "9pfs"][..],
             "must start with a lowercase letter",
         ),
-        (&["drv", "--device", &long[..33]][..], "1 to 32 characters"),
+        (&["drv", "--device", &long[..65]][..], "1 to 64 characters"),
         (&["drv"][..], "missing `--device TYPE`"),
         (&["--device", "vkv"][..], "missing NAME"),
         (&["drv", "--device", "vkv", "--bogus"][..], "unknown option"),

@@ -98,13 +98,14 @@ fn pages(cx: &mut Ctxt, lit: &syn::LitInt, what: &str) -> Option<u64> {
     Some(v)
 }
 
+/// The device type rule `xenmq_runtime::toolstack::Device::validate`
+/// applies too: a Xenstore path element such as Xen's own `vbd` or `9pfs`.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 32
+        && name.len() <= 64
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
 }
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -138,8 +139,8 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 cx.error_spanned(
                     lit,
                     format!(
-                        "protocol name {v:?} is not a device type: 1 to 32 characters of \
-                         a-z, 0-9, `-` or `_`, starting with a letter"
+                        "protocol name {v:?} is not a device type: 1 to 64 characters of \
+                         a-z, 0-9, `-` or `_`"
                     ),
                 );
             }
