@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use xenmq_runtime::toolstack::{self, Detached, Device, STATUS_HEADER};
+use xenmq_runtime::toolstack::{self, status_header, Detached, Device};
 use xenmq_runtime::xs::Client;
 
 pub const ATTACH_USAGE: &str =
@@ -251,7 +251,7 @@ pub fn status(args: &[String]) -> ExitCode {
             println!("no devices");
             return Ok(());
         }
-        println!("{STATUS_HEADER}");
+        println!("{}", status_header());
         for d in devices {
             println!("{d}");
         }

@@ -541,6 +541,10 @@ impl fmt::Display for DeviceStatus {
     }
 }
 
-/// The header line matching [`DeviceStatus`]'s `Display`.
-pub const STATUS_HEADER: &str =
-    "TYPE       ID   BE BE-STATE           FE FE-STATE         PROTOCOL         PAGES  EVTCH";
+/// The header line matching [`DeviceStatus`]'s `Display`, column for column.
+pub fn status_header() -> String {
+    format!(
+        "{:<8} {:>4} {:>4} {:<16} {:>4} {:<16} {:<16} {:>5} {:>6}",
+        "TYPE", "ID", "BE", "BE-STATE", "FE", "FE-STATE", "PROTOCOL", "PAGES", "EVTCH"
+    )
+}
