@@ -48,3 +48,8 @@ cargo test -q -p xenmq-tests --test xen_e2e -- --nocapture "$xen_e2e" 2>&1 |
 
 step "cargo test --workspace"
 cargo test --workspace --no-fail-fast -- --skip "$xen_e2e" 2>&1 | tee target/test.log
+
+# One closing line for the whole run: every cargo test binary's counts, and
+# the real-Xen run's, added up.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
+    target/xen-e2e.log target/test.log
