@@ -181,12 +181,7 @@ where
 
     fn check_refused(&mut self) {
         if let Some(why) = self.ends.refused.take() {
-            let _ = self.lc.store.write(
-                xenmq::store::Tx::NONE,
-                &format!("{}/error", self.lc.own_dir),
-                why.as_bytes(),
-            );
-            self.lc.close(&mut self.ends);
+            self.lc.refuse(&why, &mut self.ends);
         }
     }
 

@@ -104,6 +104,21 @@ impl<S: Store> Lifecycle<S> {
         self.feed(Event::Close, end);
     }
 
+    /// Says in this end's `error` node why it refuses the device (a driver
+    /// hook said no, or the peer corrupted the ring), then closes it.
+    pub(crate) fn refuse(&mut self, why: &str, end: &mut dyn Perform) {
+        self.write_error(why);
+        self.close(end);
+    }
+
+    /// Writes this end's `error` node. A failure leaves only the message
+    /// unwritten: the state the peer watches still says what happened.
+    fn write_error(&self, msg: &str) {
+        let _ = self
+            .store
+            .write(Tx::NONE, &self.path("error"), msg.as_bytes());
+    }
+
     /// Removes the watch.
     pub(crate) fn stop(&mut self) {
         let _ = self
@@ -192,9 +207,7 @@ impl<S: Store> Lifecycle<S> {
                 Some(Event::KeysRead(k))
             }
             Action::WriteError(msg) => {
-                let _ = self
-                    .store
-                    .write(Tx::NONE, &self.path("error"), msg.as_bytes());
+                self.write_error(&msg);
                 None
             }
             other => {
