@@ -78,7 +78,12 @@ impl Books {
 }
 
 fn identity() -> Identity {
-    Identity { name: "vkv".into(), version: 1, fingerprint: 0x0123_4567_89ab_cdef }
+    Identity {
+        name: "vkv".into(),
+        version: 1,
+        fingerprint: 0x0123_4567_89ab_cdef,
+        ring: Default::default(),
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -91,12 +91,9 @@ pub enum Error {
     /// A system call failed.
     #[error("system call failed")]
     Io(#[from] std::io::Error),
-    /// The ring.h-compatible ring reported an error.
-    #[error("ring.h-compatible ring")]
+    /// A ring reported an error.
+    #[error("ring")]
     Ring(#[from] xenmq::ring::Error),
-    /// The native ring reported an error.
-    #[error("native ring")]
-    Native(#[from] native::Error),
     /// A shared-memory access was out of bounds.
     #[error("shared memory")]
     Shm(#[from] xenmq::shm::Error),

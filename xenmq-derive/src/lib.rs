@@ -79,7 +79,11 @@ mod protocol;
 /// `request` and `response` (`#[xenmq::message]` structs, required),
 /// `ring_pages` (default 1) and `max_ring_pages` (default `ring_pages`),
 /// powers of two up to 16; `pool_pages`, the persistent-grant buffer pool
-/// (default 0, at most 256); `id`, the `u64` field both messages carry the
+/// (default 0, at most 256); `layout`, the ring layout: `compat` (the
+/// default, byte-compatible with `xen/io/ring.h`, for protocols shared with
+/// C drivers) or `native` (`xenmq::ring::native`, faster, for protocols
+/// with xenmq at both ends; both ends publish it and refuse a peer using
+/// the other); `id`, the `u64` field both messages carry the
 /// request id in (default `id`); `frontend_config` and `backend_config`,
 /// `#[derive(XenstoreConfig)]` structs of the keys each end publishes
 /// (default none). The layout fingerprint combines the two messages'.

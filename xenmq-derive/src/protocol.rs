@@ -23,6 +23,7 @@ struct Args {
     ring_pages: Option<syn::LitInt>,
     max_ring_pages: Option<syn::LitInt>,
     pool_pages: Option<syn::LitInt>,
+    layout: Option<syn::Ident>,
     id: Option<syn::Ident>,
     frontend_config: Option<syn::Type>,
     backend_config: Option<syn::Type>,
@@ -54,14 +55,15 @@ fn parse_args(cx: &mut Ctxt, attr: TokenStream) -> Args {
             "ring_pages" => set(d, &mut a.ring_pages, &key, value.parse()?),
             "max_ring_pages" => set(d, &mut a.max_ring_pages, &key, value.parse()?),
             "pool_pages" => set(d, &mut a.pool_pages, &key, value.parse()?),
+            "layout" => set(d, &mut a.layout, &key, value.parse()?),
             "id" => set(d, &mut a.id, &key, value.parse()?),
             "frontend_config" => set(d, &mut a.frontend_config, &key, value.parse()?),
             "backend_config" => set(d, &mut a.backend_config, &key, value.parse()?),
             _ => {
                 return Err(meta.error(format!(
                     "unknown protocol argument `{ident}`; expected one of name, version, \
-                     request, response, ring_pages, max_ring_pages, pool_pages, id, \
-                     frontend_config, backend_config"
+                     request, response, ring_pages, max_ring_pages, pool_pages, layout, \
+                     id, frontend_config, backend_config"
                 )))
             }
         }
@@ -202,11 +204,27 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         },
         None => 0,
     };
+    let rings = match &args.layout {
+        None => Some(quote!(::xenmq::ring::Compat)),
+        Some(l) if l == "compat" => Some(quote!(::xenmq::ring::Compat)),
+        Some(l) if l == "native" => Some(quote!(::xenmq::ring::Native)),
+        Some(l) => {
+            cx.error_spanned(
+                l,
+                format!(
+                    "unknown ring layout `{l}`: `compat` (xen/io/ring.h's, the default) \
+                     or `native` (xenmq's own, for protocols with xenmq at both ends)"
+                ),
+            );
+            None
+        }
+    };
     if let Some(errors) = cx.finish() {
         // The struct stays, so that uses of it report nothing more.
         return quote! { #errors #input };
     }
-    let (Some(name), Some(request), Some(response)) = (name, request, response) else {
+    let (Some(name), Some(request), Some(response), Some(rings)) = (name, request, response, rings)
+    else {
         return quote! { #input };
     };
     let order = ring.trailing_zeros() as u8;
@@ -236,6 +254,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             const RING_PAGE_ORDER: u8 = #order;
             const MAX_RING_PAGE_ORDER: u8 = #max_order;
             const POOL_PAGES: u32 = #pool;
+            type Rings = #rings;
             type Request = #request;
             type Response = #response;
             type FrontendConfig = #fe_config;

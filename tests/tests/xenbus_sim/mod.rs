@@ -49,6 +49,7 @@ pub fn identity() -> Identity {
         name: "vkv".into(),
         version: 1,
         fingerprint: 0x0123_4567_89ab_cdef,
+        ring: Default::default(),
     }
 }
 

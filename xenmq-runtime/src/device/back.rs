@@ -3,10 +3,10 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use xenmq::driver::{self, Backend, Both, Pool, PoolKeys, Protocol, Server};
+use xenmq::driver::{self, BackRingOf, Backend, Both, Pool, PoolKeys, Protocol, Server};
 use xenmq::evtchn::Events;
 use xenmq::grant::{Access, DomId, Grants, Pages};
-use xenmq::ring::BackRing;
+use xenmq::ring::BackSide;
 use xenmq::store::Store;
 use xenmq::xenbus::{self, Action, Event, Features, Params, State};
 
@@ -106,7 +106,7 @@ impl<P: Protocol, B: Backend<Protocol = P>, G: Grants, E: Events> Ends<P, B, G, 
             h.pool = Some(pool);
         }
         self.driver.connect(&cfg.0).map_err(|r| r.0)?;
-        let ring = BackRing::init(h.ring.region()).map_err(|e| e.to_string())?;
+        let ring = BackRingOf::<P>::attach(h.ring.region()).map_err(|e| e.to_string())?;
         let chan = h.chan.take().ok_or("the port is not bound")?;
         let pool = h.pool.as_ref().map(|p| Pool::new(p.region()));
         self.server.attach(ring, chan, pool);

@@ -3,10 +3,12 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use xenmq::driver::{self, Client, Completion, Frontend, Lease, Pool, PoolKeys, Protocol, Tag};
+use xenmq::driver::{
+    self, Client, Completion, FrontRingOf, Frontend, Lease, Pool, PoolKeys, Protocol, Tag,
+};
 use xenmq::evtchn::{Channel, Events};
 use xenmq::grant::{Access, DomId, Grants, Pages, Shared};
-use xenmq::ring::FrontRing;
+use xenmq::ring::FrontSide;
 use xenmq::store::Store;
 use xenmq::xenbus::{self, Action, Config, Event, Features, Params, State};
 
@@ -18,7 +20,7 @@ struct Held<P: Protocol, G: Grants, C> {
     // Kept for the ring's region (the FrontRing points into it).
     _ring_pages: G::Shared,
     pool: Option<G::Shared>,
-    ring: Option<FrontRing<P::Request, P::Response>>,
+    ring: Option<FrontRingOf<P>>,
     chan: Option<C>,
 }
 
@@ -85,7 +87,7 @@ impl<P: Protocol, F: Frontend<Protocol = P>, G: Grants, E: Events> Ends<P, F, G,
     fn share(&mut self, pages: usize, store: &dyn StoreOps) -> Result<(Vec<u32>, u32), Error> {
         self.held = None;
         let ring_pages = self.grants.share(self.peer, pages, Access::ReadWrite)?;
-        let ring = FrontRing::init(ring_pages.region())?;
+        let ring = FrontRingOf::<P>::init(ring_pages.region())?;
         let pool = match P::POOL_PAGES {
             0 => None,
             n => Some(

@@ -4,9 +4,9 @@
 use core::time::Duration;
 
 use super::table::Table;
-use super::{Backend, Error, Pool, Protocol, Spin};
+use super::{BackRingOf, Backend, Error, Pool, Protocol, Spin};
 use crate::evtchn::Channel;
-use crate::ring::BackRing;
+use crate::ring::BackSide;
 
 /// What [`Backend::handle`] does with a request.
 #[derive(Debug)]
@@ -95,7 +95,7 @@ impl<P: Protocol> Completer<'_, P> {
 }
 
 struct Link<P: Protocol> {
-    ring: BackRing<P::Request, P::Response>,
+    ring: BackRingOf<P>,
     pool: Option<Pool>,
 }
 
@@ -127,7 +127,7 @@ impl<P: Protocol, C: Channel> Server<P, C> {
 
     /// Starts serving `ring` (mapped from the frontend), notifying through
     /// `chan`, with the frontend's buffer `pool`.
-    pub fn attach(&mut self, ring: BackRing<P::Request, P::Response>, chan: C, pool: Option<Pool>) {
+    pub fn attach(&mut self, ring: BackRingOf<P>, chan: C, pool: Option<Pool>) {
         self.waiting.reserve(ring.size());
         self.link = Some((Link { ring, pool }, chan));
     }
@@ -239,7 +239,7 @@ impl<P: Protocol, C: Channel> Server<P, C> {
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, Error> {
         let (link, chan) = self.link.as_mut().ok_or(Error::NotConnected)?;
         let ring = &mut link.ring;
-        if self.spin.run(|| Ok(ring.has_unconsumed_requests()?))? {
+        if self.spin.run(|| Ok(ring.has_requests()?))? {
             return Ok(true);
         }
         if ring.final_check_for_requests()? {

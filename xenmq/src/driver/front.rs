@@ -6,9 +6,9 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use super::table::Table;
-use super::{Error, Lease, Pool, Protocol, Spin};
+use super::{Error, FrontRingOf, Lease, Pool, Protocol, Spin};
 use crate::evtchn::Channel;
-use crate::ring::FrontRing;
+use crate::ring::FrontSide;
 
 /// Names a submitted request; its [`Completion`] carries the same tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,7 +43,7 @@ impl<P: Protocol> core::fmt::Debug for Completion<P> {
 }
 
 struct Link<P: Protocol, C> {
-    ring: FrontRing<P::Request, P::Response>,
+    ring: FrontRingOf<P>,
     chan: C,
     pool: Option<Pool>,
 }
@@ -92,12 +92,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
 
     /// Starts using `ring` (shared with the backend and initialised),
     /// notifying through `chan`, with the buffer `pool`.
-    pub fn attach(
-        &mut self,
-        ring: FrontRing<P::Request, P::Response>,
-        chan: C,
-        pool: Option<Pool>,
-    ) {
+    pub fn attach(&mut self, ring: FrontRingOf<P>, chan: C, pool: Option<Pool>) {
         let size = ring.size();
         self.inflight.reserve(size);
         let want = (size as usize).saturating_mul(2);
@@ -269,7 +264,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
         let Some(link) = self.link.as_mut() else {
             return Ok(());
         };
-        for rsp in link.ring.responses()? {
+        while let Some(rsp) = link.ring.consume_response()? {
             let id = P::response_id(&rsp);
             match self.inflight.remove(id) {
                 Some(slot) => self.ready.push_back(Completion {
@@ -297,7 +292,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<bool, Error> {
         let link = self.link.as_mut().ok_or(Error::NotConnected)?;
         let ring = &mut link.ring;
-        if self.spin.run(|| Ok(ring.has_unconsumed_responses()?))? {
+        if self.spin.run(|| Ok(ring.has_responses()?))? {
             return Ok(true);
         }
         if ring.final_check_for_responses()? {

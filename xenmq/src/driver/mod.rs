@@ -92,6 +92,11 @@ pub trait Protocol: Sized + 'static {
     /// connection (0: none); each page is one [`Lease`] slot.
     const POOL_PAGES: u32;
 
+    /// The ring layout: [`ring::Compat`] (`xen/io/ring.h`'s, the default)
+    /// or [`ring::Native`]. Both ends publish it and refuse a peer using
+    /// the other.
+    type Rings: ring::Rings;
+
     /// A request, frontend to backend.
     type Request: Message;
     /// A response, backend to frontend.
@@ -110,15 +115,28 @@ pub trait Protocol: Sized + 'static {
     /// Sets the id field of a response.
     fn set_response_id(rsp: &mut Self::Response, id: u64);
 
-    /// The name, version and fingerprint both ends publish.
+    /// The name, version, fingerprint and ring layout both ends publish.
     fn identity() -> Identity {
         Identity {
             name: String::from(Self::NAME),
             version: Self::VERSION,
             fingerprint: Self::FINGERPRINT,
+            ring: <Self::Rings as ring::Rings>::KIND,
         }
     }
 }
+
+/// The frontend's ring of protocol `P`, in its layout.
+pub type FrontRingOf<P> = <<P as Protocol>::Rings as ring::Rings>::Front<
+    <P as Protocol>::Request,
+    <P as Protocol>::Response,
+>;
+
+/// The backend's ring of protocol `P`, in its layout.
+pub type BackRingOf<P> = <<P as Protocol>::Rings as ring::Rings>::Back<
+    <P as Protocol>::Request,
+    <P as Protocol>::Response,
+>;
 
 /// A backend driver: answers the requests of one device.
 ///

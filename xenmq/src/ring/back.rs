@@ -149,10 +149,15 @@ impl<Req: Entry, Rsp: Entry> BackRing<Req, Rsp> {
         Ok(Requests { ring: self, prod })
     }
 
-    /// Copies the next request out, if there is one.
+    /// Copies the next request out, if there is one. `req_prod` is read
+    /// (and checked) only once every request seen at the last read has
+    /// been consumed, as [`requests`](Self::requests) does per batch.
     #[inline]
     pub fn consume_request(&mut self) -> Result<Option<Req>, Error> {
-        if self.unconsumed_requests()? == 0 {
+        self.healthy()?;
+        // `req_seen` is the last checked `req_prod`: requests up to it are
+        // valid to copy without reading the peer's index again.
+        if self.req_cons == self.req_seen && self.unconsumed_requests()? == 0 {
             return Ok(None);
         }
         let req = self.shared.read::<Req>(self.req_cons)?;

@@ -200,10 +200,14 @@ impl<Req: Entry, Rsp: Entry> FrontRing<Req, Rsp> {
         Ok(Responses { ring: self, prod })
     }
 
-    /// Copies the next response out, if there is one.
+    /// Copies the next response out, if there is one. `rsp_prod` is read
+    /// (and checked) only once every response seen at the last read has
+    /// been consumed, as [`responses`](Self::responses) does per batch.
     #[inline]
     pub fn consume_response(&mut self) -> Result<Option<Rsp>, Error> {
-        if self.unconsumed_responses()? == 0 {
+        self.healthy()?;
+        // `rsp_seen` is the last checked `rsp_prod`.
+        if self.rsp_cons == self.rsp_seen && self.unconsumed_responses()? == 0 {
             return Ok(None);
         }
         let rsp = self.shared.read::<Rsp>(self.rsp_cons)?;

@@ -127,6 +127,7 @@
 
 mod back;
 mod front;
+mod kind;
 pub mod native;
 #[cfg(test)]
 mod tests;
@@ -138,6 +139,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 pub use back::{BackRing, Requests};
 pub use front::{FrontRing, Responses};
+pub use kind::{BackSide, Compat, FrontSide, Kind, Native, Rings};
 
 use crate::grant::PAGE_SIZE;
 use crate::shm::{self, Region};

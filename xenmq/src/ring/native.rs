@@ -34,8 +34,10 @@
 //! shared area exactly once, into private memory, before anything looks at
 //! them; the peer's producer index is checked before use (a backend that
 //! answers requests never sent, or a frontend with more requests in flight
-//! than slots, is reported as [`Error::PeerOverflow`]); no reference into
-//! the shared area is ever formed (all access goes through [`Region`]).
+//! than slots, is reported as [`Error::PeerOverflow`], and the ring stays
+//! faulted: every later read of the peer's index and every publish returns
+//! the same error); no reference into the shared area is ever formed (all
+//! access goes through [`Region`]).
 #![cfg_attr(
     not(test),
     deny(
@@ -50,7 +52,8 @@ use core::mem::size_of;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use crate::shm::{self, Region};
+use super::Error;
+use crate::shm::Region;
 use crate::sync::Ordering;
 
 const LINE: usize = 64;
@@ -59,47 +62,6 @@ const REQ_EVENT: usize = LINE;
 const RSP_PROD: usize = 2 * LINE;
 const RSP_EVENT: usize = 3 * LINE;
 const HEADER: usize = 4 * LINE;
-
-/// What can go wrong on a native ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// The shared area cannot hold the header and one slot of each kind.
-    #[error("a native ring needs at least {need} bytes, the area has {have}")]
-    TooSmall {
-        /// Bytes needed for one slot.
-        need: usize,
-        /// Bytes available.
-        have: usize,
-    },
-    /// A message type of zero size cannot be carried.
-    #[error("native ring messages must not be zero-sized")]
-    ZeroSized,
-    /// No free request slot: as many requests are in flight as the ring holds.
-    #[error("the ring is full")]
-    Full,
-    /// A response was put with no request consumed to answer.
-    #[error("a response needs a consumed request to answer")]
-    NoRequest,
-    /// The peer published a producer index that no well-behaved peer could.
-    #[error("peer producer index {prod} is beyond what it may publish (consumer at {cons}, {limit} allowed)")]
-    PeerOverflow {
-        /// The index the peer published.
-        prod: u32,
-        /// Our consumer index.
-        cons: u32,
-        /// How many unconsumed entries the peer may have published.
-        limit: u32,
-    },
-    /// A shared-memory access fell outside the area (a local bug).
-    #[error("shared-memory access failed")]
-    Shm(#[source] shm::Error),
-}
-
-impl From<shm::Error> for Error {
-    fn from(e: shm::Error) -> Self {
-        Error::Shm(e)
-    }
-}
 
 /// Where things are in a native ring of a given size and message types.
 /// Both ends compute it from the same inputs, so they agree.
@@ -140,8 +102,13 @@ impl Layout {
     /// The layout of a ring of `Req`/`Rsp` in `bytes` bytes, slots as `slots`.
     pub fn with<Req, Rsp>(bytes: usize, slots: Slots) -> Result<Layout, Error> {
         let (req_size, rsp_size) = (size_of::<Req>(), size_of::<Rsp>());
+        let bad = Error::Layout {
+            size: req_size.max(rsp_size),
+            align: core::mem::align_of::<Req>().max(core::mem::align_of::<Rsp>()),
+            len: bytes,
+        };
         if req_size == 0 || rsp_size == 0 {
-            return Err(Error::ZeroSized);
+            return Err(bad);
         }
         let (req_size, rsp_size) = match slots {
             Slots::Shared => (req_size.max(rsp_size), req_size.max(rsp_size)),
@@ -156,10 +123,7 @@ impl Layout {
             (end <= bytes).then_some(rsp_off)
         };
         let mut n: usize = 1;
-        let mut rsp_off = fits(1).ok_or(Error::TooSmall {
-            need: HEADER.saturating_add(LINE).saturating_add(rsp_size),
-            have: bytes,
-        })?;
+        let mut rsp_off = fits(1).ok_or(bad)?;
         while n < (1 << 30) {
             let Some(bigger) = n.checked_mul(2) else {
                 break;
@@ -219,6 +183,7 @@ pub struct Front<Req, Rsp> {
     notify_due: bool,
     rsp_cons: u32,
     rsp_seen: u32,
+    fault: Option<Error>,
     _msg: PhantomData<fn(Req) -> Rsp>,
 }
 
@@ -232,6 +197,7 @@ pub struct Back<Req, Rsp> {
     notify_due: bool,
     req_cons: u32,
     req_seen: u32,
+    fault: Option<Error>,
     _msg: PhantomData<fn(Req) -> Rsp>,
 }
 
@@ -265,6 +231,7 @@ where
             notify_due: false,
             rsp_cons: 0,
             rsp_seen: 0,
+            fault: None,
             _msg: PhantomData,
         })
     }
@@ -272,6 +239,17 @@ where
     /// The number of slots.
     pub fn size(&self) -> u32 {
         self.layout.slots
+    }
+
+    /// Whether every slot holds a request in flight.
+    #[inline(always)]
+    pub fn is_full(&self) -> bool {
+        self.free_requests() == 0
+    }
+
+    /// The peer fault this ring saw, if any.
+    pub fn fault(&self) -> Option<Error> {
+        self.fault
     }
 
     /// How many more requests may be put before responses are taken.
@@ -291,7 +269,9 @@ where
     #[inline(always)]
     pub fn put_request(&mut self, req: &Req) -> Result<(), Error> {
         if self.free_requests() == 0 {
-            return Err(Error::Full);
+            return Err(Error::Full {
+                size: self.layout.slots,
+            });
         }
         self.region
             .write(self.layout.req_at(self.req_prod_pvt), req)?;
@@ -314,6 +294,9 @@ where
 
     #[inline(always)]
     fn publish_requests(&mut self) -> Result<bool, Error> {
+        if let Some(e) = self.fault {
+            return Err(e);
+        }
         let (old, new) = (self.req_published, self.req_prod_pvt);
         if old == new {
             return Ok(false);
@@ -338,17 +321,22 @@ where
         if self.rsp_cons != self.rsp_seen {
             return Ok(true);
         }
+        if let Some(e) = self.fault {
+            return Err(e);
+        }
         // Acquire (or SeqCst after re-arming): pairs with the backend's
         // SeqCst swap of rsp_prod in `push_responses`, so the response slots
         // it published are visible before we copy them.
         let prod = self.region.load_u32(RSP_PROD, order)?;
         let limit = self.req_prod_pvt.wrapping_sub(self.rsp_cons);
         if prod.wrapping_sub(self.rsp_cons) > limit {
-            return Err(Error::PeerOverflow {
+            let e = Error::PeerOverflow {
                 prod,
                 cons: self.rsp_cons,
-                limit,
-            });
+                max: limit,
+            };
+            self.fault = Some(e);
+            return Err(e);
         }
         // Start fetching every newly published response now (at most
         // `limit`, checked above), so their misses overlap.
@@ -416,6 +404,7 @@ where
             notify_due: false,
             req_cons: 0,
             req_seen: 0,
+            fault: None,
             _msg: PhantomData,
         })
     }
@@ -425,30 +414,41 @@ where
         self.layout.slots
     }
 
+    /// Requests taken and not yet answered.
+    #[inline(always)]
+    pub fn pending_responses(&self) -> u32 {
+        self.req_cons.wrapping_sub(self.rsp_prod_pvt)
+    }
+
+    /// The peer fault this ring saw, if any.
+    pub fn fault(&self) -> Option<Error> {
+        self.fault
+    }
+
     #[inline(always)]
     fn refresh(&mut self, order: Ordering) -> Result<bool, Error> {
         if self.req_cons != self.req_seen {
             return Ok(true);
         }
+        if let Some(e) = self.fault {
+            return Err(e);
+        }
         // Acquire (SeqCst after re-arming): pairs with the frontend's SeqCst
         // swap of req_prod in `push_requests`.
         let prod = self.region.load_u32(REQ_PROD, order)?;
-        // RING_REQUEST_PROD_OVERFLOW: more requests than slots in flight.
+        // RING_REQUEST_PROD_OVERFLOW: more requests than slots in flight;
+        // and a frontend may not move req_prod backwards past what we
+        // consumed.
         let limit = self.layout.slots;
-        if prod.wrapping_sub(self.rsp_prod_pvt) > limit {
-            return Err(Error::PeerOverflow {
+        if prod.wrapping_sub(self.rsp_prod_pvt) > limit || prod.wrapping_sub(self.req_cons) > limit
+        {
+            let e = Error::PeerOverflow {
                 prod,
                 cons: self.req_cons,
-                limit,
-            });
-        }
-        // A frontend may not move req_prod backwards past what we consumed.
-        if prod.wrapping_sub(self.req_cons) > limit {
-            return Err(Error::PeerOverflow {
-                prod,
-                cons: self.req_cons,
-                limit,
-            });
+                max: limit,
+            };
+            self.fault = Some(e);
+            return Err(e);
         }
         // Start fetching every newly published entry now (at most `slots`,
         // checked above), so their cache misses overlap instead of stalling
@@ -492,7 +492,7 @@ where
     #[inline(always)]
     pub fn put_response(&mut self, rsp: &Rsp) -> Result<(), Error> {
         if self.rsp_prod_pvt == self.req_cons {
-            return Err(Error::NoRequest);
+            return Err(Error::NoPendingRequest);
         }
         self.region
             .write(self.layout.rsp_at(self.rsp_prod_pvt), rsp)?;
@@ -514,6 +514,9 @@ where
 
     #[inline(always)]
     fn publish_responses(&mut self) -> Result<bool, Error> {
+        if let Some(e) = self.fault {
+            return Err(e);
+        }
         let (old, new) = (self.rsp_published, self.rsp_prod_pvt);
         if old == new {
             return Ok(false);
@@ -593,7 +596,7 @@ mod tests {
                 id: 99,
                 body: [0; 56]
             }),
-            Err(Error::Full)
+            Err(Error::Full { size: 32 })
         );
         assert!(f.push_requests().unwrap(), "back armed req_event: notify");
         assert!(!f.push_requests().unwrap(), "nothing new: no notify");
@@ -610,7 +613,7 @@ mod tests {
         assert_eq!(n, 32);
         assert_eq!(
             b.put_response(&Rsp { id: 0, status: 0 }),
-            Err(Error::NoRequest)
+            Err(Error::NoPendingRequest)
         );
         // The front never armed rsp_event past 1, so one notify is due.
         assert!(b.push_responses().unwrap());

@@ -291,8 +291,7 @@ impl Backend {
             return Ok(None);
         }
         let id: IdentityKeys = keys.parse(dir)?;
-        self.core
-            .check_identity(&id.xenmq_protocol, id.xenmq_version, id.xenmq_fingerprint)?;
+        self.core.check_identity(&id)?;
         let fe: FrontendKeys = keys.parse(dir)?;
         let max = self.core.params.max_ring_page_order;
         if fe.ring.order() > max {

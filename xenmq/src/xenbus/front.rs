@@ -275,8 +275,7 @@ impl Frontend {
     fn negotiate(&self, keys: Keys) -> Result<Plan, Error> {
         let dir = &self.core.params.peer_dir;
         let id: IdentityKeys = keys.parse(dir)?;
-        self.core
-            .check_identity(&id.xenmq_protocol, id.xenmq_version, id.xenmq_fingerprint)?;
+        self.core.check_identity(&id)?;
         let be: BackendKeys = keys.parse(dir)?;
         self.core.check_features(&keys)?;
         let theirs = u8::try_from(be.max_ring_page_order).unwrap_or(u8::MAX);

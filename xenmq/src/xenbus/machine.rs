@@ -6,9 +6,11 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::config::{self, Fingerprint, Keys, RingRefs};
+use super::published::IdentityKeys;
 use super::{key, Error, Identity, Params, Role, State};
 use crate::evtchn::Port;
 use crate::grant::GrantRef;
+use crate::ring;
 
 /// How often a conflicting transaction is retried before giving up.
 pub(crate) const MAX_COMMIT_ATTEMPTS: u32 = 16;
@@ -373,11 +375,13 @@ impl Core {
                 key::XENMQ_FINGERPRINT.into(),
                 Fingerprint(id.fingerprint).to_string()
             ),
+            (key::XENMQ_RING_LAYOUT.into(), id.ring.name().into()),
         ]
     }
 
     /// Checks the peer's identity against ours.
-    pub fn check_identity(&self, name: &str, version: u32, fp: Fingerprint) -> Result<(), Error> {
+    pub fn check_identity(&self, id: &IdentityKeys) -> Result<(), Error> {
+        let (name, version, fp) = (&id.xenmq_protocol, id.xenmq_version, id.xenmq_fingerprint);
         let ours: &Identity = &self.params.identity;
         let mismatch = |k: &str, what, o: String, t: String| Error::Mismatch {
             path: config::path(&self.params.peer_dir, k),
@@ -386,12 +390,12 @@ impl Core {
             ours: o,
             theirs: t,
         };
-        if name != ours.name {
+        if *name != ours.name {
             return Err(mismatch(
                 key::XENMQ_PROTOCOL,
                 "name",
                 ours.name.clone(),
-                name.into(),
+                name.clone(),
             ));
         }
         if version != ours.version {
@@ -408,6 +412,16 @@ impl Core {
                 "fingerprint",
                 Fingerprint(ours.fingerprint).to_string(),
                 fp.to_string(),
+            ));
+        }
+        let layout = id.xenmq_ring_layout.as_deref();
+        let theirs = layout.map_or(Some(ring::Kind::Compat), ring::Kind::parse);
+        if theirs != Some(ours.ring) {
+            return Err(mismatch(
+                key::XENMQ_RING_LAYOUT,
+                "ring layout",
+                ours.ring.name().into(),
+                layout.unwrap_or(ring::Kind::Compat.name()).into(),
             ));
         }
         Ok(())

@@ -11,10 +11,12 @@
 //! # The handshake
 //!
 //! 1. The backend commits its features, `max-ring-page-order`, the protocol
-//!    identity (`xenmq-protocol`, `xenmq-version`, `xenmq-fingerprint`) and a
-//!    per-incarnation `xenmq-instance`, together with `state` = InitWait.
+//!    identity (`xenmq-protocol`, `xenmq-version`, `xenmq-fingerprint`,
+//!    `xenmq-ring-layout`) and a per-incarnation `xenmq-instance`, together
+//!    with `state` = InitWait.
 //! 2. The frontend, on seeing InitWait, reads those keys, checks the
-//!    identity, picks `min(own max, backend max)` as ring page order, shares
+//!    identity (a different ring layout is a mismatch like a different
+//!    version), picks `min(own max, backend max)` as ring page order, shares
 //!    the ring and allocates an event channel, then commits `ring-ref` (or
 //!    `ring-page-order` + `ring-ref0..N-1`), `event-channel`, `protocol`, its
 //!    features, its identity, its own `xenmq-instance` and
@@ -55,7 +57,7 @@
 //! ```
 //! use xenmq::xenbus::{Action, Event, Frontend, Identity, Params, State};
 //!
-//! let id = Identity { name: "vkv".into(), version: 1, fingerprint: 0x1234 };
+//! let id = Identity { name: "vkv".into(), version: 1, fingerprint: 0x1234, ring: Default::default() };
 //! let params = Params::new("/local/domain/3/device/vkv/0", "/local/domain/0/backend/vkv/3/0", id);
 //! let mut fe = Frontend::new(params, 0x5eed)?;
 //! assert_eq!(fe.handle(Event::Start).actions, [Action::SwitchState(State::Initialising)]);
@@ -111,6 +113,9 @@ pub mod key {
     pub const XENMQ_VERSION: &str = "xenmq-version";
     /// The layout fingerprint of the protocol's messages.
     pub const XENMQ_FINGERPRINT: &str = "xenmq-fingerprint";
+    /// The ring layout (`ring.h` or `native`, [`crate::ring::Kind`]);
+    /// missing means `ring.h`.
+    pub const XENMQ_RING_LAYOUT: &str = "xenmq-ring-layout";
     /// The backend's incarnation.
     pub const XENMQ_INSTANCE: &str = "xenmq-instance";
     /// The backend incarnation a frontend's keys were published for.
@@ -119,7 +124,7 @@ pub mod key {
     pub const XENMQ_FRONTEND_INSTANCE: &str = "xenmq-frontend-instance";
 
     /// Every key the machines write themselves; features may not use them.
-    pub const RESERVED: [&str; 13] = [
+    pub const RESERVED: [&str; 14] = [
         STATE,
         RING_REF,
         RING_PAGE_ORDER,
@@ -130,6 +135,7 @@ pub mod key {
         XENMQ_PROTOCOL,
         XENMQ_VERSION,
         XENMQ_FINGERPRINT,
+        XENMQ_RING_LAYOUT,
         XENMQ_INSTANCE,
         XENMQ_BACKEND_INSTANCE,
         XENMQ_FRONTEND_INSTANCE,
@@ -163,8 +169,8 @@ impl fmt::Display for Role {
     }
 }
 
-/// A protocol's name, version and layout fingerprint, published by both
-/// ends and required to match.
+/// A protocol's name, version, layout fingerprint and ring layout,
+/// published by both ends and required to match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The protocol name (`vkv`).
@@ -173,6 +179,8 @@ pub struct Identity {
     pub version: u32,
     /// A hash of its message layouts (`wire::Message::FINGERPRINT`s combined).
     pub fingerprint: u64,
+    /// The ring layout of its data path.
+    pub ring: crate::ring::Kind,
 }
 
 /// A driver's feature keys: the ones this end writes, and a check of the
@@ -307,7 +315,7 @@ pub enum Error {
     Mismatch {
         /// The peer's key.
         path: String,
-        /// `name`, `version`, `fingerprint` or `abi`.
+        /// `name`, `version`, `fingerprint`, `ring layout` or `abi`.
         what: &'static str,
         /// Which end published `theirs`.
         peer: Role,

@@ -12,6 +12,8 @@ pub(crate) struct IdentityKeys {
     pub xenmq_protocol: String,
     pub xenmq_version: u32,
     pub xenmq_fingerprint: Fingerprint,
+    /// Missing means `ring.h`: the only layout before the key existed.
+    pub xenmq_ring_layout: Option<String>,
 }
 
 /// What a backend publishes with InitWait (besides the driver's features).
