@@ -77,7 +77,10 @@ fn run_frontend<P: Platform>(p: &P, args: &[String]) -> Result {
     let me = p.domid();
     let mut front = Front::<Echo, _, _, _, _>::new(env, 0, EchoFront)?;
     front.connect(Duration::from_secs(10))?;
-    println!("[frontend dom{me}] connected to the backend");
+    println!(
+        "[frontend dom{me}] connected to the backend ({} ring layout)",
+        <Echo as xenmq::driver::Protocol>::identity().ring
+    );
     let pong = front.call(Ping::new(0, b"hello, dom0"), Some(Duration::from_secs(5)))?;
     println!(
         "[frontend dom{me}] ping \"hello, dom0\" -> pong {:?}",

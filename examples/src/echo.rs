@@ -29,8 +29,16 @@ pub struct Pong {
     pub data: [u8; PAYLOAD],
 }
 
-/// The protocol: one ring page, up to four.
-#[xenmq::protocol(name = "echo", version = 1, request = Ping, response = Pong, max_ring_pages = 4)]
+/// The protocol: one ring page, up to four, in xenmq's native ring layout
+/// (both ends are xenmq drivers; no C driver has to read this ring).
+#[xenmq::protocol(
+    name = "echo",
+    version = 1,
+    request = Ping,
+    response = Pong,
+    max_ring_pages = 4,
+    layout = native
+)]
 pub struct Echo;
 
 /// The backend: every ping answered at once with its payload.

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use xenmq::driver::{self, Client, Pool, Server};
+use xenmq::driver::{self, BackRingOf, Client, FrontRingOf, Pool, Protocol, Server};
 use xenmq::evtchn::{Channel as _, Events};
 use xenmq::grant::{Access, Grants, Pages, Shared as _};
 use xenmq::prelude::*;
-use xenmq::ring::{BackRing, FrontRing};
+use xenmq::ring::{BackRing, BackSide, FrontRing, FrontSide};
 use xenmq_runtime::sim::{Domain, Host};
 
 #[xenmq::message]
@@ -35,12 +35,16 @@ pub struct Pong {
 #[xenmq::protocol(name = "dp", request = Ping, response = Pong, pool_pages = 4)]
 pub struct Dp;
 
-/// Echoes `seq`; with a buffer, sums its bytes and writes them back reversed.
-struct Echo;
+/// The same protocol on the native ring layout.
+#[xenmq::protocol(name = "dp", request = Ping, response = Pong, pool_pages = 4, layout = native)]
+pub struct DpNative;
 
-impl Backend for Echo {
-    type Protocol = Dp;
-    fn handle(&mut self, req: Ping, io: &mut Io<'_, Dp>) -> Reply<Pong> {
+/// Echoes `seq`; with a buffer, sums its bytes and writes them back reversed.
+struct Echo<P>(std::marker::PhantomData<P>);
+
+impl<P: Protocol<Request = Ping, Response = Pong>> Backend for Echo<P> {
+    type Protocol = P;
+    fn handle(&mut self, req: Ping, io: &mut Io<'_, P>) -> Reply<Pong> {
         let mut sum = 0;
         if req.len > 0 {
             let mut buf = vec![0u8; (req.len as usize).min(4096)];
@@ -76,19 +80,23 @@ struct Offer {
 }
 
 /// Serves until the frontend's port closes.
-fn backend(dir: PathBuf, fe: u16, offer: mpsc::Receiver<Offer>) -> u64 {
+fn backend<P: Protocol<Request = Ping, Response = Pong>>(
+    dir: PathBuf,
+    fe: u16,
+    offer: mpsc::Receiver<Offer>,
+) -> u64 {
     let dom0 = Domain::connect(&dir, 0).unwrap();
     let o = offer.recv().unwrap();
     let ring = dom0.map(fe, &o.ring, Access::ReadWrite).unwrap();
     let pool = dom0.map(fe, &o.pool, Access::ReadWrite).unwrap();
     let chan = dom0.bind_interdomain(fe, o.port).unwrap();
-    let mut server = Server::<Dp, _>::new();
+    let mut server = Server::<P, _>::new();
     server.attach(
-        BackRing::init(ring.region()).unwrap(),
+        BackRingOf::<P>::attach(ring.region()).unwrap(),
         chan,
         Some(Pool::new(pool.region())),
     );
-    let mut echo = Echo;
+    let mut echo = Echo(std::marker::PhantomData);
     loop {
         server.serve(&mut echo).unwrap();
         match server.wait(Some(Duration::from_millis(50))) {
@@ -105,20 +113,29 @@ fn backend(dir: PathBuf, fe: u16, offer: mpsc::Receiver<Offer>) -> u64 {
 
 #[test]
 fn pipelined_requests_and_bulk_data_across_domains() {
+    pipelined::<Dp>();
+}
+
+#[test]
+fn pipelined_requests_and_bulk_data_on_the_native_ring() {
+    pipelined::<DpNative>();
+}
+
+fn pipelined<P: Protocol<Request = Ping, Response = Pong>>() {
     let dir = run_dir("pipe");
     let host = Host::start(&dir).unwrap();
     let fe_id = host.create_domain("front").unwrap();
     let (tx, rx) = mpsc::channel();
     let d = dir.clone();
-    let back = std::thread::spawn(move || backend(d, fe_id, rx));
+    let back = std::thread::spawn(move || backend::<P>(d, fe_id, rx));
 
     let fe = Domain::connect(&dir, fe_id).unwrap();
     let ring = fe.share(0, 1, Access::ReadWrite).unwrap();
     let pool = fe.share(0, 4, Access::ReadWrite).unwrap();
     let chan = fe.alloc_unbound(0).unwrap();
-    let mut client = Client::<Dp, _>::new();
+    let mut client = Client::<P, _>::new();
     client.attach(
-        FrontRing::init(ring.region()).unwrap(),
+        FrontRingOf::<P>::init(ring.region()).unwrap(),
         chan,
         Some(Pool::new(pool.region())),
     );

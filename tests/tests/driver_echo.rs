@@ -7,6 +7,9 @@
 mod driver_support;
 
 use driver_support::{eventually, field, World};
+use xenmq::driver::Protocol;
+use xenmq::ring::{Kind, Rings};
+use xenmq_examples::echo::Echo;
 
 #[test]
 fn echo_across_processes_and_nothing_leaks() {
@@ -154,6 +157,7 @@ fn a_frontend_of_another_version_or_layout_is_told_why() {
     for (role, what) in [
         ("echo-v2-frontend", "version"),
         ("echo-layout-frontend", "fingerprint"),
+        ("echo-ring-frontend", "ring layout"),
     ] {
         let guest = w.guest("echo");
         let mut front = w.spawn(guest, &[role]);
@@ -183,6 +187,14 @@ fn a_frontend_of_another_version_or_layout_is_told_why() {
     front.expect("summary");
 }
 
+/// Where the backend's producer index is in echo's ring: after req_prod
+/// and req_event in ring.h's header, on the third cache line in the
+/// native layout (see `xenmq::ring::native`).
+const RSP_PROD: u32 = match <<Echo as Protocol>::Rings as Rings>::KIND {
+    Kind::Compat => 8,
+    Kind::Native => 128,
+};
+
 #[test]
 fn a_backend_corrupting_the_ring_is_closed_by_the_frontend() {
     let w = World::new("hostile-be");
@@ -205,7 +217,9 @@ fn a_backend_corrupting_the_ring_is_closed_by_the_frontend() {
         // here: the index is the backend's to write).
         s.spawn(|| {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let _ = w.host.poke(guest, gref, 8, &0x4000_0000u32.to_le_bytes());
+                let _ = w
+                    .host
+                    .poke(guest, gref, RSP_PROD, &0x4000_0000u32.to_le_bytes());
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
         });

@@ -82,6 +82,7 @@ impl Hostile {
             ("xenmq-protocol", be("xenmq-protocol")),
             ("xenmq-version", be("xenmq-version")),
             ("xenmq-fingerprint", be("xenmq-fingerprint")),
+            ("xenmq-ring-layout", be("xenmq-ring-layout")),
             ("xenmq-instance", "4242".to_string()),
             ("xenmq-backend-instance", be("xenmq-instance")),
         ]
@@ -199,7 +200,7 @@ fn hostile_frontends_are_refused_and_the_honest_guest_is_served() {
     let base = dom0(&w);
 
     // (1) Nonsense in the keys.
-    let nonsense: [(&str, &str, &[&str]); 5] = [
+    let nonsense: [(&str, &str, &[&str]); 6] = [
         (
             "ring-ref",
             "banana",
@@ -217,6 +218,11 @@ fn hostile_frontends_are_refused_and_the_honest_guest_is_served() {
             &["xenmq-backend-instance", "\"0x10\""],
         ),
         ("protocol", "x86_32-abi", &["abi mismatch", "x86_32-abi"]),
+        (
+            "xenmq-ring-layout",
+            "ring.h",
+            &["ring layout mismatch", "\"ring.h\""],
+        ),
     ];
     for (key, value, why) in nonsense {
         let mut h = Hostile::new(&w);
@@ -625,6 +631,10 @@ impl<'w> HostileBackend<'w> {
             ("xenmq-protocol", Echo::NAME.to_string()),
             ("xenmq-version", Echo::VERSION.to_string()),
             ("xenmq-fingerprint", format!("{:016x}", Echo::FINGERPRINT)),
+            (
+                "xenmq-ring-layout",
+                Echo::identity().ring.name().to_string(),
+            ),
             ("max-ring-page-order", Echo::MAX_RING_PAGE_ORDER.to_string()),
             ("xenmq-instance", "77".to_string()),
         ]
@@ -718,6 +728,16 @@ fn hostile_backends_are_refused_by_the_frontend() {
             "xenmq-fingerprint",
             "zz",
             &["xenmq-fingerprint", "\"zz\""][..],
+        ),
+        (
+            "xenmq-ring-layout",
+            "ring.h",
+            &["xenmq-ring-layout", "ring layout mismatch"][..],
+        ),
+        (
+            "xenmq-ring-layout",
+            "banana",
+            &["xenmq-ring-layout", "\"banana\""][..],
         ),
     ] {
         let b = HostileBackend::new(&w, 20_000);

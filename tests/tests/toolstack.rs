@@ -140,12 +140,18 @@ fn exercise(dom0: &Path, guest: &dyn Fn() -> PathBuf) {
     assert_eq!(st.backend.state.as_deref(), Some("1"));
     assert_eq!(st.frontend.state.as_deref(), Some("2"));
     assert_eq!(st.backend.error.as_deref(), Some("nothing yet"));
-    assert_eq!(st.protocol.as_deref(), Some("vkv v1"));
+    assert_eq!(st.protocol.as_deref(), Some("vkv v1 ring.h"));
     assert_eq!(st.ring_pages, Some(1));
     assert_eq!(st.event_channel.as_deref(), Some("11"));
+    xs.write(N, &format!("{be}/xenmq-ring-layout"), b"native")
+        .unwrap();
+    let st = toolstack::status(&xs, dev.clone()).expect("status");
+    assert_eq!(st.protocol.as_deref(), Some("vkv v1 native"));
     let line = st.to_string();
     assert!(
-        line.contains("2:InitWait") && line.contains("backend error: nothing yet"),
+        line.contains("vkv v1 native")
+            && line.contains("2:InitWait")
+            && line.contains("backend error: nothing yet"),
         "{line}"
     );
     g.write(N, &format!("{fe}/ring-page-order"), b"2").unwrap();

@@ -29,6 +29,7 @@ fn single_page_handshake_publishes_xen_keys() {
         w.key(Side::Back, "xenmq-fingerprint"),
         Some("0123456789abcdef")
     );
+    assert_eq!(w.key(Side::Back, "xenmq-ring-layout"), Some("ring.h"));
     assert_eq!(w.key(Side::Back, "xenmq-instance"), Some("1"));
     // Frontend: one page is a bare `ring-ref`, no order key.
     let gref = w.granted.iter().next().copied().expect("a grant");
@@ -51,6 +52,7 @@ fn single_page_handshake_publishes_xen_keys() {
         w.key(Side::Front, "xenmq-fingerprint"),
         Some("0123456789abcdef")
     );
+    assert_eq!(w.key(Side::Front, "xenmq-ring-layout"), Some("ring.h"));
     assert_eq!(w.key(Side::Front, "xenmq-backend-instance"), Some("1"));
     assert_eq!(w.key(Side::Front, "xenmq-instance"), Some("1"));
     // The backend's Connected names the frontend it serves.
@@ -82,6 +84,7 @@ fn frontend_publishes_everything_in_one_transaction_with_initialised() {
         "xenmq-protocol",
         "xenmq-version",
         "xenmq-fingerprint",
+        "xenmq-ring-layout",
         "xenmq-backend-instance",
         "xenmq-instance",
     ] {
@@ -305,6 +308,63 @@ fn fingerprint_mismatch_closes_with_an_error_naming_both() {
     assert_eq!(w.state(Side::Front), Some(State::Closed));
     assert_eq!(w.state(Side::Back), Some(State::Closed));
     w.assert_clean();
+}
+
+/// Two ends of one protocol whose ring layouts differ (one built with
+/// `layout = native`) refuse each other, whichever end is native: the
+/// frontend finds it in the backend's InitWait keys before sharing a ring.
+#[test]
+fn ring_layout_mismatch_closes_both_ends_before_a_ring_is_shared() {
+    use xenmq::ring::Kind;
+    for (fe, be) in [(Kind::Native, Kind::Compat), (Kind::Compat, Kind::Native)] {
+        let mut fp = xenbus_sim::front_params(0);
+        fp.identity.ring = fe;
+        let mut bp = xenbus_sim::back_params(0);
+        bp.identity.ring = be;
+        let front = xenmq::xenbus::Frontend::new(fp, 1).unwrap();
+        let back = xenmq::xenbus::Backend::new(bp, 1).unwrap();
+        let mut w = World::with(front, back);
+        w.start();
+        w.run();
+        assert_eq!(w.key(Side::Back, "xenmq-ring-layout"), Some(be.name()));
+        let want = format!(
+            "{BE_DIR}/xenmq-ring-layout: protocol ring layout mismatch: ours is \"{fe}\", \
+             the backend's is \"{be}\""
+        );
+        assert_eq!(w.key(Side::Front, "error"), Some(want.as_str()));
+        assert!(matches!(
+            &w.errors[..],
+            [(
+                Side::Front,
+                Error::Mismatch {
+                    what: "ring layout",
+                    ..
+                }
+            )]
+        ));
+        assert!(w.granted.is_empty(), "no ring was shared");
+        assert_eq!(w.state(Side::Front), Some(State::Closed));
+        assert_eq!(w.state(Side::Back), Some(State::Closed));
+        w.assert_clean();
+    }
+}
+
+/// Both ends native: the handshake is the same, with `native` published.
+#[test]
+fn native_layout_on_both_ends_connects() {
+    let mut fp = xenbus_sim::front_params(2);
+    fp.identity.ring = xenmq::ring::Kind::Native;
+    let mut bp = xenbus_sim::back_params(2);
+    bp.identity.ring = xenmq::ring::Kind::Native;
+    let front = xenmq::xenbus::Frontend::new(fp, 1).unwrap();
+    let back = xenmq::xenbus::Backend::new(bp, 1).unwrap();
+    let mut w = World::with(front, back);
+    w.start();
+    w.run();
+    assert!(w.connected(), "{:?}", w.errors);
+    assert_eq!(w.key(Side::Front, "xenmq-ring-layout"), Some("native"));
+    assert_eq!(w.key(Side::Back, "xenmq-ring-layout"), Some("native"));
+    w.assert_same_ring();
 }
 
 #[test]

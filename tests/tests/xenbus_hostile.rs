@@ -71,6 +71,47 @@ fn backend_rejects(max: u8, k: Keys) -> (Error, String) {
     }
 }
 
+/// A frontend naming another ring layout, or one that does not exist, is
+/// refused with the value it wrote; one that writes none is a ring.h
+/// frontend (the only layout before the key existed) and is served.
+#[test]
+fn ring_layout_other_or_unknown() {
+    for v in ["native", "fast", "", "RING.H"] {
+        let k = with(good_frontend(), &[("xenmq-ring-layout", v)], &[]);
+        let (e, m) = backend_rejects(0, k);
+        assert!(
+            matches!(
+                e,
+                Error::Mismatch {
+                    what: "ring layout",
+                    ..
+                }
+            ),
+            "{v:?}: {e:?}"
+        );
+        assert_eq!(
+            m,
+            format!(
+                "{FE_DIR}/xenmq-ring-layout: protocol ring layout mismatch: ours is \"ring.h\", \
+                 the frontend's is {v:?}"
+            )
+        );
+    }
+    for k in [
+        with(good_frontend(), &[("xenmq-ring-layout", "ring.h")], &[]),
+        with(good_frontend(), &[], &["xenmq-ring-layout"]),
+    ] {
+        let mut b = reading_backend(0);
+        let out = b.handle(Event::KeysRead(k));
+        assert!(out.error.is_none(), "{:?}", out.error);
+        assert!(
+            matches!(out.actions[..], [Action::MapRing { .. }]),
+            "{:?}",
+            out.actions
+        );
+    }
+}
+
 #[test]
 fn ring_page_order_out_of_range() {
     let k = with(

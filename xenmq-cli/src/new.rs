@@ -13,7 +13,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-const USAGE: &str = "usage: xenmq new NAME --device TYPE [--path DIR] [--xenmq-path PATH]
+const USAGE: &str = "usage: xenmq new NAME --device TYPE [--layout compat|native] [--path DIR]
+                 [--xenmq-path PATH]
 
 Writes a new split driver crate NAME (in ./NAME, or in DIR) for Xenstore
 device type TYPE: wire messages, backend, frontend, a launcher running both
@@ -22,6 +23,9 @@ ends on the simulator (`cargo run`) and a round-trip test (`cargo test`).
   NAME                the crate's name: a-z, 0-9, `-`, `_`, starting with a letter
   --device TYPE       the device type: a-z, 0-9, `-`, `_`, starting with a letter
                       (the protocol's Rust name is made from it), at most 64
+  --layout LAYOUT     the ring layout: `compat` (xen/io/ring.h's, the default: a
+                      C driver can be the other end) or `native` (xenmq's own,
+                      faster; both ends must be xenmq drivers)
   --path DIR          where to create the crate (must not exist)
   --xenmq-path PATH   the xenmq checkout holding xenmq/ and xenmq-runtime/
                       (default: the one this tool was built from)";
@@ -79,6 +83,7 @@ const TAKEN_TYPES: &str =
 struct Args {
     name: String,
     device: String,
+    layout: String,
     path: Option<PathBuf>,
     xenmq_path: Option<PathBuf>,
 }
@@ -146,6 +151,7 @@ fn parse(args: &[String]) -> Result<Args, Error> {
     let usage = |msg: String| Err(Error::Usage(msg));
     let mut name = None;
     let mut device = None;
+    let mut layout = None;
     let mut path = None;
     let mut xenmq_path = None;
     let mut it = args.iter();
@@ -156,6 +162,7 @@ fn parse(args: &[String]) -> Result<Args, Error> {
         };
         let slot = match flag {
             "--device" => &mut device,
+            "--layout" => &mut layout,
             "--path" => &mut path,
             "--xenmq-path" => &mut xenmq_path,
             f if f.starts_with('-') => return usage(format!("unknown option `{f}`")),
@@ -183,9 +190,16 @@ fn parse(args: &[String]) -> Result<Args, Error> {
     };
     check_name(&name).map_err(Error::Usage)?;
     check_device(&device).map_err(Error::Usage)?;
+    let layout = layout.unwrap_or_else(|| "compat".into());
+    if !matches!(layout.as_str(), "compat" | "native") {
+        return usage(format!(
+            "`--layout {layout}`: the ring layout is `compat` or `native`"
+        ));
+    }
     Ok(Args {
         name,
         device,
+        layout,
         path: path.map(PathBuf::from),
         xenmq_path: xenmq_path.map(PathBuf::from),
     })
@@ -302,7 +316,7 @@ fn xenmq_root(given: Option<&Path>) -> Result<PathBuf, Error> {
 }
 
 /// The files of the crate, placeholders replaced.
-fn render(name: &str, device: &str, xenmq: &Path) -> Vec<(&'static str, String)> {
+fn render(name: &str, device: &str, layout: &str, xenmq: &Path) -> Vec<(&'static str, String)> {
     let proto = protocol_name(device);
     let lib = name.replace('-', "_");
     let dep = |krate: &str| toml_str(&xenmq.join(krate).to_string_lossy());
@@ -315,6 +329,7 @@ fn render(name: &str, device: &str, xenmq: &Path) -> Vec<(&'static str, String)>
                 .replace("__CRATE__", name)
                 .replace("__LIB__", &lib)
                 .replace("__TYPE__", device)
+                .replace("__LAYOUT__", layout)
                 .replace("__PROTO__", &proto);
             (path, text)
         })
@@ -330,7 +345,7 @@ fn generate(args: &Args) -> Result<PathBuf, Error> {
         return Err(Error::Exists(dir));
     }
     let xenmq = xenmq_root(args.xenmq_path.as_deref())?;
-    let files = render(&args.name, &args.device, &xenmq);
+    let files = render(&args.name, &args.device, &args.layout, &xenmq);
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::Io(parent.to_owned(), e))?;
     }
@@ -393,7 +408,10 @@ mod tests {
         let a = parse(&args(&["--device", "vkv", "my-drv", "--path=/tmp/x"])).unwrap();
         assert_eq!(a.name, "my-drv");
         assert_eq!(a.device, "vkv");
+        assert_eq!(a.layout, "compat");
         assert_eq!(a.path, Some(PathBuf::from("/tmp/x")));
+        let a = parse(&args(&["d", "--device", "v", "--layout=native"])).unwrap();
+        assert_eq!(a.layout, "native");
         assert_eq!(a.xenmq_path, None);
     }
 
@@ -406,6 +424,10 @@ mod tests {
             (&["a", "--device"][..], "`--device` needs a value"),
             (&["a", "--device="][..], "`--device` needs a value"),
             (&["a", "--device", "x", "--device", "y"][..], "given twice"),
+            (
+                &["a", "--device", "x", "--layout", "ring.h"][..],
+                "`--layout ring.h`: the ring layout is `compat` or `native`",
+            ),
             (
                 &["a", "--device", "x", "--force"][..],
                 "unknown option `--force`",
@@ -512,8 +534,13 @@ mod tests {
 
     #[test]
     fn every_placeholder_is_replaced() {
-        for (path, text) in render("my-drv", "my-dev", Path::new("/x")) {
-            assert!(!text.contains("__"), "{path}: {text}");
+        for layout in ["compat", "native"] {
+            for (path, text) in render("my-drv", "my-dev", layout, Path::new("/x")) {
+                assert!(!text.contains("__"), "{path}: {text}");
+                if path == "src/lib.rs" {
+                    assert!(text.contains(&format!("layout = {layout}\n")), "{text}");
+                }
+            }
         }
     }
 }

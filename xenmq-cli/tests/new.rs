@@ -85,7 +85,18 @@ fn cargo(dir: &Path, args: &[&str]) -> String {
 fn generated_crate_builds_passes_its_test_and_lints_clean() {
     let start = Instant::now();
     let scratch = Scratch::new("crate");
-    let out = xenmq_new(&scratch.0, &["acme-kv_driver", "--device", "acme-kv"]);
+    // Native: the generated test then runs xenmq's native ring end to end
+    // (the compat default is rendered and checked by the unit tests).
+    let out = xenmq_new(
+        &scratch.0,
+        &[
+            "acme-kv_driver",
+            "--device",
+            "acme-kv",
+            "--layout",
+            "native",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("created `acme-kv_driver`"));
     let dir = scratch.0.join("acme-kv_driver");
@@ -106,6 +117,7 @@ fn generated_crate_builds_passes_its_test_and_lints_clean() {
     assert!(lib.contains("#![forbid(unsafe_code)]"));
     assert!(lib.contains("name = \"acme-kv\""), "{lib}");
     assert!(lib.contains("pub struct AcmeKv;"), "{lib}");
+    assert!(lib.contains("layout = native\n"), "{lib}");
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
     let root = Path::new(WORKSPACE).canonicalize().unwrap();
     let dep = format!("path = \"{}\"", root.join("xenmq").display());

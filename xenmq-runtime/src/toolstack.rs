@@ -359,8 +359,9 @@ pub struct DeviceStatus {
     pub backend: End,
     /// The frontend's directory.
     pub frontend: End,
-    /// The protocol name and version the ends published (`xenmq-protocol`,
-    /// `xenmq-version`), backend's first.
+    /// The protocol name, version and ring layout the ends published
+    /// (`xenmq-protocol`, `xenmq-version`, `xenmq-ring-layout`), backend's
+    /// first: `vkv v1 ring.h`.
     pub protocol: Option<String>,
     /// Ring pages: from `ring-page-order`, or 1 when a single `ring-ref` is
     /// published.
@@ -465,7 +466,10 @@ pub fn status<S: Store + ?Sized>(store: &S, device: Device) -> Result<DeviceStat
         if let (Some(dir), None) = (&end.path, &protocol) {
             if let Some(name) = key(store, dir, "xenmq-protocol")? {
                 let version = key(store, dir, "xenmq-version")?.unwrap_or_default();
-                protocol = Some(format!("{name} v{version}"));
+                // Missing means ring.h, the only layout before the key.
+                let layout = key(store, dir, "xenmq-ring-layout")?;
+                let layout = layout.as_deref().unwrap_or("ring.h");
+                protocol = Some(format!("{name} v{version} {layout}"));
             }
         }
     }
@@ -521,7 +525,7 @@ impl fmt::Display for DeviceStatus {
         };
         write!(
             f,
-            "{:<8} {:>4} {:>4} {:<16} {:>4} {:<16} {:<16} {:>5} {:>6}",
+            "{:<8} {:>4} {:>4} {:<16} {:>4} {:<16} {:<18} {:>5} {:>6}",
             d.device_type,
             d.id,
             d.backend,
@@ -544,7 +548,7 @@ impl fmt::Display for DeviceStatus {
 /// The header line matching [`DeviceStatus`]'s `Display`, column for column.
 pub fn status_header() -> String {
     format!(
-        "{:<8} {:>4} {:>4} {:<16} {:>4} {:<16} {:<16} {:>5} {:>6}",
+        "{:<8} {:>4} {:>4} {:<16} {:>4} {:<16} {:<18} {:>5} {:>6}",
         "TYPE", "ID", "BE", "BE-STATE", "FE", "FE-STATE", "PROTOCOL", "PAGES", "EVTCH"
     )
 }

@@ -7,6 +7,9 @@
 //!                                     backend restarts; then close and report
 //! driver-domain vkv-backends          serve every vkv device until killed
 //! driver-domain vkv-frontend N        put, get and delete N keys, close
+//! driver-domain echo-v2-frontend    an echo frontend of version 2: refused
+//! driver-domain echo-layout-frontend an echo frontend with other messages: refused
+//! driver-domain echo-ring-frontend  an echo frontend on the other ring layout: refused
 //! driver-domain echo-connect MS        connect device 0 within MS milliseconds,
 //!                                     say "connected" or "refused <why>"; close
 //!                                     on "stop"
@@ -44,6 +47,7 @@ fn main() -> std::process::ExitCode {
         }
         Some("echo-v2-frontend") => mismatched::<EchoV2, _>(V2),
         Some("echo-layout-frontend") => mismatched::<EchoWide, _>(Wide),
+        Some("echo-ring-frontend") => mismatched::<EchoCompat, _>(CompatRing),
         Some("vkv-frontend") => {
             vkv_frontend(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100))
         }
@@ -320,6 +324,22 @@ struct EchoWide;
 struct Wide;
 impl Frontend for Wide {
     type Protocol = EchoWide;
+}
+
+/// The echo protocol on the ring.h-compatible ring (echo's is native):
+/// same name, version and messages, so only the ring layout differs.
+#[xenmq::protocol(
+    name = "echo",
+    version = 1,
+    request = Ping,
+    response = xenmq_examples::echo::Pong,
+    max_ring_pages = 4,
+    layout = compat
+)]
+struct EchoCompat;
+struct CompatRing;
+impl Frontend for CompatRing {
+    type Protocol = EchoCompat;
 }
 
 /// A frontend speaking another protocol than the backend: connecting fails
