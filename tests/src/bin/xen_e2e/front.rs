@@ -94,11 +94,31 @@ fn echo_round_trips<P: Platform>(p: &P) -> Res<()> {
     let env = p.env().map_err(e("env"))?;
     let mut f = Front::<echo::Echo, _, _, _, _>::new(env, 0, EchoFront).map_err(e("front"))?;
     f.connect(CONNECT).map_err(e("connect"))?;
+    // echo is a native-layout protocol: both ends must have said so.
+    let env = p.env().map_err(e("env"))?;
+    let be_dir = env
+        .store
+        .read_string(Tx::NONE, &format!("{}/backend", f.dir()))
+        .map_err(e("read backend"))?;
+    for dir in [f.dir().to_string(), be_dir] {
+        let layout = env
+            .store
+            .read_string(Tx::NONE, &format!("{dir}/xenmq-ring-layout"))
+            .map_err(e("read xenmq-ring-layout"))?;
+        if layout != "native" {
+            return Err(format!(
+                "{dir}/xenmq-ring-layout is {layout:?}, not \"native\""
+            ));
+        }
+    }
     checked_pings::<P>(&mut f, 100)?;
     let start = Instant::now();
     let n = echo::ping(f.client(), 1000, 16).map_err(e("pipelined pings"))?;
     let took = start.elapsed().as_secs_f64();
-    println!("domU: echo: 100 checked round trips, then {n} pipelined (depth 16) in {took:.2} s");
+    println!(
+        "domU: echo (native ring): 100 checked round trips, then {n} pipelined (depth 16) in \
+         {took:.2} s"
+    );
     f.close(CLOSE).map_err(e("close"))
 }
 
