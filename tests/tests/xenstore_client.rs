@@ -201,3 +201,56 @@ fn client_sees_the_connection_close() {
     drop(l);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A transport with no shutdown of its own (`/dev/xen/xenbus`, played here
+/// by one end of a socket pair that nobody shuts down): a plain client's
+/// reader thread stays blocked in `read` after the client is dropped,
+/// holding the transport open; a cancellable client's thread ends with the
+/// client, and every handle of the transport is closed.
+#[test]
+fn a_cancellable_client_ends_its_reader_thread_when_dropped() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    // Whether the client end of the transport is fully closed within
+    // `wait`, as seen from the server end.
+    let closed = |server: &mut UnixStream, wait: Duration| {
+        server.set_read_timeout(Some(wait)).unwrap();
+        matches!(server.read(&mut [0u8; 1]), Ok(0))
+    };
+
+    let (dev, mut server) = UnixStream::pair().unwrap();
+    let plain = Client::new(dev.try_clone().unwrap(), dev).unwrap();
+    drop(plain);
+    assert!(
+        !closed(&mut server, Duration::from_millis(300)),
+        "a plain client's reader still holds the transport"
+    );
+
+    let (dev, mut server) = UnixStream::pair().unwrap();
+    let client = Client::cancellable(dev.try_clone().unwrap(), dev).unwrap();
+    drop(client);
+    assert!(
+        closed(&mut server, Duration::from_secs(10)),
+        "the reader thread ended and closed its handle"
+    );
+}
+
+/// A cancellable client is an ordinary client while it lives: it works
+/// against our server over a socket it cannot shut down itself.
+#[test]
+fn a_cancellable_client_against_our_server() {
+    use std::os::unix::net::UnixStream;
+    let dir = std::env::temp_dir().join(format!("xenmq-xscancel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xs = Xenstored::new(Config::default());
+    let l = xs.listen(&dir.join("dom0"), 0).unwrap();
+    let sock = UnixStream::connect(dir.join("dom0")).unwrap();
+    let c = Client::cancellable(sock.try_clone().unwrap(), sock).unwrap();
+    c.write(Tx::NONE, "/cancel/a", b"1").unwrap();
+    c.watch("/cancel", "w").unwrap();
+    assert_eq!(c.next_event(T).unwrap(), ev("/cancel", "w"));
+    assert_eq!(c.read(Tx::NONE, "/cancel/a").unwrap(), b"1");
+    drop(c);
+    drop(l);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,13 +27,15 @@
 //! let _ = platform::run(Hello);
 //! ```
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
+use xenmq::driver::{Backend, Protocol};
 use xenmq::evtchn::Events;
 use xenmq::grant::{DomId, Grants};
 use xenmq::store::{Store, Tx};
 
-use crate::device::{self, Env};
+use crate::device::{self, Backends, Env};
 use crate::sim::{self, Domain};
 use crate::xs::Client;
 
@@ -103,17 +105,38 @@ pub trait Platform: Clone + Send + 'static {
     const NAME: &'static str;
     /// Its Xenstore connection.
     type Store: Store;
-    /// Its grant table.
-    type Grants: Grants;
-    /// Its event channels.
-    type Events: Events;
+    /// Its grant table (clones share it).
+    type Grants: Grants + Clone;
+    /// Its event channels (clones share them), each with a descriptor to
+    /// poll.
+    type Events: Events<Channel: AsFd> + Clone;
 
     /// This domain's id.
     fn domid(&self) -> DomId;
 
+    /// A new Xenstore connection.
+    fn store(&self) -> Result<Self::Store, device::Error>;
+
     /// A fresh environment for one device end (each end carries its own
     /// Xenstore connection, for its watch).
     fn env(&self) -> Result<EnvOf<Self>, device::Error>;
+
+    /// Every device of protocol `P` this domain backs, served from one
+    /// thread ([`device::Backends`]); `make(frontend, devid)` makes each
+    /// device's driver. Each device gets its own Xenstore connection; the
+    /// grant table and event channels are shared.
+    #[allow(clippy::type_complexity)]
+    fn backends<P, B>(
+        &self,
+        make: impl FnMut(DomId, u32) -> B + 'static,
+    ) -> Result<Backends<P, B, Self::Store, Self::Grants, Self::Events>, device::Error>
+    where
+        P: Protocol,
+        B: Backend<Protocol = P>,
+    {
+        let this = self.clone();
+        Backends::new(self.env()?, move || this.store(), make)
+    }
 }
 
 /// The environment of a device end on platform `P`.
@@ -150,9 +173,12 @@ impl Platform for Sim {
         self.dom.id()
     }
 
+    fn store(&self) -> Result<Client, device::Error> {
+        Ok(Client::connect(&self.dom.store_path())?)
+    }
+
     fn env(&self) -> Result<Env<Client, Domain, Domain>, device::Error> {
-        let store = Client::connect(&self.dom.store_path())?;
-        Ok(Env::new(store, self.dom.clone(), self.dom.clone()))
+        Ok(Env::new(self.store()?, self.dom.clone(), self.dom.clone()))
     }
 }
 
@@ -193,16 +219,19 @@ impl Platform for Xen {
         self.domid
     }
 
-    /// A new `/dev/xen/xenbus` connection per end: its reader thread stays
-    /// until the process exits (see [`crate::linux::Xenbus::client`]), so a
-    /// process makes a bounded number of them.
-    fn env(&self) -> Result<EnvOf<Self>, device::Error> {
-        let store = crate::linux::Xenbus::open()
+    /// A new `/dev/xen/xenbus` connection.
+    fn store(&self) -> Result<Client, device::Error> {
+        crate::linux::Xenbus::open()
             .and_then(crate::linux::Xenbus::client)
             .map_err(|e| device::Error::Setup {
                 path: format!("{}: {e}", crate::linux::Xenbus::PATH),
                 what: "cannot open xenstore",
-            })?;
+            })
+    }
+
+    /// A new `/dev/xen/xenbus` connection per end.
+    fn env(&self) -> Result<EnvOf<Self>, device::Error> {
+        let store = self.store()?;
         let grants = crate::linux::Grants::open(self.domid).map_err(|e| device::Error::Setup {
             path: format!("/dev/xen/gntalloc, /dev/xen/gntdev: {e}"),
             what: "cannot open the grant devices",

@@ -30,6 +30,7 @@ use xenmq_examples::echo::{Echo, EchoBack, EchoFront, Ping};
 use xenmq_examples::vkv::{self, KvBack, KvFront, Vkv};
 use xenmq_runtime::device::sim::{self, SimFront};
 use xenmq_runtime::device::Backends;
+use xenmq_runtime::platform::{Platform, Sim};
 use xenmq_runtime::xs::Client;
 
 type Result = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -68,13 +69,7 @@ fn say(line: &str) {
 }
 
 fn backends<P: Protocol, B: Backend<Protocol = P> + 'static>(make: fn() -> B) -> Result {
-    let env = sim::env()?;
-    let path = env.grants.store_path();
-    let mut all = Backends::<P, B, _, _, _>::new(
-        env,
-        move || Ok(Client::connect(&path)?),
-        move |_, _| make(),
-    )?;
+    let mut all = Sim::from_env()?.backends::<P, B>(move |_, _| make())?;
     say("ready");
     let mut connects: HashMap<(u16, u32), u64> = HashMap::new();
     let mut reported = std::collections::HashSet::new();

@@ -31,6 +31,7 @@ pub struct Backends<P: Protocol, B, S, G: Grants, E: Events> {
     token: String,
     connect: Box<dyn FnMut() -> Result<S, Error>>,
     make: Box<dyn FnMut(DomId, u32) -> B>,
+    only: Box<dyn FnMut(DomId, u32) -> bool>,
     devices: Vec<Back<P, B, S, G, E>>,
     /// Devices whose set-up failed, with why; not retried until they go.
     failed: BTreeMap<(DomId, u32), String>,
@@ -64,9 +65,18 @@ where
             token,
             connect: Box::new(connect),
             make: Box::new(make),
+            only: Box::new(|_, _| true),
             devices: Vec::new(),
             failed: BTreeMap::new(),
         })
+    }
+
+    /// Serves only the devices `keep(frontend, devid)` accepts (by
+    /// default every device of the directory); the others are left alone,
+    /// for another backend to serve.
+    pub fn only(mut self, keep: impl FnMut(DomId, u32) -> bool + 'static) -> Self {
+        self.only = Box::new(keep);
+        self
     }
 
     /// Devices that could not be set up, and why.
@@ -92,7 +102,9 @@ where
             };
             for id in self.list(&format!("{}/{fe}", self.dir)) {
                 if let Ok(devid) = id.parse::<u32>() {
-                    seen.insert((fe_id, devid));
+                    if (self.only)(fe_id, devid) {
+                        seen.insert((fe_id, devid));
+                    }
                 }
             }
         }

@@ -58,6 +58,15 @@ impl Gntalloc {
     }
 }
 
+/// Another handle on the same open device.
+impl<D: GntallocIo> Clone for Gntalloc<D> {
+    fn clone(&self) -> Self {
+        Gntalloc {
+            dev: Arc::clone(&self.dev),
+        }
+    }
+}
+
 impl<D: GntallocIo> Gntalloc<D> {
     /// A handle over any implementation of the device seam.
     pub fn with_device(dev: D) -> Self {
@@ -207,6 +216,15 @@ impl Gntdev {
             source,
         })?;
         Ok(Self::with_device(dev))
+    }
+}
+
+/// Another handle on the same open device.
+impl<D: GntdevIo> Clone for Gntdev<D> {
+    fn clone(&self) -> Self {
+        Gntdev {
+            dev: Arc::clone(&self.dev),
+        }
     }
 }
 

@@ -47,12 +47,24 @@ fn grant_error(e: Error) -> grant::Error {
 }
 
 /// The grant table of this domain through `/dev/xen/gntalloc` and
-/// `/dev/xen/gntdev` (or fakes of them in tests).
+/// `/dev/xen/gntdev` (or fakes of them in tests). Clones share the two open
+/// devices, so that many device ends (a [`crate::device::Backends`]) use
+/// one pair of descriptors.
 #[derive(Debug)]
 pub struct Grants<A: GntallocIo = GntallocDev, B: GntdevIo = GntdevDev> {
     domid: DomId,
     alloc: Gntalloc<A>,
     dev: Gntdev<B>,
+}
+
+impl<A: GntallocIo, B: GntdevIo> Clone for Grants<A, B> {
+    fn clone(&self) -> Self {
+        Grants {
+            domid: self.domid,
+            alloc: self.alloc.clone(),
+            dev: self.dev.clone(),
+        }
+    }
 }
 
 impl Grants {
@@ -216,7 +228,7 @@ fn event_error(e: Error) -> evtchn::Error {
 
 /// Event channels through `/dev/xen/evtchn`: each [`Channel`] has its own
 /// descriptor. `open` is how a channel gets its device (a fake in tests).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Events<F = fn() -> io::Result<EvtchnDev>> {
     open: F,
 }

@@ -43,12 +43,12 @@ impl Xenbus {
             .map_err(dev_err("dup of /dev/xen/xenbus"))
     }
 
-    /// A Xenstore client over this connection. Its reader thread stays
-    /// blocked in `read` after the client is dropped (the device has no
-    /// shutdown), until the process exits: open one client per process.
+    /// A Xenstore client over this connection. The device has no shutdown,
+    /// so its reader thread also polls a socket the client closes when it
+    /// is dropped ([`Client::cancellable`]): the thread ends with it.
     pub fn client(self) -> Result<Client> {
         let reader = self.try_clone()?;
-        Client::new(reader, self).map_err(dev_err("start of the Xenstore client"))
+        Client::cancellable(reader, self).map_err(dev_err("start of the Xenstore client"))
     }
 }
 

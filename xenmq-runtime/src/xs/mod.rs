@@ -18,6 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -65,7 +66,43 @@ impl Inner {
 /// A connection to a Xenstore server.
 pub struct Client {
     inner: Arc<Inner>,
+    /// Closed with the client, which ends the reader thread: the socket
+    /// (shut down both ways) or the cancel end of [`Cancellable`].
     shutdown: Option<UnixStream>,
+}
+
+/// A reader that waits for its transport or for a cancel socket, whichever
+/// is readable first: once the other end of the cancel socket is closed it
+/// reports end of file. For transports with no shutdown of their own
+/// (`/dev/xen/xenbus`), so that the reader thread ends with the client.
+struct Cancellable<R> {
+    reader: R,
+    cancel: UnixStream,
+}
+
+impl<R: Read + AsFd> Read for Cancellable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        loop {
+            let mut fds = [
+                PollFd::new(&self.cancel, PollFlags::IN),
+                PollFd::new(&self.reader, PollFlags::IN),
+            ];
+            match poll(&mut fds, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if !fds[0].revents().is_empty() {
+                // The client is gone (or the cancel socket broke): nobody
+                // waits for what the transport may still say.
+                return Ok(0);
+            }
+            if !fds[1].revents().is_empty() {
+                return self.reader.read(buf);
+            }
+        }
+    }
 }
 
 impl Client {
@@ -105,6 +142,21 @@ impl Client {
             inner,
             shutdown: None,
         })
+    }
+
+    /// As [`new`](Client::new), for a transport that cannot be shut down
+    /// from another thread (`/dev/xen/xenbus`): the reader thread waits on
+    /// the transport and on a socket the client closes when dropped, so it
+    /// ends with the client instead of staying blocked in `read`.
+    pub fn cancellable<R, W>(reader: R, writer: W) -> io::Result<Client>
+    where
+        R: Read + AsFd + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        let (mine, cancel) = UnixStream::pair()?;
+        let mut c = Client::new(Cancellable { reader, cancel }, writer)?;
+        c.shutdown = Some(mine);
+        Ok(c)
     }
 
     /// Watch events dropped because the queue was full.

@@ -5,8 +5,10 @@
 //! the simulator.
 //!
 //! dom0 attaches the devices with `toolstack::attach` (xl knows nothing of
-//! our device types) and serves each with a `Back` in its own thread until
-//! the domU writes `data/xen-e2e/done`. The domU runs the scenarios in
+//! our device types) and serves them until the domU writes
+//! `data/xen-e2e/done`: vkv and the disk with a `Back` in a thread each,
+//! echo/1..3 (the `kill`, `hostile` and bystander devices) all from one
+//! thread with `device::Backends`, sleeping on their event channels at once. The domU runs the scenarios in
 //! order, each printing `PASS name` or `FAIL name: why`:
 //!
 //! - `echo`: round trips, every payload checked, against the echo
