@@ -2,5 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod cc;
+pub mod ours;
 pub mod ref_xenstored;
 pub mod wire;

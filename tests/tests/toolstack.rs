@@ -10,9 +10,9 @@ use std::time::Duration;
 use xenmq::store::{Errno, Store, Tx};
 use xenmq::xenstore::perms::Perms;
 use xenmq::xenstore::MsgType;
-use xenmq_runtime::sim::xenstored::{Config, Xenstored};
 use xenmq_runtime::toolstack::{self, Detached, Device, Error};
 use xenmq_runtime::xs::Client;
+use xenmq_tests::ours::OurXenstored;
 use xenmq_tests::ref_xenstored::{wait_for, RefXenstored};
 
 const GUEST: u16 = 5;
@@ -197,15 +197,9 @@ fn exercise(dom0: &Path, guest: &dyn Fn() -> PathBuf) {
 
 #[test]
 fn toolstack_against_our_server() {
-    let dir = std::env::temp_dir().join(format!("xenmq-toolstack-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let xs = Xenstored::new(Config::default());
-    let l0 = xs.listen(&dir.join("dom0"), 0).unwrap();
-    let l5 = xs.listen(&dir.join("dom5"), GUEST).unwrap();
-    let g = dir.join("dom5");
-    exercise(&dir.join("dom0"), &|| g.clone());
-    drop((l0, l5));
-    let _ = std::fs::remove_dir_all(&dir);
+    let mut xs = OurXenstored::start("toolstack");
+    let g = xs.listen(GUEST);
+    exercise(&xs.socket(), &|| g.clone());
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use xenmq::store::{transaction, Errno, Error, Store, Tx, WatchEvent};
 use xenmq::xenstore::perms::Perms;
 use xenmq::xenstore::MsgType;
-use xenmq_runtime::sim::xenstored::{Config, Xenstored};
 use xenmq_runtime::xs::Client;
+use xenmq_tests::ours::OurXenstored;
 use xenmq_tests::ref_xenstored::{wait_for, RefXenstored};
 
 const GUEST: u16 = 5;
@@ -164,15 +164,9 @@ fn exercise(dom0: &Path, guest: &dyn Fn() -> PathBuf) {
 
 #[test]
 fn client_against_our_server() {
-    let dir = std::env::temp_dir().join(format!("xenmq-xsclient-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let xs = Xenstored::new(Config::default());
-    let _l0 = xs.listen(&dir.join("dom0"), 0).unwrap();
-    let _l5 = xs.listen(&dir.join("dom5"), GUEST).unwrap();
-    let g = dir.join("dom5");
-    exercise(&dir.join("dom0"), &|| g.clone());
-    drop((_l0, _l5));
-    let _ = std::fs::remove_dir_all(&dir);
+    let mut xs = OurXenstored::start("xsclient");
+    let g = xs.listen(GUEST);
+    exercise(&xs.socket(), &|| g.clone());
 }
 
 #[test]
@@ -187,19 +181,14 @@ fn client_against_c_xenstored() {
 
 #[test]
 fn client_sees_the_connection_close() {
-    let dir = std::env::temp_dir().join(format!("xenmq-xsclose-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let xs = Xenstored::new(Config::default());
-    xs.introduce(9);
-    let l = xs.listen(&dir.join("dom9"), 9).unwrap();
-    let g = Client::connect(&dir.join("dom9")).unwrap();
+    let mut xs = OurXenstored::start("xsclose");
+    xs.server.introduce(9);
+    let g = Client::connect(&xs.listen(9)).unwrap();
     g.watch("/", "t").unwrap();
     assert!(g.next_event(T).unwrap().is_some());
-    xs.release(9);
+    xs.server.release(9);
     assert!(matches!(g.next_event(T), Err(Error::Closed)));
     assert!(matches!(g.read(Tx::NONE, "/"), Err(Error::Closed)));
-    drop(l);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A transport with no shutdown of its own (`/dev/xen/xenbus`, played here
@@ -240,17 +229,11 @@ fn a_cancellable_client_ends_its_reader_thread_when_dropped() {
 #[test]
 fn a_cancellable_client_against_our_server() {
     use std::os::unix::net::UnixStream;
-    let dir = std::env::temp_dir().join(format!("xenmq-xscancel-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let xs = Xenstored::new(Config::default());
-    let l = xs.listen(&dir.join("dom0"), 0).unwrap();
-    let sock = UnixStream::connect(dir.join("dom0")).unwrap();
+    let xs = OurXenstored::start("xscancel");
+    let sock = UnixStream::connect(xs.socket()).unwrap();
     let c = Client::cancellable(sock.try_clone().unwrap(), sock).unwrap();
     c.write(Tx::NONE, "/cancel/a", b"1").unwrap();
     c.watch("/cancel", "w").unwrap();
     assert_eq!(c.next_event(T).unwrap(), ev("/cancel", "w"));
     assert_eq!(c.read(Tx::NONE, "/cancel/a").unwrap(), b"1");
-    drop(c);
-    drop(l);
-    let _ = std::fs::remove_dir_all(&dir);
 }

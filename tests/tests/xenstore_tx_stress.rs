@@ -10,8 +10,8 @@
 use std::path::Path;
 
 use xenmq::store::{Errno, Error, Store, Tx};
-use xenmq_runtime::sim::xenstored::{Config, Xenstored};
 use xenmq_runtime::xs::Client;
+use xenmq_tests::ours::OurXenstored;
 use xenmq_tests::ref_xenstored::RefXenstored;
 
 const THREADS: u32 = 4;
@@ -96,13 +96,8 @@ fn hammer(socket: &Path, base: &str) {
 
 #[test]
 fn contended_transactions_against_our_server() {
-    let dir = std::env::temp_dir().join(format!("xenmq-txstress-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let xs = Xenstored::new(Config::default());
-    let l = xs.listen(&dir.join("dom0"), 0).unwrap();
-    hammer(&dir.join("dom0"), "/stress");
-    drop(l);
-    let _ = std::fs::remove_dir_all(&dir);
+    let xs = OurXenstored::start("txstress");
+    hammer(&xs.socket(), "/stress");
 }
 
 #[test]

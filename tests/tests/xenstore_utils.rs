@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use xenmq_runtime::sim::xenstored::{Config, Xenstored};
+use xenmq_tests::ours::OurXenstored;
 use xenmq_tests::ref_xenstored::{wait_for, RefXenstored};
 
 const GUEST: u16 = 5;
@@ -223,14 +223,11 @@ fn introduce(dom0: &Path) {
 
 #[test]
 fn xenstore_utils_against_our_server_and_c_xenstored() {
-    let dir = std::env::temp_dir().join(format!("xenmq-xsutils-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ours = Xenstored::new(Config::default());
-    let _l0 = ours.listen(&dir.join("dom0"), 0).unwrap();
-    let _l5 = ours.listen(&dir.join("dom5"), GUEST).unwrap();
-    introduce(&dir.join("dom0"));
-    let g = dir.join("dom5");
-    let mut failures = session("ours", &dir.join("dom0"), &|| g.clone());
+    let mut ours = OurXenstored::start("xsutils");
+    let g = ours.listen(GUEST);
+    introduce(&ours.socket());
+    let mut failures = session("ours", &ours.socket(), &|| g.clone());
+    drop(ours);
 
     let c = RefXenstored::start();
     introduce(&c.socket());
@@ -240,6 +237,5 @@ fn xenstore_utils_against_our_server_and_c_xenstored() {
         p
     }));
     drop(c);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
