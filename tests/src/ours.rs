@@ -3,7 +3,6 @@
 //! on request. Dropping it closes the sockets and removes the directory.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use xenmq_runtime::sim::xenstored::{Config, Listener, Xenstored};
 
@@ -20,13 +19,7 @@ impl OurXenstored {
     /// Starts a server with the default configuration, listening for dom0;
     /// `tag` names the directory.
     pub fn start(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xenmq-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::run_dir(tag);
         std::fs::create_dir_all(&dir).expect("create the server's directory");
         let mut ours = OurXenstored {
             server: Xenstored::new(Config::default()),

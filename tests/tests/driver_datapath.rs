@@ -4,7 +4,6 @@
 //! references and port are handed over directly).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use xenmq::grant::{Access, Grants, Pages, Shared as _};
 use xenmq::prelude::*;
 use xenmq::ring::{BackRing, BackSide, FrontRing, FrontSide};
 use xenmq_runtime::sim::{Domain, Host};
+use xenmq_tests::run_dir;
 
 #[xenmq::message]
 #[derive(Debug)]
@@ -60,17 +60,6 @@ impl<P: Protocol<Request = Ping, Response = Pong>> Backend for Echo<P> {
             sum,
         })
     }
-}
-
-fn run_dir(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "xenmq-dp-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 struct Offer {

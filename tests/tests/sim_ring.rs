@@ -3,24 +3,13 @@
 //! ring's indices as a hostile peer would.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use xenmq::evtchn::{Channel as _, Events};
 use xenmq::grant::{Access, Grants, Pages, Shared as _};
 use xenmq::ring::{BackRing, Error as RingError, FrontRing};
 use xenmq_runtime::sim::{fault, Domain, Host};
-
-fn run_dir(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "xenmq-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use xenmq_tests::run_dir;
 
 /// Removes a run directory when the test ends, passed or not.
 struct Cleanup(PathBuf);

@@ -2,23 +2,12 @@
 //! tables, event channels, domain death and hostile control messages.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use xenmq::evtchn::{self, Channel as _, Events, Status};
 use xenmq::grant::{self, Access, Grants, Pages, Shared as _, PAGE_SIZE};
 use xenmq_runtime::sim::{fault, proto, Code, Domain, Faults, Host};
-
-fn run_dir(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "xenmq-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use xenmq_tests::run_dir;
 
 struct Fixture {
     host: Host,
