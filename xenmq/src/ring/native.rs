@@ -630,10 +630,29 @@ mod tests {
         let mut b = Back::<Req, Rsp>::attach(r).unwrap();
         // A frontend claiming 33 requests in a 32-slot ring.
         r.store_u32(REQ_PROD, 33, Ordering::Relaxed).unwrap();
-        assert!(matches!(b.take_request(), Err(Error::PeerOverflow { .. })));
+        let e = b.take_request().unwrap_err();
+        assert!(matches!(e, Error::PeerOverflow { .. }), "{e:?}");
+        // The fault sticks, even once the index looks honest again.
+        r.store_u32(REQ_PROD, 0, Ordering::Relaxed).unwrap();
+        assert_eq!(b.take_request(), Err(e));
+        assert_eq!(b.final_check_for_requests(), Err(e));
+        assert_eq!(b.fault(), Some(e));
         // A backend answering a request never sent.
         r.store_u32(RSP_PROD, 1, Ordering::Relaxed).unwrap();
-        assert!(matches!(f.take_response(), Err(Error::PeerOverflow { .. })));
+        let e = f.take_response().unwrap_err();
+        assert!(matches!(e, Error::PeerOverflow { .. }), "{e:?}");
+        r.store_u32(RSP_PROD, 0, Ordering::Relaxed).unwrap();
+        assert_eq!(f.has_responses(), Err(e));
+        f.put_request(&Req {
+            id: 1,
+            body: [0; 56],
+        })
+        .unwrap();
+        assert_eq!(
+            f.push_requests(),
+            Err(e),
+            "a faulted ring publishes nothing"
+        );
     }
 
     /// A seeded stream through both ends, in random batch sizes, with a
