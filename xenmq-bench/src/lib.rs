@@ -37,10 +37,9 @@
 //! responses once (`Server::serve`). The wait policy is the same everywhere:
 //! `block` arms the event index (final check) and sleeps on the eventfd;
 //! `spin` first polls the producer index up to `--spin` times (4096) with
-//! `pause`, then does the same. The C and socket loops spin exactly
-//! `--spin` times; the xenmq contenders wait with the driver API's
-//! `Client::wait_event`/`Server::wait` (see [`xring`] for their spin
-//! budget). Bulk buffers: c-ring writes the pattern straight into the
+//! `pause`, then does the same (the xenmq contenders through the driver
+//! API's `Client::wait_event` and `Server::wait`, with
+//! `Spin::fixed(--spin)`). Bulk buffers: c-ring writes the pattern straight into the
 //! buffer of its ring slot; xenmq leases a pool slot (`Client::lease`),
 //! writes the pattern into it from a private buffer (`Client::write`), sends
 //! the slot number with the request, and the backend copies it out once

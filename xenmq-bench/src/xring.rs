@@ -19,10 +19,10 @@
 //!   at most one notify), then [`Server::wait`].
 //!
 //! Waits are the driver API's: [`Client::wait_event`] and [`Server::wait`]
-//! spin on the ring (`block`: not at all; `spin`: up to `--spin` checks,
-//! the budget adapted by [`xenmq::driver::Spin`] between a sixteenth of it
-//! and all of it), then re-arm the event index (final check) and sleep on
-//! the eventfd: the same steps as the C loop's, whose spin is fixed.
+//! spin on the ring (`block`: not at all; `spin`: `--spin` checks, set as
+//! [`Spin::fixed`] so that the count is the C loop's rather than the
+//! adaptive default), then re-arm the event index (final check) and sleep
+//! on the eventfd: the same steps as the C loop's.
 //!
 //! Every response is checked: the framework's id (the completion's tag),
 //! the sequence number (in order), the status, and the pool slot coming
@@ -32,7 +32,9 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use xenmq::driver::{BackRingOf, Backend, Client, FrontRingOf, Io, Pool, Protocol, Reply, Server};
+use xenmq::driver::{
+    BackRingOf, Backend, Client, FrontRingOf, Io, Pool, Protocol, Reply, Server, Spin,
+};
 use xenmq::evtchn::{self, Channel, Port, Status};
 use xenmq::ring::{BackSide, FrontSide};
 use xenmq::shm::Region;
@@ -153,7 +155,7 @@ impl<'a, P: BenchProtocol> Front<'a, P> {
         let nslots = ring.size();
         let pool = pool(data, nslots)?;
         let mut client = Client::new();
-        client.set_spin(spin);
+        client.set_spin_policy(Spin::fixed(spin));
         client.attach(ring, Chan::new(ev_wait, ev_notify), Some(pool));
         Ok(Front {
             client,
@@ -393,7 +395,7 @@ impl<'a, P: BenchProtocol> Back<'a, P> {
         let nslots = ring.size();
         let pool = pool(data, nslots)?;
         let mut server = Server::new();
-        server.set_spin(spin);
+        server.set_spin_policy(Spin::fixed(spin));
         server.attach(ring, Chan::new(ev_wait, ev_notify), Some(pool));
         Ok(Back {
             server,
