@@ -18,8 +18,8 @@ struct Cell<V> {
 #[derive(Debug)]
 pub(crate) struct Table<V> {
     cells: Vec<Cell<V>>,
+    /// The empty slots; every other slot holds a value.
     free: Vec<u32>,
-    used: usize,
 }
 
 impl<V> Table<V> {
@@ -27,7 +27,6 @@ impl<V> Table<V> {
         Table {
             cells: Vec::new(),
             free: Vec::new(),
-            used: 0,
         }
     }
 
@@ -48,12 +47,12 @@ impl<V> Table<V> {
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.used
+        self.cells.len().saturating_sub(self.free.len())
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.used == 0
+        self.len() == 0
     }
 
     #[inline]
@@ -61,7 +60,6 @@ impl<V> Table<V> {
         let slot = self.free.pop()?;
         let cell = self.cells.get_mut(slot as usize)?;
         cell.val = Some(v);
-        self.used = self.used.saturating_add(1);
         Some((u64::from(cell.gen) << 32) | u64::from(slot))
     }
 
@@ -88,7 +86,6 @@ impl<V> Table<V> {
         cell.gen = cell.gen.wrapping_add(1);
         // The slot was taken from `free`, which has room for every slot.
         self.free.push(slot as u32);
-        self.used = self.used.saturating_sub(1);
         Some(v)
     }
 
