@@ -293,7 +293,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     }
 
     /// The next completion, if one is ready (never blocks).
-    #[inline]
+    #[inline(always)]
     pub fn poll(&mut self) -> Result<Option<Completion<P>>, Error> {
         if let Some(c) = self.ready.pop_front() {
             return Ok(Some(c));
