@@ -428,3 +428,106 @@ impl<'a, P: BenchProtocol> Back<'a, P> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use xenmq::driver::{Client, FrontRingOf};
+    use xenmq::ring::BackRing;
+
+    use super::{Back, Chan, Front, Phase};
+    use crate::proto::{Compat1, Request, Response, GOLDEN, OP_DATA, OP_STOP};
+    use crate::sys::{self, EventFd, Mapping};
+    use crate::{Mode, DATA_LEN, DATA_OFF, RING_OFF, SHM_LEN};
+
+    fn shared() -> (Mapping, xenmq::shm::Region, xenmq::shm::Region) {
+        let memfd = sys::memfd(c"xring-test", SHM_LEN).unwrap();
+        let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN).unwrap();
+        let shm = map.region();
+        let ring = shm.subregion(RING_OFF, 4096).unwrap();
+        let data = shm.subregion(DATA_OFF, DATA_LEN).unwrap();
+        (map, ring, data)
+    }
+
+    #[test]
+    fn the_backend_counts_a_request_that_fails_its_check() {
+        let (_map, ring, data) = shared();
+        let (ev_back, ev_front) = (EventFd::new().unwrap(), EventFd::new().unwrap());
+        let mut client: Client<Compat1, Chan<'_>> = Client::new();
+        client.attach(
+            FrontRingOf::<Compat1>::init(ring).unwrap(),
+            Chan::new(&ev_front, &ev_back),
+            None,
+        );
+        std::thread::scope(|s| {
+            let backend = s.spawn(|| {
+                let mut back = Back::<Compat1>::new(ring, data, &ev_back, &ev_front, 0).unwrap();
+                let mut errors = 0;
+                back.run(|c| {
+                    errors = c.errors;
+                    Ok(())
+                })
+                .unwrap();
+                errors
+            });
+            let good = Request::new(7, OP_DATA, 0);
+            let bad = Request {
+                check: 7u64.wrapping_mul(GOLDEN) ^ 1,
+                ..good
+            };
+            let rsp = client.call(good, None).unwrap();
+            assert_eq!((rsp.seq, rsp.status), (7, 0));
+            let rsp = client.call(bad, None).unwrap();
+            assert_eq!(
+                (rsp.seq, rsp.status),
+                (7, 1),
+                "a bad check is answered as such"
+            );
+            client.call(Request::new(8, OP_STOP, 0), None).unwrap();
+            assert_eq!(backend.join().unwrap(), 1, "and counted");
+        });
+    }
+
+    #[test]
+    fn the_frontend_counts_responses_out_of_sequence() {
+        let (_map, ring, data) = shared();
+        let (ev_back, ev_front) = (EventFd::new().unwrap(), EventFd::new().unwrap());
+        let mut front = Front::<Compat1>::new(ring, data, &ev_front, &ev_back, 0).unwrap();
+        std::thread::scope(|s| {
+            // A backend on the raw ring that answers the third request with
+            // the wrong sequence number (and the right framework id).
+            s.spawn(|| {
+                let mut back = BackRing::<Request, Response>::init(ring).unwrap();
+                let mut n = 0;
+                loop {
+                    while let Some(req) = back.consume_request().unwrap() {
+                        n += 1;
+                        let seq = (if n == 3 { req.seq + 1 } else { req.seq }) as u32;
+                        back.produce_response(&Response {
+                            id: req.id,
+                            seq,
+                            status: 0,
+                        })
+                        .unwrap();
+                        if req.op == OP_STOP {
+                            back.push_responses().unwrap();
+                            ev_front.notify().unwrap();
+                            return;
+                        }
+                    }
+                    back.push_responses().unwrap();
+                    ev_front.notify().unwrap();
+                    if !back.final_check_for_requests().unwrap() {
+                        ev_back.wait().unwrap();
+                    }
+                }
+            });
+            let mut lat = Vec::with_capacity(16);
+            let out = front.run(Mode::Lat, 5, u64::MAX / 2, &mut lat).unwrap();
+            assert_eq!((out.ops, out.errors), (5, 1));
+            let out = front.run(Mode::Stop, 1, 0, &mut lat).unwrap();
+            assert_eq!((out.ops, out.errors), (1, 0));
+        });
+    }
+}
