@@ -202,7 +202,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
 
     /// Puts a request on the ring without publishing it (see
     /// [`flush`](Client::flush)); many queued requests cost one push.
-    #[inline]
+    #[inline(always)]
     pub fn queue(&mut self, req: P::Request, lease: Option<Lease>) -> Result<Tag, Error> {
         let slot = lease.as_ref().map(Lease::slot);
         let r = self.produce(req, slot);
@@ -213,7 +213,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
         r
     }
 
-    #[inline]
+    #[inline(always)]
     fn produce(&mut self, mut req: P::Request, slot: Option<u32>) -> Result<Tag, Error> {
         let link = self.link.as_mut().ok_or(Error::NotConnected)?;
         if link.ring.is_full() {
