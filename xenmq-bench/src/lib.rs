@@ -16,19 +16,39 @@
 //!   `RING_PUSH_*_AND_CHECK_NOTIFY`, `RING_FINAL_CHECK_FOR_*`,
 //!   `RING_COPY_REQUEST` and the overflow checks of Debian's header, and the
 //!   barriers Xen's own tools define (`mfence` for `xen_mb`).
-//! - `xenmq-compat`: [`xenmq::ring::FrontRing`]/[`xenmq::ring::BackRing`],
-//!   xenmq's ring.h-compatible ring, driven by [`xring`]'s loops.
-//! - `xenmq-native`: [`xenmq::ring::native`], the same loops.
+//! - `xenmq-compat`: xenmq's ring.h-compatible ring through the public
+//!   driver API: the frontend process is a [`xenmq::driver::Client`], the
+//!   backend process a [`xenmq::driver::Server`] serving a
+//!   [`xenmq::driver::Backend`] ([`xring`]), over protocols declared with
+//!   `#[xenmq::protocol(layout = compat)]` ([`proto::Compat1`],
+//!   [`proto::Compat4`]), with a buffer pool ([`xenmq::driver::Pool`]) for
+//!   bulk.
+//! - `xenmq-native`: the same driver code over the native ring layout,
+//!   selected per protocol (`layout = native`: [`proto::Native1`],
+//!   [`proto::Native4`]).
 //! - `socket`: the same stream over a `socketpair(AF_UNIX, SOCK_STREAM)`,
 //!   as many requests in flight as the ring has slots.
 //!
 //! The Rust loops ([`xring`], [`socket`]) mirror the C loops step by step:
-//! the frontend fills every free slot, publishes once, takes what responses
-//! are there and waits only when the ring is full; the backend copies each
-//! request out once, checks it, answers it, publishes the batch's responses
-//! once. The wait policy is the same everywhere: `block` arms the event index
-//! (final check) and sleeps on the eventfd; `spin` first polls the producer
-//! index `--spin` times (4096) with `pause`, then does the same.
+//! the frontend fills every free slot (for xenmq, `Client::queue`),
+//! publishes once (`Client::flush`), takes what responses are there
+//! (`Client::poll`) and waits only when the ring is full; the backend copies
+//! each request out once, checks it, answers it, publishes the batch's
+//! responses once (`Server::serve`). The wait policy is the same everywhere:
+//! `block` arms the event index (final check) and sleeps on the eventfd;
+//! `spin` first polls the producer index up to `--spin` times (4096) with
+//! `pause`, then does the same (the xenmq contenders through the driver
+//! API's `Client::wait_event` and `Server::wait`, with
+//! `Spin::fixed(--spin)`). Bulk buffers: c-ring writes the pattern straight into the
+//! buffer of its ring slot; xenmq leases a pool slot (`Client::lease`),
+//! writes the pattern into it from a private buffer (`Client::write`), sends
+//! the slot number with the request, and the backend copies it out once
+//! (`Io::read`); the lease comes back with the completion.
+//!
+//! (`xenmq-native-split`, the native ring with split request and response
+//! arrays driven by raw ring calls, is gone: a protocol's layout is compat
+//! or native, whose slots are shared, the arrangement that measured faster.
+//! `xenmq::ring::native::Slots::Split` is still there for ring-level code.)
 //!
 //! # The figures (`IMPL.MODE.FIGURE`, `.4p` for 4-page rings)
 //!
@@ -78,7 +98,7 @@ use xenmq::ring::native;
 use xenmq::shm::Region;
 use xenmq::sync::Ordering;
 
-use crate::proto::{Req, Rsp, BUF, MAX_SLOTS};
+use crate::proto::{Compat1, Compat4, Native1, Native4, Request, Response, BUF, MAX_SLOTS};
 use crate::sys::{EventFd, Mapping};
 
 /// The environment variable that turns a re-executed benchmark binary into
@@ -94,6 +114,9 @@ pub enum Error {
     /// A ring reported an error.
     #[error("ring")]
     Ring(#[from] xenmq::ring::Error),
+    /// The driver API reported an error.
+    #[error("driver")]
+    Driver(#[from] xenmq::driver::Error),
     /// A shared-memory access was out of bounds.
     #[error("shared memory")]
     Shm(#[from] xenmq::shm::Error),
@@ -110,13 +133,10 @@ pub enum Error {
 pub enum Impl {
     /// The C program on ring.h.
     CRing,
-    /// xenmq's ring.h-compatible ring.
+    /// xenmq's ring.h-compatible ring, through the driver API.
     Compat,
-    /// xenmq's native ring.
+    /// xenmq's native ring, through the driver API.
     Native,
-    /// xenmq's native ring with split request/response arrays (not run by
-    /// default: `--only xenmq-native-split`).
-    NativeSplit,
     /// A Unix stream socket pair.
     Socket,
 }
@@ -131,24 +151,12 @@ impl Impl {
             Impl::CRing => "c-ring",
             Impl::Compat => "xenmq-compat",
             Impl::Native => "xenmq-native",
-            Impl::NativeSplit => "xenmq-native-split",
             Impl::Socket => "socket",
         }
     }
 
     fn parse(s: &str) -> Option<Impl> {
-        Impl::ALL
-            .into_iter()
-            .chain([Impl::NativeSplit])
-            .find(|i| i.name() == s)
-    }
-
-    fn slots_layout(self) -> native::Slots {
-        if self == Impl::NativeSplit {
-            native::Slots::Split
-        } else {
-            native::Slots::Shared
-        }
+        Impl::ALL.into_iter().find(|i| i.name() == s)
     }
 }
 
@@ -262,8 +270,11 @@ const USAGE: &str = "usage: xenmq bench [--quick] [--reps N] [--budget-ms MS] [-
 
 Runs xenmq's rings, a C driver on xen/io/ring.h and a Unix socket pair side by
 side (two processes, shared memfd pages, eventfd notifications) and prints
-median [min..max] over the repetitions with ratios to c-ring.
-IMPL: c-ring, xenmq-compat, xenmq-native, socket (and xenmq-native-split).
+median [min..max] over the repetitions with ratios to c-ring. The xenmq
+contenders run through the public driver API (Client in the frontend process,
+Server and a Backend in the backend process), on the ring.h-compatible layout
+(xenmq-compat) or the native one (xenmq-native).
+IMPL: c-ring, xenmq-compat, xenmq-native, socket.
 MODE: tput.block, tput.spin, lat.block, lat.spin, bulk.block, bulk.spin.";
 
 /// Parses a command line (without the program name or the `bench` word).
@@ -517,10 +528,10 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
         PeerKind::Ring(which) => {
             let ev_wait = EventFd::inherit(spec.ev_back)?;
             let ev_notify = EventFd::inherit(spec.ev_front)?;
-            let nslots = slots(which, spec.pages)?;
             match which {
                 Impl::CRing => {
                     ready()?;
+                    let nslots = slots(which, spec.pages)?;
                     let counters = ctl.subregion(CTL_NOTIFIES - CTL_NOTIFIES % 64, 64)?;
                     sys::c_back_run(
                         ring,
@@ -533,23 +544,30 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
                     )
                     .map_err(Error::from)
                 }
-                Impl::Native | Impl::NativeSplit => {
-                    let mut back =
-                        native::Back::<Req, Rsp>::attach_with(ring, which.slots_layout())?;
-                    ready()?;
-                    let mut buf = Box::new([0u64; BUF / 8]);
-                    xring::back_run(
-                        &mut back, data, nslots, &ev_wait, &ev_notify, spec.spin, &mut buf, publish,
-                    )
-                }
-                Impl::Compat => {
-                    let mut back =
-                        xring::CompatBack::new(xenmq::ring::BackRing::<Req, Rsp>::attach(ring, 0)?);
-                    ready()?;
-                    let mut buf = Box::new([0u64; BUF / 8]);
-                    xring::back_run(
-                        &mut back, data, nslots, &ev_wait, &ev_notify, spec.spin, &mut buf, publish,
-                    )
+                Impl::Compat | Impl::Native => {
+                    fn serve<P: xring::BenchProtocol>(
+                        ring: Region,
+                        data: Region,
+                        (ev_wait, ev_notify): (&EventFd, &EventFd),
+                        spin: u32,
+                        ready: impl FnOnce() -> Result<(), xenmq::shm::Error>,
+                        publish: impl FnMut(xring::BackCounters) -> Result<(), Error>,
+                    ) -> Result<(), Error> {
+                        let mut back = xring::Back::<P>::new(ring, data, ev_wait, ev_notify, spin)?;
+                        ready()?;
+                        back.run(publish)
+                    }
+                    let evs = (&ev_wait, &ev_notify);
+                    match (which, spec.pages) {
+                        (Impl::Compat, 1) => {
+                            serve::<Compat1>(ring, data, evs, spec.spin, ready, publish)
+                        }
+                        (Impl::Compat, _) => {
+                            serve::<Compat4>(ring, data, evs, spec.spin, ready, publish)
+                        }
+                        (_, 1) => serve::<Native1>(ring, data, evs, spec.spin, ready, publish),
+                        (_, _) => serve::<Native4>(ring, data, evs, spec.spin, ready, publish),
+                    }
                 }
                 Impl::Socket => Err(Error::Setup("unreachable contender".into())),
             }
@@ -563,10 +581,8 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
 fn slots(which: Impl, pages: u32) -> Result<u32, Error> {
     let bytes = ring_bytes(pages);
     Ok(match which {
-        Impl::Native | Impl::NativeSplit => {
-            native::Layout::with::<Req, Rsp>(bytes, which.slots_layout())?.slots()
-        }
-        Impl::Compat => xenmq::ring::Layout::new::<Req, Rsp>(bytes)?.size,
+        Impl::Native => native::Layout::new::<Request, Response>(bytes)?.slots(),
+        Impl::Compat => xenmq::ring::Layout::new::<Request, Response>(bytes)?.size,
         Impl::CRing | Impl::Socket => {
             let n = ((bytes - 64) / 64) as u32;
             1 << (31 - n.leading_zeros())
@@ -576,14 +592,13 @@ fn slots(which: Impl, pages: u32) -> Result<u32, Error> {
 
 // --- the frontend side of one run -------------------------------------------
 
-enum AnyFront {
+enum AnyFront<'e> {
     C(sys::CFrontRing, u64),
-    Native(xring::Front<native::Front<Req, Rsp>>),
-    Compat(xring::Front<xenmq::ring::FrontRing<Req, Rsp>>),
+    Driver(Box<dyn xring::Phase + 'e>),
     Socket(socket::Front),
 }
 
-impl AnyFront {
+impl AnyFront<'_> {
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
@@ -615,8 +630,7 @@ impl AnyFront {
                     pushes: o.pushes,
                 })
             }
-            AnyFront::Native(f) => f.run(&ev.front, &ev.back, spin, mode, max, budget_ns, lat),
-            AnyFront::Compat(f) => f.run(&ev.front, &ev.back, spin, mode, max, budget_ns, lat),
+            AnyFront::Driver(f) => f.run(mode, max, budget_ns, lat),
             AnyFront::Socket(s) => s.run(spin, mode, max, budget_ns, lat),
         }
     }
@@ -762,14 +776,31 @@ pub fn run_one(
             }
             AnyFront::C(c, u64::from(size))
         }
-        Impl::Native | Impl::NativeSplit => AnyFront::Native(xring::Front::new(
-            native::Front::init_with(ring, which.slots_layout())?,
-            data,
-        )?),
-        Impl::Compat => AnyFront::Compat(xring::Front::new(
-            xenmq::ring::FrontRing::init(ring)?,
-            data,
-        )?),
+        Impl::Compat | Impl::Native => {
+            fn front<'e, P: xring::BenchProtocol>(
+                ring: Region,
+                data: Region,
+                ev: &'e Events,
+                spin: u32,
+                nslots: u32,
+            ) -> Result<AnyFront<'e>, Error> {
+                let f = xring::Front::<P>::new(ring, data, &ev.front, &ev.back, spin)?;
+                if f.slots() != nslots {
+                    return Err(Error::Setup(format!(
+                        "{} ring has {} slots, expected {nslots}",
+                        P::NAME,
+                        f.slots()
+                    )));
+                }
+                Ok(AnyFront::Driver(Box::new(f)))
+            }
+            match (which, pages) {
+                (Impl::Compat, 1) => front::<Compat1>(ring, data, &ev, spin, nslots)?,
+                (Impl::Compat, _) => front::<Compat4>(ring, data, &ev, spin, nslots)?,
+                (_, 1) => front::<Native1>(ring, data, &ev, spin, nslots)?,
+                (_, _) => front::<Native4>(ring, data, &ev, spin, nslots)?,
+            }
+        }
         Impl::Socket => {
             let (a, b) = sys::socket_pair()?;
             sock_peer = Some(b);

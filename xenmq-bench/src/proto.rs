@@ -1,6 +1,13 @@
 //! The message stream every contender carries: 64-byte requests, 16-byte
 //! responses, and 4 KiB bulk buffers named by slot. `c/cring.c` declares
-//! the same layout (`struct xb_req`, `struct xb_rsp`).
+//! the same layout (`struct xb_req`, `struct xb_rsp`) as [`Req`] and
+//! [`Rsp`], which the socket carries too.
+//!
+//! The xenmq contenders go through the public driver API, where the
+//! framework owns the `id` field of both messages: they carry the same
+//! stream as [`Request`] and [`Response`] (same sizes), with the sequence
+//! number in a field of its own, under the protocols [`Compat1`],
+//! [`Compat4`], [`Native1`] and [`Native4`].
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -98,3 +105,122 @@ pub fn check_req(req: &Req, nslots: u32) -> bool {
             _ => false,
         }
 }
+
+/// A 64-byte request of the xenmq contenders: [`Req`] with the id the
+/// framework owns ([`xenmq::driver::Client`] numbers it) and the sequence
+/// number in `seq`.
+#[xenmq::message]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The framework's request id.
+    pub id: u64,
+    /// Sequence number; responses come back in order.
+    pub seq: u64,
+    /// One of the `OP_*` values.
+    pub op: u32,
+    /// Bulk buffer slot (a leased slot of the pool).
+    pub slot: u32,
+    /// Bulk length (always [`BUF`]).
+    pub len: u32,
+    /// Zero.
+    pub pad: u32,
+    /// `seq * GOLDEN`.
+    pub check: u64,
+    /// Unused payload, carried to make the request 64 bytes.
+    pub payload: [u8; 24],
+}
+
+/// A 16-byte response of the xenmq contenders: the framework's id, the low
+/// 32 bits of the sequence number answered, and the status.
+#[xenmq::message]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Response {
+    /// The framework's id (that of the request answered).
+    pub id: u64,
+    /// The low 32 bits of the request's `seq`.
+    pub seq: u32,
+    /// 0 when the request checked out.
+    pub status: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Request>() == 64);
+const _: () = assert!(core::mem::size_of::<Response>() == 16);
+
+impl Request {
+    /// The request with sequence number `seq` (the id is the framework's).
+    #[inline(always)]
+    pub fn new(seq: u64, op: u32, slot: u32) -> Request {
+        Request {
+            id: 0,
+            seq,
+            op,
+            slot,
+            len: if op == OP_BULK { BUF as u32 } else { 0 },
+            pad: 0,
+            check: seq.wrapping_mul(GOLDEN),
+            payload: [0; 24],
+        }
+    }
+
+    /// Checks the header (as [`check_req`]); bulk buffers are checked by
+    /// the caller.
+    #[inline(always)]
+    pub fn check(&self, nslots: u32) -> bool {
+        self.check == self.seq.wrapping_mul(GOLDEN)
+            && match self.op {
+                OP_DATA | OP_STOP => true,
+                OP_BULK => self.slot < nslots && self.len as usize == BUF,
+                _ => false,
+            }
+    }
+}
+
+/// The bench stream over `xen/io/ring.h`'s layout, one-page ring (32
+/// slots), a pool of one 4 KiB buffer per slot.
+#[xenmq::protocol(
+    name = "bench-compat",
+    version = 1,
+    request = Request,
+    response = Response,
+    ring_pages = 1,
+    pool_pages = 32,
+    layout = compat
+)]
+pub struct Compat1;
+
+/// [`Compat1`] with a four-page ring (128 slots) and pool.
+#[xenmq::protocol(
+    name = "bench-compat-4p",
+    version = 1,
+    request = Request,
+    response = Response,
+    ring_pages = 4,
+    pool_pages = 128,
+    layout = compat
+)]
+pub struct Compat4;
+
+/// The bench stream over xenmq's native layout, one-page ring (32 slots),
+/// a pool of one 4 KiB buffer per slot.
+#[xenmq::protocol(
+    name = "bench-native",
+    version = 1,
+    request = Request,
+    response = Response,
+    ring_pages = 1,
+    pool_pages = 32,
+    layout = native
+)]
+pub struct Native1;
+
+/// [`Native1`] with a four-page ring (128 slots) and pool.
+#[xenmq::protocol(
+    name = "bench-native-4p",
+    version = 1,
+    request = Request,
+    response = Response,
+    ring_pages = 4,
+    pool_pages = 128,
+    layout = native
+)]
+pub struct Native4;

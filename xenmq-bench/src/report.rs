@@ -335,7 +335,6 @@ fn color(i: Impl) -> &'static str {
         Impl::CRing => "#888888",
         Impl::Compat => "#1f77b4",
         Impl::Native => "#2ca02c",
-        Impl::NativeSplit => "#98df8a",
         Impl::Socket => "#d62728",
     }
 }

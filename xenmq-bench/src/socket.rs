@@ -143,7 +143,7 @@ impl Front {
         got
     }
 
-    /// Runs one phase, like `xring::Front::run`.
+    /// Runs one phase, like the xenmq contenders' `xring::Phase::run`.
     pub fn run(
         &mut self,
         spin: u32,

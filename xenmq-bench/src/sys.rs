@@ -136,6 +136,51 @@ impl EventFd {
         }
     }
 
+    /// Waits up to `timeout` (`None`: for ever) for a signal and consumes
+    /// it: `Ok(false)` if none came in time.
+    pub fn wait_for(&self, timeout: Option<std::time::Duration>) -> io::Result<bool> {
+        let Some(timeout) = timeout else {
+            self.wait()?;
+            return Ok(true);
+        };
+        // Rounded up to whole milliseconds, at most poll's largest timeout.
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        if !self.readable(ms)? {
+            return Ok(false);
+        }
+        self.wait()?;
+        Ok(true)
+    }
+
+    /// Consumes a pending signal without blocking: `true` if there was one.
+    pub fn try_take(&self) -> io::Result<bool> {
+        if !self.readable(0)? {
+            return Ok(false);
+        }
+        self.wait()?;
+        Ok(true)
+    }
+
+    /// Whether a signal is pending, waiting up to `ms` milliseconds for one.
+    fn readable(&self, ms: libc::c_int) -> io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: passes one live, initialised pollfd and its count.
+            let n = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+            if n >= 0 {
+                return Ok(n > 0 && pfd.revents & libc::POLLIN != 0);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
     /// The raw fd, to hand to the peer process or to the C contender.
     pub fn raw(&self) -> RawFd {
         self.0.as_raw_fd()

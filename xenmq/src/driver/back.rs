@@ -165,6 +165,12 @@ impl<P: Protocol, C: Channel> Server<P, C> {
         self.spin = Spin::new(max);
     }
 
+    /// Sets how waits spin before blocking ([`Spin::new`]: adaptive, the
+    /// default; [`Spin::fixed`]: always the same count).
+    pub fn set_spin_policy(&mut self, spin: Spin) {
+        self.spin = spin;
+    }
+
     /// Serves one batch: every request waiting (at most a ring's worth),
     /// each handed to `backend`, then the deferred completions of
     /// [`Backend::poll`], then one push and at most one notification.

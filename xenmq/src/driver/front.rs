@@ -140,6 +140,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
 
     /// Requests submitted whose completion has not been taken yet (on the
     /// ring, or answered and queued for [`poll`](Client::poll)).
+    #[inline]
     pub fn in_flight(&self) -> usize {
         self.inflight.len().saturating_add(self.ready.len())
     }
@@ -155,7 +156,14 @@ impl<P: Protocol, C: Channel> Client<P, C> {
         self.spin = Spin::new(max);
     }
 
+    /// Sets how waits spin before blocking ([`Spin::new`]: adaptive, the
+    /// default; [`Spin::fixed`]: always the same count).
+    pub fn set_spin_policy(&mut self, spin: Spin) {
+        self.spin = spin;
+    }
+
     /// Borrows a free buffer slot of the pool.
+    #[inline]
     pub fn lease(&mut self) -> Result<Lease, Error> {
         self.free_slots
             .pop()
@@ -164,12 +172,14 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     }
 
     /// Gives a buffer slot back.
+    #[inline]
     pub fn release(&mut self, lease: Lease) {
         if lease.slot < self.pool_slots && self.free_slots.len() < self.pool_slots as usize {
             self.free_slots.push(lease.slot);
         }
     }
 
+    #[inline]
     fn pool(&self) -> Result<&Pool, Error> {
         self.link
             .as_ref()
@@ -180,6 +190,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     }
 
     /// Writes `data` at `offset` of a leased slot, in place.
+    #[inline]
     pub fn write(&self, lease: &Lease, offset: usize, data: &[u8]) -> Result<(), Error> {
         self.pool()?.write(lease.slot, offset, data)
     }
@@ -191,6 +202,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
 
     /// Puts a request on the ring without publishing it (see
     /// [`flush`](Client::flush)); many queued requests cost one push.
+    #[inline(always)]
     pub fn queue(&mut self, req: P::Request, lease: Option<Lease>) -> Result<Tag, Error> {
         let slot = lease.as_ref().map(Lease::slot);
         let r = self.produce(req, slot);
@@ -201,6 +213,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
         r
     }
 
+    #[inline(always)]
     fn produce(&mut self, mut req: P::Request, slot: Option<u32>) -> Result<Tag, Error> {
         let link = self.link.as_mut().ok_or(Error::NotConnected)?;
         if link.ring.is_full() {
@@ -220,6 +233,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     }
 
     /// Publishes the queued requests and notifies the backend if it asked.
+    #[inline]
     pub fn flush(&mut self) -> Result<(), Error> {
         if !self.unpushed {
             return Ok(());
@@ -279,11 +293,35 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     }
 
     /// The next completion, if one is ready (never blocks).
+    #[inline(always)]
     pub fn poll(&mut self) -> Result<Option<Completion<P>>, Error> {
-        if self.ready.is_empty() {
-            self.collect()?;
+        if let Some(c) = self.ready.pop_front() {
+            return Ok(Some(c));
         }
-        Ok(self.ready.pop_front())
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        let Some(link) = self.link.as_mut() else {
+            return Ok(None);
+        };
+        // Nothing queued: the oldest response on the ring is the next
+        // completion, handed over directly (no trip through the queue).
+        // Bounded: each response is consumed once, and the ring checks
+        // that there are no more than requests pushed.
+        while let Some(rsp) = link.ring.consume_response()? {
+            let id = P::response_id(&rsp);
+            match self.inflight.remove(id) {
+                Some(slot) => {
+                    return Ok(Some(Completion {
+                        tag: Tag(id),
+                        result: Ok(rsp),
+                        lease: slot.map(|slot| Lease { slot }),
+                    }))
+                }
+                None => self.stray = self.stray.wrapping_add(1),
+            }
+        }
+        Ok(None)
     }
 
     /// Sleeps until responses may be waiting: spins a few checks, re-arms

@@ -309,19 +309,31 @@ impl Error {
 
 /// How long waits spin before blocking, adapted to the traffic: doubled
 /// (up to `max`) when spinning found work, halved (down to `max / 16`)
-/// when it did not.
+/// when it did not; or [`fixed`](Spin::fixed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spin {
     budget: u32,
+    min: u32,
     max: u32,
 }
 
 impl Spin {
-    /// Spins up to `max` checks before blocking.
+    /// Spins up to `max` checks before blocking, adapting the budget.
     pub const fn new(max: u32) -> Self {
         Spin {
             budget: max / 4,
+            min: max / 16,
             max,
+        }
+    }
+
+    /// Always spins `n` checks before blocking (what a C driver's
+    /// fixed-count spin does), whatever the traffic.
+    pub const fn fixed(n: u32) -> Self {
+        Spin {
+            budget: n,
+            min: n,
+            max: n,
         }
     }
 
@@ -330,18 +342,21 @@ impl Spin {
         self.budget
     }
 
+    #[inline]
     fn hit(&mut self) {
         self.budget = self.budget.saturating_mul(2).clamp(1, self.max.max(1));
     }
 
+    #[inline]
     fn miss(&mut self) {
         // Never below a sixteenth: a peer that is itself asleep makes every
         // spin miss, and two ends that both stopped spinning would pay two
         // wake-ups per round trip for ever.
-        self.budget = (self.budget / 2).max(self.max / 16);
+        self.budget = (self.budget / 2).max(self.min);
     }
 
     /// Spins up to the budget checking `ready`; adapts the budget.
+    #[inline]
     pub fn run(&mut self, mut ready: impl FnMut() -> Result<bool, Error>) -> Result<bool, Error> {
         for _ in 0..self.budget {
             if ready()? {

@@ -8,33 +8,36 @@
 
 use alloc::vec::Vec;
 
+/// One slot: its generation and what it holds.
+#[derive(Debug)]
+struct Cell<V> {
+    gen: u32,
+    val: Option<V>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Table<V> {
-    gens: Vec<u32>,
-    vals: Vec<Option<V>>,
+    cells: Vec<Cell<V>>,
+    /// The empty slots; every other slot holds a value.
     free: Vec<u32>,
-    used: usize,
 }
 
 impl<V> Table<V> {
     pub(crate) const fn new() -> Self {
         Table {
-            gens: Vec::new(),
-            vals: Vec::new(),
+            cells: Vec::new(),
             free: Vec::new(),
-            used: 0,
         }
     }
 
     /// Grows the table to `cap` slots (never shrinks).
     pub(crate) fn reserve(&mut self, cap: u32) {
-        let old = self.vals.len();
+        let old = self.cells.len();
         let cap = cap as usize;
         if cap <= old {
             return;
         }
-        self.gens.resize(cap, 0);
-        self.vals.resize_with(cap, || None);
+        self.cells.resize_with(cap, || Cell { gen: 0, val: None });
         self.free.reserve(cap.saturating_sub(self.free.len()));
         for slot in (old..cap).rev() {
             // `cap` came from a u32.
@@ -42,54 +45,54 @@ impl<V> Table<V> {
         }
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.used
+        self.cells.len().saturating_sub(self.free.len())
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.used == 0
+        self.len() == 0
     }
 
+    #[inline]
     pub(crate) fn insert(&mut self, v: V) -> Option<u64> {
         let slot = self.free.pop()?;
-        let (Some(gen), Some(cell)) = (
-            self.gens.get(slot as usize),
-            self.vals.get_mut(slot as usize),
-        ) else {
-            return None;
-        };
-        *cell = Some(v);
-        self.used = self.used.saturating_add(1);
-        Some((u64::from(*gen) << 32) | u64::from(slot))
+        let cell = self.cells.get_mut(slot as usize)?;
+        cell.val = Some(v);
+        Some((u64::from(cell.gen) << 32) | u64::from(slot))
     }
 
+    #[inline(always)]
     fn split(id: u64) -> (u32, usize) {
         ((id >> 32) as u32, (id & 0xffff_ffff) as usize)
     }
 
     pub(crate) fn contains(&self, id: u64) -> bool {
         let (gen, slot) = Self::split(id);
-        self.gens.get(slot) == Some(&gen) && self.vals.get(slot).is_some_and(Option::is_some)
+        self.cells
+            .get(slot)
+            .is_some_and(|c| c.gen == gen && c.val.is_some())
     }
 
+    #[inline]
     pub(crate) fn remove(&mut self, id: u64) -> Option<V> {
         let (gen, slot) = Self::split(id);
-        if self.gens.get(slot) != Some(&gen) {
+        let cell = self.cells.get_mut(slot)?;
+        if cell.gen != gen {
             return None;
         }
-        let v = self.vals.get_mut(slot)?.take()?;
-        if let Some(g) = self.gens.get_mut(slot) {
-            *g = g.wrapping_add(1);
-        }
+        let v = cell.val.take()?;
+        cell.gen = cell.gen.wrapping_add(1);
+        // The slot was taken from `free`, which has room for every slot.
         self.free.push(slot as u32);
-        self.used = self.used.saturating_sub(1);
         Some(v)
     }
 
     /// Removes every entry, lowest slot first, handing each to `f`.
     pub(crate) fn drain(&mut self, mut f: impl FnMut(u64, V)) {
-        for slot in 0..self.vals.len() {
-            let gen = self.gens.get(slot).copied().unwrap_or(0);
+        for slot in 0..self.cells.len() {
+            let gen = self.cells.get(slot).map_or(0, |c| c.gen);
             let id = (u64::from(gen) << 32) | slot as u64;
             if let Some(v) = self.remove(id) {
                 f(id, v);

@@ -427,4 +427,17 @@ fn spin_budget_adapts() {
         })
         .unwrap());
     assert_eq!(spin.budget(), 16);
+
+    let mut fixed = Spin::fixed(5);
+    let mut n = 0;
+    assert!(!fixed
+        .run(|| {
+            n += 1;
+            Ok(false)
+        })
+        .unwrap());
+    assert_eq!((n, fixed.budget()), (5, 5), "a miss keeps a fixed budget");
+    assert!(fixed.run(|| Ok(true)).unwrap());
+    assert_eq!(fixed.budget(), 5, "a hit keeps a fixed budget");
+    assert_eq!(Spin::fixed(0).budget(), 0);
 }
