@@ -182,6 +182,10 @@ impl<P: Protocol, C: Channel> Server<P, C> {
         let (link, chan) = self.link.as_mut().ok_or(Error::NotConnected)?;
         let mut taken = 0usize;
         let limit = link.ring.size() as usize;
+        // In a long batch, the answers so far are published every quarter
+        // ring, so that the frontend takes them while the rest is served.
+        let every = (limit / 4).max(1);
+        let mut unpushed = 0usize;
         while taken < limit {
             let Some(req) = link.ring.consume_request()? else {
                 break;
@@ -205,6 +209,13 @@ impl<P: Protocol, C: Channel> Server<P, C> {
                     P::set_response_id(&mut rsp, id);
                     link.ring.produce_response(&rsp)?;
                     self.served = self.served.wrapping_add(1);
+                    unpushed = unpushed.wrapping_add(1);
+                    if unpushed == every {
+                        unpushed = 0;
+                        if link.ring.push_responses()? {
+                            chan.notify()?;
+                        }
+                    }
                 }
                 // The ticket came from this request's `defer` (a ticket is
                 // only made there); the driver completes it later.

@@ -62,7 +62,8 @@ pub struct Client<P: Protocol, C> {
     pool_slots: u32,
     spin: Spin,
     stray: u64,
-    unpushed: bool,
+    /// Requests queued since the last push.
+    unpushed: u32,
     /// A failure of a push that had already put requests in flight,
     /// reported by the next poll or wait.
     deferred: Option<Error>,
@@ -85,7 +86,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
             pool_slots: 0,
             spin: Spin::default(),
             stray: 0,
-            unpushed: false,
+            unpushed: 0,
             deferred: None,
         }
     }
@@ -124,7 +125,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
                 lease: slot.map(|slot| Lease { slot }),
             });
         });
-        self.unpushed = false;
+        self.unpushed = 0;
         (lost, self.link.take().map(|l| l.chan))
     }
 
@@ -200,8 +201,10 @@ impl<P: Protocol, C: Channel> Client<P, C> {
         self.pool()?.read(lease.slot, offset, out)
     }
 
-    /// Puts a request on the ring without publishing it (see
-    /// [`flush`](Client::flush)); many queued requests cost one push.
+    /// Puts a request on the ring, to be published by
+    /// [`flush`](Client::flush): many queued requests cost one push. (A
+    /// long batch is also published every quarter ring on its own, so that
+    /// the backend can start on it while the rest is queued.)
     #[inline(always)]
     pub fn queue(&mut self, req: P::Request, lease: Option<Lease>) -> Result<Tag, Error> {
         let slot = lease.as_ref().map(Lease::slot);
@@ -228,18 +231,24 @@ impl<P: Protocol, C: Channel> Client<P, C> {
             self.inflight.remove(id);
             return Err(e.into());
         }
-        self.unpushed = true;
+        self.unpushed = self.unpushed.wrapping_add(1);
+        if self.unpushed >= (link.ring.size() / 4).max(1) {
+            // A long batch is published every quarter ring, so that the
+            // backend starts on it while the rest is queued; a failure is
+            // the requests' already in flight (see `flush_queued`).
+            self.flush_queued();
+        }
         Ok(Tag(id))
     }
 
     /// Publishes the queued requests and notifies the backend if it asked.
     #[inline]
     pub fn flush(&mut self) -> Result<(), Error> {
-        if !self.unpushed {
+        if self.unpushed == 0 {
             return Ok(());
         }
         let link = self.link.as_mut().ok_or(Error::NotConnected)?;
-        self.unpushed = false;
+        self.unpushed = 0;
         if link.ring.push_requests()? {
             link.chan.notify()?;
         }

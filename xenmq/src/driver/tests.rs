@@ -441,3 +441,65 @@ fn spin_budget_adapts() {
     assert_eq!(fixed.budget(), 5, "a hit keeps a fixed budget");
     assert_eq!(Spin::fixed(0).budget(), 0);
 }
+
+/// A long batch is published every quarter ring by both ends, so that the
+/// peer can start on it: the client without waiting for `flush`, the
+/// server before the batch is over. Fewer stay private until then.
+#[test]
+fn long_batches_are_published_every_quarter_ring() {
+    use crate::sync::Ordering::Relaxed;
+    let (mut c, mut s, region) = connect();
+    let size = crate::ring::Layout::new::<Req, Rsp>(4096).unwrap().size;
+    let quarter = size / 4;
+    assert!(quarter > 1);
+    let req = |val| Req {
+        id: 0,
+        op: 0,
+        slot: 0,
+        val,
+    };
+    // req_prod is at offset 0 of a ring.h header, rsp_prod at 8.
+    for v in 0..u64::from(quarter) - 1 {
+        c.queue(req(v), None).unwrap();
+    }
+    assert_eq!(region.load_u32(0, Relaxed).unwrap(), 0, "not yet");
+    c.queue(req(99), None).unwrap();
+    assert_eq!(region.load_u32(0, Relaxed).unwrap(), quarter);
+    c.queue(req(100), None).unwrap();
+    assert_eq!(region.load_u32(0, Relaxed).unwrap(), quarter);
+    c.flush().unwrap();
+    assert_eq!(region.load_u32(0, Relaxed).unwrap(), quarter + 1);
+
+    /// Answers, noting the published rsp_prod each request finds.
+    struct Peek {
+        region: crate::shm::Region,
+        seen: Vec<u32>,
+    }
+    impl Backend for Peek {
+        type Protocol = Test;
+        fn handle(&mut self, req: Req, _io: &mut Io<'_, Test>) -> Reply<Rsp> {
+            self.seen.push(self.region.load_u32(8, Relaxed).unwrap());
+            Reply::Now(Rsp {
+                id: 0,
+                val: req.val,
+            })
+        }
+    }
+    let mut peek = Peek {
+        region,
+        seen: Vec::new(),
+    };
+    assert_eq!(s.serve(&mut peek).unwrap(), quarter as usize + 1);
+    let q = quarter as usize;
+    assert!(peek.seen[..q].iter().all(|&p| p == 0), "{:?}", peek.seen);
+    assert_eq!(
+        peek.seen[q], quarter,
+        "the first quarter went out mid-batch"
+    );
+    assert_eq!(region.load_u32(8, Relaxed).unwrap(), quarter + 1);
+    let mut n = 0;
+    while c.poll().unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, quarter + 1);
+}
