@@ -89,3 +89,158 @@ pub fn cacheline_peer(ctl: Region, word: usize) -> Result<(), Error> {
         }
     }
 }
+
+/// What the driver layer costs: ns per request of a stream through both
+/// ends of a 4-page ring on this one CPU (no cross-CPU traffic, so the
+/// figure is steady), once with the raw rings (`ring`) and once through
+/// `Client`/`Server` with a `Backend` (`driver`), for each layout.
+/// Returns `(name, ns)` with names `ring-compat`, `driver-compat`,
+/// `ring-native`, `driver-native`.
+pub fn driver_overhead(budget: Duration) -> Result<Vec<(&'static str, f64)>, Error> {
+    use crate::proto::{Compat4, Native4};
+    Ok(vec![
+        ("ring-compat", one_cpu::<Compat4>(budget, false)?),
+        ("driver-compat", one_cpu::<Compat4>(budget, true)?),
+        ("ring-native", one_cpu::<Native4>(budget, false)?),
+        ("driver-native", one_cpu::<Native4>(budget, true)?),
+    ])
+}
+
+/// A channel with no peer: nothing to signal, nothing to wait for (both
+/// ends run in this thread).
+struct Quiet;
+
+impl xenmq::evtchn::Channel for Quiet {
+    fn port(&self) -> xenmq::evtchn::Port {
+        0
+    }
+    fn notify(&self) -> Result<(), xenmq::evtchn::Error> {
+        Ok(())
+    }
+    fn poll(&self) -> Result<bool, xenmq::evtchn::Error> {
+        Ok(false)
+    }
+    fn wait(&self, _: Option<Duration>) -> Result<bool, xenmq::evtchn::Error> {
+        Ok(true)
+    }
+    fn status(&self) -> Result<xenmq::evtchn::Status, xenmq::evtchn::Error> {
+        Ok(xenmq::evtchn::Status::Closed)
+    }
+}
+
+/// Echoes the sequence number.
+struct Echo<P>(std::marker::PhantomData<P>);
+
+impl<P: crate::xring::BenchProtocol> xenmq::driver::Backend for Echo<P> {
+    type Protocol = P;
+    #[inline(always)]
+    fn handle(
+        &mut self,
+        req: crate::proto::Request,
+        _io: &mut xenmq::driver::Io<'_, P>,
+    ) -> xenmq::driver::Reply<crate::proto::Response> {
+        xenmq::driver::Reply::Now(crate::proto::Response {
+            id: 0,
+            seq: req.seq as u32,
+            status: 0,
+        })
+    }
+}
+
+/// One CPU, both ends, full-ring batches for `budget`: ns per request.
+/// Every response is checked (a wrong stream is an error, not a figure).
+fn one_cpu<P: crate::xring::BenchProtocol>(budget: Duration, driver: bool) -> Result<f64, Error> {
+    use crate::proto::{Request, Response};
+    use xenmq::driver::{BackRingOf, Client, FrontRingOf, Server};
+    use xenmq::ring::{BackSide, FrontSide};
+
+    let bytes = 4 * 4096;
+    let fd = crate::sys::memfd(c"xenmq-overhead", bytes)?;
+    let map = crate::sys::Mapping::new(std::os::fd::AsRawFd::as_raw_fd(&fd), bytes)?;
+    let ring = map.region();
+    // Slots in the ring: a full ring is one batch.
+    let size = u64::from(FrontRingOf::<P>::init(ring)?.size());
+    let (mut seq, mut expect, mut done) = (0u64, 0u64, 0u64);
+    let mut bad = false;
+    let start = Instant::now();
+    if driver {
+        let mut c = Client::<P, Quiet>::new();
+        c.attach(FrontRingOf::<P>::init(ring)?, Quiet, None);
+        let mut s = Server::<P, Quiet>::new();
+        s.attach(BackRingOf::<P>::attach(ring)?, Quiet, None);
+        let mut echo = Echo::<P>(std::marker::PhantomData);
+        while done == 0 || start.elapsed() < budget {
+            for _ in 0..64 {
+                while seq - done < size {
+                    c.queue(Request::new(seq, crate::proto::OP_DATA, 0), None)
+                        .map_err(|e| Error::Setup(format!("queue: {e}")))?;
+                    seq += 1;
+                }
+                c.flush().map_err(|e| Error::Setup(format!("flush: {e}")))?;
+                s.serve(&mut echo)
+                    .map_err(|e| Error::Setup(format!("serve: {e}")))?;
+                while let Some(d) = c.poll().map_err(|e| Error::Setup(format!("poll: {e}")))? {
+                    bad |= !matches!(&d.result, Ok(r) if r.seq == expect as u32);
+                    expect += 1;
+                    done += 1;
+                }
+            }
+        }
+    } else {
+        let mut f = FrontRingOf::<P>::init(ring)?;
+        let mut b = BackRingOf::<P>::attach(ring)?;
+        while done == 0 || start.elapsed() < budget {
+            for _ in 0..64 {
+                while seq - done < size {
+                    f.produce_request(&Request::new(seq, crate::proto::OP_DATA, 0))?;
+                    seq += 1;
+                }
+                f.push_requests()?;
+                while let Some(req) = b.consume_request()? {
+                    b.produce_response(&Response {
+                        id: req.id,
+                        seq: req.seq as u32,
+                        status: 0,
+                    })?;
+                }
+                b.push_responses()?;
+                while let Some(r) = f.consume_response()? {
+                    bad |= r.seq != expect as u32;
+                    expect += 1;
+                    done += 1;
+                }
+            }
+        }
+    }
+    if bad {
+        return Err(Error::Setup(
+            "one-CPU stream: a response out of sequence".into(),
+        ));
+    }
+    Ok(start.elapsed().as_nanos() as f64 / done as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-CPU streams run on both layouts, raw and through the driver,
+    /// each response checked (a wrong one fails the figure).
+    #[test]
+    fn driver_overhead_streams_are_checked_and_timed() {
+        let figs = driver_overhead(Duration::from_millis(5)).unwrap();
+        let names: Vec<&str> = figs.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "ring-compat",
+                "driver-compat",
+                "ring-native",
+                "driver-native"
+            ]
+        );
+        for (name, ns) in figs {
+            assert!(ns.is_finite() && ns > 0.0, "{name}: {ns}");
+        }
+    }
+}

@@ -63,6 +63,11 @@
 //! - `floor.memcpy.bw`: copying 4 KiB buffers on one CPU, the ceiling of
 //!   bulk; `floor.cacheline.p50`: one atomic word bounced between the two
 //!   pinned CPUs, timed like the latency figures, the floor of latency.
+//! - `floor.ring-compat.ns`, `floor.driver-compat.ns`, `floor.ring-native.ns`,
+//!   `floor.driver-native.ns`: ns per request of a stream through both ends
+//!   of a 4-page ring on one CPU, with the raw rings and through
+//!   `Client`/`Server`: what the driver layer costs, without the noise of
+//!   two CPUs.
 //!
 //! A response that does not match its request (id out of order, failed
 //! check) makes the run fail: every figure is of a stream that was carried
@@ -1014,6 +1019,10 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
         progress(rep, "floor.cacheline");
         let p50 = floor::cacheline(opts, cpus.map(|c| c.1), &mut lat)?;
         figs.add("floor.cacheline.p50".into(), "ns", p50);
+        progress(rep, "floor.one-cpu");
+        for (name, ns) in floor::driver_overhead(opts.budget)? {
+            figs.add(format!("floor.{name}.ns"), "ns", ns);
+        }
         for &(mode, spin, pages) in &combos {
             // Interleave: each repetition starts with a different contender.
             let n = opts.impls.len();

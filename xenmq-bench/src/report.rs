@@ -76,6 +76,7 @@ fn fmt_value(unit: &str, v: f64) -> String {
     match unit {
         "req/s" => format!("{:.2}M", v / 1e6),
         "ns" if v >= 10_000.0 => format!("{:.1}us", v / 1e3),
+        "ns" if v < 100.0 => format!("{v:.1}ns"),
         "ns" => format!("{v:.0}ns"),
         "GB/s" => format!("{v:.2}"),
         _ => format!("{v:.1}"),
