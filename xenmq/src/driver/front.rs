@@ -56,7 +56,9 @@ struct Link<P: Protocol, C> {
 /// notification is sent only when the backend asked for one.
 pub struct Client<P: Protocol, C> {
     link: Option<Link<P, C>>,
-    inflight: Table<Option<u32>>,
+    /// Requests in flight, with the buffer slot each holds ([`NO_LEASE`]:
+    /// none).
+    inflight: Table<u32>,
     ready: VecDeque<Completion<P>>,
     free_slots: Vec<u32>,
     pool_slots: u32,
@@ -122,7 +124,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
             ready.push_back(Completion {
                 tag: Tag(id),
                 result: Err(Error::Disconnected),
-                lease: slot.map(|slot| Lease { slot }),
+                lease: lease_of(slot),
             });
         });
         self.unpushed = 0;
@@ -224,7 +226,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
         }
         let id = self
             .inflight
-            .insert(slot)
+            .insert(slot.unwrap_or(NO_LEASE))
             .ok_or(Error::Busy(link.ring.size()))?;
         P::set_request_id(&mut req, id);
         if let Err(e) = link.ring.produce_request(&req) {
@@ -293,7 +295,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
                 Some(slot) => self.ready.push_back(Completion {
                     tag: Tag(id),
                     result: Ok(rsp),
-                    lease: slot.map(|slot| Lease { slot }),
+                    lease: lease_of(slot),
                 }),
                 None => self.stray = self.stray.wrapping_add(1),
             }
@@ -324,7 +326,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
                     return Ok(Some(Completion {
                         tag: Tag(id),
                         result: Ok(rsp),
-                        lease: slot.map(|slot| Lease { slot }),
+                        lease: lease_of(slot),
                     }))
                 }
                 None => self.stray = self.stray.wrapping_add(1),
@@ -431,4 +433,13 @@ impl<P: Protocol, C: Channel> Client<P, C> {
             }
         }
     }
+}
+
+/// The table's mark for a request without a buffer slot (a pool has at
+/// most [`MAX_POOL_PAGES`](super::MAX_POOL_PAGES) slots).
+const NO_LEASE: u32 = u32::MAX;
+
+#[inline(always)]
+fn lease_of(slot: u32) -> Option<Lease> {
+    (slot != NO_LEASE).then_some(Lease { slot })
 }

@@ -8,25 +8,28 @@
 
 use alloc::vec::Vec;
 
-/// One slot: its generation and what it holds.
-#[derive(Debug)]
+/// One slot: its generation (odd while it holds a value, even while free)
+/// and the value last put in it.
+#[derive(Debug, Clone, Copy, Default)]
 struct Cell<V> {
     gen: u32,
-    val: Option<V>,
+    val: V,
 }
 
 #[derive(Debug)]
 pub(crate) struct Table<V> {
     cells: Vec<Cell<V>>,
-    /// The empty slots; every other slot holds a value.
+    /// The free slots are `free[..top]`; the array has room for every slot.
     free: Vec<u32>,
+    top: usize,
 }
 
-impl<V> Table<V> {
+impl<V: Copy + Default> Table<V> {
     pub(crate) const fn new() -> Self {
         Table {
             cells: Vec::new(),
             free: Vec::new(),
+            top: 0,
         }
     }
 
@@ -37,17 +40,17 @@ impl<V> Table<V> {
         if cap <= old {
             return;
         }
-        self.cells.resize_with(cap, || Cell { gen: 0, val: None });
-        self.free.reserve(cap.saturating_sub(self.free.len()));
-        for slot in (old..cap).rev() {
-            // `cap` came from a u32.
-            self.free.push(slot as u32);
-        }
+        self.cells.resize(cap, Cell::default());
+        // The free array keeps every slot's room; the new slots are free.
+        self.free.truncate(self.top);
+        self.free.extend((old..cap).rev().map(|s| s as u32));
+        self.top = self.free.len();
+        self.free.resize(cap, 0);
     }
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.cells.len().saturating_sub(self.free.len())
+        self.cells.len().saturating_sub(self.top)
     }
 
     #[inline]
@@ -57,9 +60,13 @@ impl<V> Table<V> {
 
     #[inline]
     pub(crate) fn insert(&mut self, v: V) -> Option<u64> {
-        let slot = self.free.pop()?;
+        let top = self.top.checked_sub(1)?;
+        let slot = *self.free.get(top)?;
         let cell = self.cells.get_mut(slot as usize)?;
-        cell.val = Some(v);
+        self.top = top;
+        // Even (free) to odd (taken).
+        cell.gen = cell.gen.wrapping_add(1);
+        cell.val = v;
         Some((u64::from(cell.gen) << 32) | u64::from(slot))
     }
 
@@ -70,22 +77,24 @@ impl<V> Table<V> {
 
     pub(crate) fn contains(&self, id: u64) -> bool {
         let (gen, slot) = Self::split(id);
-        self.cells
-            .get(slot)
-            .is_some_and(|c| c.gen == gen && c.val.is_some())
+        gen & 1 == 1 && self.cells.get(slot).is_some_and(|c| c.gen == gen)
     }
 
     #[inline]
     pub(crate) fn remove(&mut self, id: u64) -> Option<V> {
         let (gen, slot) = Self::split(id);
         let cell = self.cells.get_mut(slot)?;
-        if cell.gen != gen {
+        // Only the generation the slot holds now names it, and only while
+        // it is odd (taken): an even one would name a free slot.
+        if cell.gen != gen || gen & 1 == 0 {
             return None;
         }
-        let v = cell.val.take()?;
-        cell.gen = cell.gen.wrapping_add(1);
-        // The slot was taken from `free`, which has room for every slot.
-        self.free.push(slot as u32);
+        cell.gen = gen.wrapping_add(1);
+        let v = cell.val;
+        // A taken slot is not in `free[..top]`, and `free` has room for
+        // every slot, so `top` is in bounds.
+        *self.free.get_mut(self.top)? = slot as u32;
+        self.top = self.top.wrapping_add(1);
         Some(v)
     }
 
@@ -115,6 +124,9 @@ mod tests {
         assert_eq!(t.insert('c'), None);
         assert_eq!(t.remove(a), Some('a'));
         assert_eq!(t.remove(a), None, "removed twice");
+        // The free slot's own (even) generation names nothing either.
+        assert_eq!(t.remove(a + (1 << 32)), None, "a free slot");
+        assert!(!t.contains(a + (1 << 32)));
         let c = t.insert('c').unwrap();
         assert_ne!(a, c, "a reused slot gets a new generation");
         assert_eq!(a & 0xffff_ffff, c & 0xffff_ffff);
