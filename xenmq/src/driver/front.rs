@@ -306,11 +306,13 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     /// The next completion, if one is ready (never blocks).
     #[inline(always)]
     pub fn poll(&mut self) -> Result<Option<Completion<P>>, Error> {
-        if let Some(c) = self.ready.pop_front() {
-            return Ok(Some(c));
-        }
-        if let Some(e) = self.deferred.take() {
-            return Err(e);
+        if !self.ready.is_empty() || self.deferred.is_some() {
+            if let Some(c) = self.ready.pop_front() {
+                return Ok(Some(c));
+            }
+            if let Some(e) = self.deferred.take() {
+                return Err(e);
+            }
         }
         let Some(link) = self.link.as_mut() else {
             return Ok(None);
