@@ -179,11 +179,15 @@ fn one_cpu<P: crate::xring::BenchProtocol>(budget: Duration, driver: bool) -> Re
                 c.flush().map_err(|e| Error::Setup(format!("flush: {e}")))?;
                 s.serve(&mut echo)
                     .map_err(|e| Error::Setup(format!("serve: {e}")))?;
+                // Checks in locals, so that they stay in registers.
+                let (mut wrong, mut next) = (false, expect);
                 while let Some(d) = c.poll().map_err(|e| Error::Setup(format!("poll: {e}")))? {
-                    bad |= !matches!(&d.result, Ok(r) if r.seq == expect as u32);
-                    expect += 1;
-                    done += 1;
+                    wrong |= !matches!(&d.result, Ok(r) if r.seq == next as u32);
+                    next += 1;
                 }
+                bad |= wrong;
+                done += next - expect;
+                expect = next;
             }
         }
     } else {
@@ -204,11 +208,14 @@ fn one_cpu<P: crate::xring::BenchProtocol>(budget: Duration, driver: bool) -> Re
                     })?;
                 }
                 b.push_responses()?;
+                let (mut wrong, mut next) = (false, expect);
                 while let Some(r) = f.consume_response()? {
-                    bad |= r.seq != expect as u32;
-                    expect += 1;
-                    done += 1;
+                    wrong |= r.seq != next as u32;
+                    next += 1;
                 }
+                bad |= wrong;
+                done += next - expect;
+                expect = next;
             }
         }
     }
