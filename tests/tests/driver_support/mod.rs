@@ -5,7 +5,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -23,13 +22,7 @@ pub struct World {
 
 impl World {
     pub fn new(tag: &str) -> World {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xenmq-drv-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = xenmq_tests::run_dir(&format!("drv-{tag}"));
         let host = Host::with_xenstored(&dir).expect("start host");
         let xs = Client::connect(&dir.join("socket")).expect("dom0 xenstore");
         World { host, dir, xs }
