@@ -290,14 +290,8 @@ impl<P: Protocol, C: Channel> Client<P, C> {
             return Ok(());
         };
         while let Some(rsp) = link.ring.consume_response()? {
-            let id = P::response_id(&rsp);
-            match self.inflight.remove(id) {
-                Some(slot) => self.ready.push_back(Completion {
-                    tag: Tag(id),
-                    result: Ok(rsp),
-                    lease: lease_of(slot),
-                }),
-                None => self.stray = self.stray.wrapping_add(1),
+            if let Some(c) = answer(&mut self.inflight, &mut self.stray, rsp) {
+                self.ready.push_back(c);
             }
         }
         Ok(())
@@ -322,16 +316,8 @@ impl<P: Protocol, C: Channel> Client<P, C> {
         // Bounded: each response is consumed once, and the ring checks
         // that there are no more than requests pushed.
         while let Some(rsp) = link.ring.consume_response()? {
-            let id = P::response_id(&rsp);
-            match self.inflight.remove(id) {
-                Some(slot) => {
-                    return Ok(Some(Completion {
-                        tag: Tag(id),
-                        result: Ok(rsp),
-                        lease: lease_of(slot),
-                    }))
-                }
-                None => self.stray = self.stray.wrapping_add(1),
+            if let Some(c) = answer(&mut self.inflight, &mut self.stray, rsp) {
+                return Ok(Some(c));
             }
         }
         Ok(None)
@@ -440,6 +426,29 @@ impl<P: Protocol, C: Channel> Client<P, C> {
 /// The table's mark for a request without a buffer slot (a pool has at
 /// most [`MAX_POOL_PAGES`](super::MAX_POOL_PAGES) slots).
 const NO_LEASE: u32 = u32::MAX;
+
+/// The completion a response brings, taking its request out of
+/// `inflight`; `None` for a response that answers no request in flight (a
+/// stray, counted).
+#[inline(always)]
+fn answer<P: Protocol>(
+    inflight: &mut Table<u32>,
+    stray: &mut u64,
+    rsp: P::Response,
+) -> Option<Completion<P>> {
+    let id = P::response_id(&rsp);
+    match inflight.remove(id) {
+        Some(slot) => Some(Completion {
+            tag: Tag(id),
+            result: Ok(rsp),
+            lease: lease_of(slot),
+        }),
+        None => {
+            *stray = stray.wrapping_add(1);
+            None
+        }
+    }
+}
 
 #[inline(always)]
 fn lease_of(slot: u32) -> Option<Lease> {
