@@ -149,7 +149,7 @@ impl Region {
     /// The peer may change the bytes concurrently, which can tear the value
     /// but never make it invalid, since any bytes are a valid `T`
     /// (`FromBytes`). Parse the returned copy, never the shared bytes again.
-    #[inline]
+    #[inline(always)]
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, Error> {
         let src = self.span(offset, size_of::<T>(), align_of::<T>())?;
         let mut out = MaybeUninit::<T>::uninit();
@@ -175,7 +175,7 @@ impl Region {
     ///
     /// `T: IntoBytes` has no padding, so no uninitialised byte reaches the
     /// peer.
-    #[inline]
+    #[inline(always)]
     pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<(), Error> {
         let dst = self.span(offset, size_of::<T>(), align_of::<T>())?;
         let src = value.as_bytes();
