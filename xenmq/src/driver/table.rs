@@ -18,56 +18,67 @@ struct Cell<V> {
 
 #[derive(Debug)]
 pub(crate) struct Table<V> {
+    /// A power of two long (or empty).
     cells: Vec<Cell<V>>,
-    /// The free slots are `free[..top]`; the array has room for every slot.
-    free: Vec<u32>,
-    top: usize,
+    /// Slots taken.
+    len: usize,
+    /// Where the next insert looks first: the slot after the last one
+    /// given out. When answers come back in about the order of requests,
+    /// the slot there is free, so an insert neither searches nor follows a
+    /// free list (no chain of loads from one insert to the next).
+    cursor: usize,
 }
 
 impl<V: Copy + Default> Table<V> {
     pub(crate) const fn new() -> Self {
         Table {
             cells: Vec::new(),
-            free: Vec::new(),
-            top: 0,
+            len: 0,
+            cursor: 0,
         }
     }
 
-    /// Grows the table to `cap` slots (never shrinks).
+    /// Grows the table to at least `cap` slots, a power of two (never
+    /// shrinks).
     pub(crate) fn reserve(&mut self, cap: u32) {
-        let old = self.cells.len();
-        let cap = cap as usize;
-        if cap <= old {
-            return;
+        let cap = (cap as usize).checked_next_power_of_two().unwrap_or(0);
+        if cap > self.cells.len() {
+            self.cells.resize(cap, Cell::default());
         }
-        self.cells.resize(cap, Cell::default());
-        // The free array keeps every slot's room; the new slots are free.
-        self.free.truncate(self.top);
-        self.free.extend((old..cap).rev().map(|s| s as u32));
-        self.top = self.free.len();
-        self.free.resize(cap, 0);
     }
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.cells.len().saturating_sub(self.top)
+        self.len
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     #[inline]
     pub(crate) fn insert(&mut self, v: V) -> Option<u64> {
-        let top = self.top.checked_sub(1)?;
-        let slot = *self.free.get(top)?;
-        let cell = self.cells.get_mut(slot as usize)?;
-        self.top = top;
-        // Even (free) to odd (taken).
-        cell.gen = cell.gen.wrapping_add(1);
-        cell.val = v;
-        Some((u64::from(cell.gen) << 32) | u64::from(slot))
+        let n = self.cells.len();
+        if self.len >= n {
+            return None;
+        }
+        // A free slot exists (len < n); look from the cursor on, wrapping.
+        // `n` is a power of two, so the mask keeps every index in bounds.
+        let mask = n.wrapping_sub(1);
+        let mut slot = self.cursor & mask;
+        loop {
+            let cell = self.cells.get_mut(slot)?;
+            if cell.gen & 1 == 0 {
+                // Even (free) to odd (taken); the whole cell in one store.
+                let gen = cell.gen.wrapping_add(1);
+                *cell = Cell { gen, val: v };
+                self.len = self.len.wrapping_add(1);
+                self.cursor = slot.wrapping_add(1);
+                return Some((u64::from(gen) << 32) | slot as u64);
+            }
+            slot = slot.wrapping_add(1) & mask;
+        }
     }
 
     #[inline(always)]
@@ -90,12 +101,8 @@ impl<V: Copy + Default> Table<V> {
             return None;
         }
         cell.gen = gen.wrapping_add(1);
-        let v = cell.val;
-        // A taken slot is not in `free[..top]`, and `free` has room for
-        // every slot, so `top` is in bounds.
-        *self.free.get_mut(self.top)? = slot as u32;
-        self.top = self.top.wrapping_add(1);
-        Some(v)
+        self.len = self.len.wrapping_sub(1);
+        Some(cell.val)
     }
 
     /// Removes every entry, lowest slot first, handing each to `f`.
@@ -141,5 +148,71 @@ mod tests {
             assert!(t.insert('x').unwrap() & 0xffff_ffff < 4);
         }
         assert_eq!(t.insert('y'), None);
+    }
+
+    /// Inserts look from the slot after the last one given out and skip
+    /// slots still taken (answers out of order, or never).
+    #[test]
+    fn the_cursor_skips_taken_slots() {
+        let mut t = Table::new();
+        t.reserve(3);
+        // Rounded up to a power of two.
+        let ids: Vec<u64> = (0..4).map(|v| t.insert(v).unwrap()).collect();
+        assert_eq!(t.insert(9), None);
+        assert_eq!(t.len(), 4);
+        // Slot 1 and 3 come back; 0 and 2 stay taken.
+        assert_eq!(t.remove(ids[3]), Some(3));
+        assert_eq!(t.remove(ids[1]), Some(1));
+        let a = t.insert(10).unwrap();
+        let b = t.insert(11).unwrap();
+        assert_eq!([a & 0xffff_ffff, b & 0xffff_ffff], [1, 3]);
+        assert_eq!(t.insert(12), None);
+        assert!(t.contains(ids[0]) && t.contains(ids[2]));
+        assert!(!t.contains(ids[1]) && !t.contains(ids[3]));
+    }
+
+    /// Against a model: whatever the order of removals, every id names
+    /// exactly its value until removed, the table holds as many as it says,
+    /// and it refuses an insert only when full.
+    #[test]
+    fn matches_a_model_under_any_order() {
+        use alloc::collections::BTreeMap;
+        let mut t = Table::new();
+        t.reserve(16);
+        let mut model: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut gone: Vec<u64> = Vec::new();
+        // A small deterministic generator (xorshift).
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for step in 0..20_000u32 {
+            let r = next();
+            if r % 3 != 0 {
+                match t.insert(step) {
+                    Some(id) => {
+                        assert!(model.insert(id, step).is_none(), "id {id:#x} given twice");
+                    }
+                    None => assert_eq!(model.len(), 16, "refused while not full"),
+                }
+            } else if !model.is_empty() {
+                let k = (r >> 8) as usize % model.len();
+                let id = *model.keys().nth(k).unwrap();
+                assert_eq!(t.remove(id), model.remove(&id));
+                gone.push(id);
+            }
+            assert_eq!(t.len(), model.len());
+            if step % 1000 == 0 {
+                for id in &gone {
+                    if !model.contains_key(id) {
+                        assert_eq!(t.remove(*id), None, "a removed id still names something");
+                    }
+                }
+                gone.clear();
+            }
+        }
     }
 }
