@@ -1,7 +1,7 @@
 //! Proves that the xenmq contenders' hot path allocates nothing per
 //! message: a counting global allocator (`sys::counting`), counting per
 //! thread on the two threads that run the frontend ([`Client`] queue,
-//! flush, submit, poll, leases and waits) and the backend ([`Server`] serve
+//! flush, submit, poll_each, leases and waits) and the backend ([`Server`] serve
 //! and wait), must see zero allocations while thousands of messages go
 //! through, in every mode and wait policy. Everything is set up (rings,
 //! client and server attached, buffers, the latency vector's capacity)

@@ -181,10 +181,12 @@ fn one_cpu<P: crate::xring::BenchProtocol>(budget: Duration, driver: bool) -> Re
                     .map_err(|e| Error::Setup(format!("serve: {e}")))?;
                 // Checks in locals, so that they stay in registers.
                 let (mut wrong, mut next) = (false, expect);
-                while let Some(d) = c.poll().map_err(|e| Error::Setup(format!("poll: {e}")))? {
+                c.poll_each(|d| {
                     wrong |= !matches!(&d.result, Ok(r) if r.seq == next as u32);
                     next += 1;
-                }
+                    d.lease
+                })
+                .map_err(|e| Error::Setup(format!("poll: {e}")))?;
                 bad |= wrong;
                 done += next - expect;
                 expect = next;

@@ -7,12 +7,12 @@
 //!
 //! - `tput` and `bulk`: [`Client::queue`] into every free slot, one
 //!   [`Client::flush`] (one push, one notify decision), take every
-//!   completion with [`Client::poll`], and wait only when nothing came back
-//!   and the ring is full (or everything is sent). `bulk` leases a pool slot
-//!   per request ([`Client::lease`]), fills it in place ([`Client::write`])
-//!   and queues it with the request; the lease comes back with the
-//!   completion and is released.
-//! - `lat`: one [`Client::submit`], then poll until its completion.
+//!   completion with [`Client::poll_each`], and wait only when nothing came
+//!   back and the ring is full (or everything is sent). `bulk` leases a pool
+//!   slot per request ([`Client::lease`]), fills it in place
+//!   ([`Client::write`]) and queues it with the request; the lease comes
+//!   back with the completion and is given back from `poll_each`.
+//! - `lat`: one [`Client::submit`], then `poll_each` until its completion.
 //! - the backend: [`Server::serve`] (every request waiting, each copied out
 //!   of the ring once, checked by [`Checker`], which copies a bulk buffer
 //!   out of the pool once with [`Io::read`] and checks every word; one push,
@@ -209,25 +209,19 @@ impl<'a, P: BenchProtocol> Front<'a, P> {
         // Counters in locals while the loop runs (stored once at the end,
         // not once per completion).
         let (mut n, mut bad, mut expect) = (0, 0, self.expect);
-        let r = loop {
-            let done = match self.client.poll() {
-                Ok(Some(done)) => done,
-                Ok(None) => break Ok(n),
-                Err(e) => break Err(e.into()),
-            };
+        let r = self.client.poll_each(|done| {
             let ok = match &done.result {
                 Ok(rsp) => rsp.id == done.tag.id() && rsp.seq == expect as u32 && rsp.status == 0,
                 Err(_) => false,
             };
             // The pool slot comes back with a bulk request, and only then.
             let lease_ok = done.lease.is_some() == bulk;
-            if let Some(lease) = done.lease {
-                self.client.release(lease);
-            }
             bad += u64::from(!(ok && lease_ok));
             expect = expect.wrapping_add(1);
             n += 1;
-        };
+            done.lease
+        });
+        let r = r.map(|_| n).map_err(Error::from);
         self.expect = expect;
         *errors += bad;
         r

@@ -177,9 +177,11 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     /// Gives a buffer slot back.
     #[inline]
     pub fn release(&mut self, lease: Lease) {
-        if lease.slot < self.pool_slots && self.free_slots.len() < self.pool_slots as usize {
-            self.free_slots.push(lease.slot);
+        Free {
+            slots: &mut self.free_slots,
+            total: self.pool_slots,
         }
+        .give(lease);
     }
 
     #[inline]
@@ -323,6 +325,48 @@ impl<P: Protocol, C: Channel> Client<P, C> {
         Ok(None)
     }
 
+    /// Hands every completion that is ready to `f`, oldest first, and
+    /// returns how many: a loop of [`poll`](Client::poll) in one call, which
+    /// keeps the ring's and the table's counters in registers for the whole
+    /// batch. `f` returns the lease it is done with (`done.lease`, once its
+    /// buffer is read), given back as [`release`](Client::release) would,
+    /// or `None` to keep it. A failure is returned after the completions
+    /// before it.
+    #[inline]
+    pub fn poll_each(
+        &mut self,
+        mut f: impl FnMut(Completion<P>) -> Option<Lease>,
+    ) -> Result<usize, Error> {
+        let mut n = 0usize;
+        while let Some(c) = self.ready.pop_front() {
+            if let Some(lease) = f(c) {
+                self.release(lease);
+            }
+            n = n.wrapping_add(1);
+        }
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        let Some(link) = self.link.as_mut() else {
+            return Ok(n);
+        };
+        let mut free = Free {
+            slots: &mut self.free_slots,
+            total: self.pool_slots,
+        };
+        // Bounded: each response is consumed once, and the ring checks
+        // that there are no more than requests pushed.
+        while let Some(rsp) = link.ring.consume_response()? {
+            if let Some(c) = answer(&mut self.inflight, &mut self.stray, rsp) {
+                if let Some(lease) = f(c) {
+                    free.give(lease);
+                }
+                n = n.wrapping_add(1);
+            }
+        }
+        Ok(n)
+    }
+
     /// Sleeps until responses may be waiting: spins a few checks, re-arms
     /// the ring's event index, then blocks on the channel up to `timeout`.
     /// `false` on timeout.
@@ -419,6 +463,23 @@ impl<P: Protocol, C: Channel> Client<P, C> {
             if !self.wait_event(timeout)? {
                 return Err(Error::Timeout);
             }
+        }
+    }
+}
+
+/// The free buffer slots of a pool of `total`.
+struct Free<'a> {
+    slots: &'a mut Vec<u32>,
+    total: u32,
+}
+
+impl Free<'_> {
+    /// Takes a slot back: only one of the pool's, and never more than the
+    /// pool has (a lease is not Clone, but a forged one could be made).
+    #[inline(always)]
+    fn give(&mut self, lease: Lease) {
+        if lease.slot < self.total && self.slots.len() < self.total as usize {
+            self.slots.push(lease.slot);
         }
     }
 }

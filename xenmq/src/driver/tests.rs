@@ -503,3 +503,114 @@ fn long_batches_are_published_every_quarter_ring() {
     }
     assert_eq!(n, quarter + 1);
 }
+
+#[test]
+fn poll_each_hands_over_every_completion_and_takes_leases_back() {
+    let (mut c, mut s, region) = connect();
+    let mut b = Doubler::default();
+    // Two requests with the pool's two buffers, one without.
+    let mut tags = Vec::new();
+    for val in 0..2u64 {
+        let lease = c.lease().unwrap();
+        let req = Req {
+            id: 0,
+            op: 0,
+            slot: lease.slot(),
+            val,
+        };
+        tags.push(c.submit_with(req, lease).unwrap());
+    }
+    tags.push(
+        c.submit(Req {
+            id: 0,
+            op: 0,
+            slot: 0,
+            val: 7,
+        })
+        .unwrap(),
+    );
+    assert_eq!(c.lease().unwrap_err(), Error::NoBuffer(2));
+    s.serve(&mut b).unwrap();
+    let mut seen = Vec::new();
+    let n = c
+        .poll_each(|done| {
+            seen.push((done.tag, done.result.as_ref().map(|r| r.val).ok()));
+            // Give back the first buffer only.
+            if seen.len() == 1 {
+                done.lease
+            } else {
+                // Kept: not given back (the pool stays one short).
+                None
+            }
+        })
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(
+        seen,
+        [(tags[0], Some(0)), (tags[1], Some(2)), (tags[2], Some(14))]
+    );
+    assert_eq!(c.in_flight(), 0);
+    // One buffer came back through the closure, one was kept.
+    let lease = c.lease().unwrap();
+    assert_eq!(c.lease().unwrap_err(), Error::NoBuffer(2));
+    assert_eq!(c.poll_each(|_| None).unwrap(), 0, "nothing twice");
+
+    // A stray is counted, not handed over.
+    let sub = |c: &mut Client<Test, Loop>, val| {
+        c.submit(Req {
+            id: 0,
+            op: 0,
+            slot: 0,
+            val,
+        })
+        .unwrap()
+    };
+    let (t, _u) = (sub(&mut c, 1), sub(&mut c, 2));
+    let mut evil = BackRing::<Req, Rsp>::attach(region, 3).unwrap();
+    evil.consume_request().unwrap().unwrap();
+    evil.consume_request().unwrap().unwrap();
+    for val in [9, 10] {
+        evil.produce_response(&Rsp { id: t.id(), val }).unwrap();
+    }
+    evil.push_responses().unwrap();
+    let mut got = Vec::new();
+    let n = c.poll_each(|d| {
+        got.push((d.tag, d.result.map(|r| r.val).ok()));
+        d.lease
+    });
+    assert_eq!(n, Ok(1));
+    assert_eq!(got, [(t, Some(9))]);
+    assert_eq!(c.stray_responses(), 1);
+    assert_eq!(c.in_flight(), 1, "the other request is still waiting");
+    // Now more responses than requests: the ring faults.
+    region
+        .store_u32(8, 10, crate::sync::Ordering::Release)
+        .unwrap();
+    assert!(matches!(c.poll_each(|d| d.lease), Err(Error::Ring(_))));
+    c.release(lease);
+}
+
+#[test]
+fn poll_each_delivers_queued_completions_before_a_deferred_failure() {
+    let (mut c, _s, _) = connect();
+    for val in 0..2 {
+        c.submit(Req {
+            id: 0,
+            op: 0,
+            slot: 0,
+            val,
+        })
+        .unwrap();
+    }
+    let (lost, _) = c.detach();
+    assert_eq!(lost, 2);
+    let mut failed = 0;
+    let n = c
+        .poll_each(|d| {
+            failed += usize::from(matches!(d.result, Err(Error::Disconnected)));
+            d.lease
+        })
+        .unwrap();
+    assert_eq!((n, failed), (2, 2));
+    assert_eq!(c.poll_each(|d| d.lease), Ok(0));
+}
