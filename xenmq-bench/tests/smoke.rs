@@ -56,6 +56,10 @@ fn tiny_full_run_writes_every_figure() {
         stdout.contains("targets (reported, not asserted)"),
         "{stdout}"
     );
+    // The probes around every mode's runs are reported: 2 repetitions of
+    // 12 modes.
+    assert!(stdout.contains("machine: cache-line probe "), "{stdout}");
+    assert!(stdout.contains(" of 24 mode runs repeated"), "{stdout}");
 
     let text = std::fs::read_to_string(&json).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| l.contains("\"name\"")).collect();
