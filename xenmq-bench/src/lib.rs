@@ -248,6 +248,10 @@ pub struct Options {
     pub plot: Option<std::path::PathBuf>,
     /// Show progress on stderr.
     pub progress: bool,
+    /// Keep only mode runs whose cache-line probe (before and after) lies in
+    /// this band, in ns (`--probe-ns LO..HI`): the figures of one placement
+    /// of the two CPUs.
+    pub probe_band: Option<(f64, f64)>,
 }
 
 impl Options {
@@ -265,6 +269,7 @@ impl Options {
             json: None,
             plot: None,
             progress: true,
+            probe_band: None,
         }
     }
 
@@ -281,7 +286,7 @@ impl Options {
 
 const USAGE: &str = "usage: xenmq bench [--quick] [--reps N] [--budget-ms MS] [--spin N] [--no-pin]
                    [--only IMPL,...] [--modes MODE,...] [--pages 1,4] [--json FILE]
-                   [--plot FILE.svg] [--no-progress]
+                   [--plot FILE.svg] [--no-progress] [--probe-ns LO..HI]
 
 Runs xenmq's rings, a C driver on xen/io/ring.h and a Unix socket pair side by
 side (two processes, shared memfd pages, eventfd notifications) and prints
@@ -289,8 +294,30 @@ median [min..max] over the repetitions with ratios to c-ring. The xenmq
 contenders run through the public driver API (Client in the frontend process,
 Server and a Backend in the backend process), on the ring.h-compatible layout
 (xenmq-compat) or the native one (xenmq-native).
+Each mode's runs are framed by a short cache-line probe between the two CPUs
+and measured again when it moved (the CPUs changed placement meanwhile);
+--probe-ns LO..HI keeps only runs whose probe lies in that band (waiting for
+the machine to get there, up to a limit): one placement's figures.
 IMPL: c-ring, xenmq-compat, xenmq-native, socket.
 MODE: tput.block, tput.spin, lat.block, lat.spin, bulk.block, bulk.spin.";
+
+/// Parses `LO..HI` (ns, LO < HI, both finite and non-negative).
+fn parse_band(v: &str) -> Result<(f64, f64), Error> {
+    let bad = || {
+        Error::Usage(format!(
+            "--probe-ns takes LO..HI in ns, as 300..600, not `{v}`"
+        ))
+    };
+    let (lo, hi) = v.split_once("..").ok_or_else(bad)?;
+    let (lo, hi): (f64, f64) = (
+        lo.trim().parse().map_err(|_| bad())?,
+        hi.trim().parse().map_err(|_| bad())?,
+    );
+    if !(lo.is_finite() && hi.is_finite() && lo >= 0.0 && lo < hi) {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
 
 /// Parses a command line (without the program name or the `bench` word).
 pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Options, Error> {
@@ -321,6 +348,12 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Options, 
             "--spin" => o.spin = num(it.next(), "--spin")?.min(u64::from(u32::MAX)) as u32,
             "--no-pin" => o.pin = false,
             "--no-progress" => o.progress = false,
+            "--probe-ns" => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| Error::Usage("--probe-ns needs LO..HI".into()))?;
+                o.probe_band = Some(parse_band(v)?);
+            }
             "--json" => {
                 o.json = Some(
                     it.next()
@@ -953,6 +986,12 @@ const PROBE_MOVE: f64 = 1.5;
 /// How many times a mode's runs are repeated when the probe moved.
 const PROBE_RETRIES: u32 = 2;
 
+/// How many times a mode's runs are tried for a probe inside
+/// `--probe-ns` before the benchmark gives up.
+const BAND_RETRIES: u32 = 40;
+/// The pause between those tries.
+const BAND_PAUSE: Duration = Duration::from_millis(500);
+
 /// What the probes around each mode's runs saw.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Stability {
@@ -960,10 +999,13 @@ pub struct Stability {
     pub range: Option<(f64, f64)>,
     /// Mode runs (all contenders of one mode in one repetition) measured.
     pub runs: u32,
-    /// Of those, run again because the probe moved during them.
+    /// Of those, run again because the probe moved during them (or was
+    /// outside `--probe-ns`).
     pub repeated: u32,
     /// Kept although the probe still moved after every retry.
     pub unsettled: u32,
+    /// The band of `--probe-ns`, if one was asked for.
+    pub band: Option<(f64, f64)>,
 }
 
 impl Stability {
@@ -987,8 +1029,14 @@ impl Stability {
             Some((lo, hi)) => format!("cache-line probe {lo:.0}..{hi:.0} ns around the mode runs"),
             None => "no probe ran".into(),
         };
+        let why = match self.band {
+            Some((lo, hi)) => {
+                format!("the probe moved more than {PROBE_MOVE}x during them or left {lo}..{hi} ns (kept: only runs inside)")
+            }
+            None => format!("the probe moved more than {PROBE_MOVE}x during them"),
+        };
         format!(
-            "machine: {range}; {} of {} mode runs repeated because the probe moved more than {PROBE_MOVE}x during them, {} kept unsettled",
+            "machine: {range}; {} of {} mode runs repeated because {why}, {} kept unsettled",
             self.repeated, self.runs, self.unsettled
         )
     }
@@ -1059,7 +1107,10 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
         warmup: PROBE / 5,
         ..opts.clone()
     };
-    let mut stability = Stability::default();
+    let mut stability = Stability {
+        band: opts.probe_band,
+        ..Stability::default()
+    };
     let combos: Vec<(Mode, bool, u32)> = opts
         .pages
         .iter()
@@ -1097,7 +1148,23 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
             floor::memcpy_bw(opts.budget)?,
         );
         progress(rep, "floor.cacheline");
-        let p50 = floor::cacheline(opts, peer_cpu, &mut lat)?;
+        let mut tries = 0;
+        let p50 = loop {
+            let p50 = floor::cacheline(opts, peer_cpu, &mut lat)?;
+            match opts.probe_band {
+                // With --probe-ns, the floor is of the same placement.
+                Some((lo, hi)) if !(lo..=hi).contains(&p50) => {
+                    if tries == BAND_RETRIES {
+                        return Err(Error::Setup(format!(
+                            "the cache-line round trip stayed outside {lo}..{hi} ns for {BAND_RETRIES} tries (last {p50:.0} ns)"
+                        )));
+                    }
+                    tries += 1;
+                    std::thread::sleep(BAND_PAUSE);
+                }
+                _ => break p50,
+            }
+        };
         figs.add("floor.cacheline.p50".into(), "ns", p50);
         progress(rep, "floor.one-cpu");
         for (name, ns) in floor::driver_overhead(opts.budget)? {
@@ -1139,11 +1206,29 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
                 stability.saw(before);
                 stability.saw(after);
                 let moved = Stability::moved(before, after);
-                if !moved || tries == PROBE_RETRIES {
-                    stability.runs += 1;
-                    stability.unsettled += u32::from(moved);
-                    figs.merge(batch);
-                    break;
+                match opts.probe_band {
+                    None if !moved || tries == PROBE_RETRIES => {
+                        stability.runs += 1;
+                        stability.unsettled += u32::from(moved);
+                        figs.merge(batch);
+                        break;
+                    }
+                    Some((lo, hi)) => {
+                        let inside = |ns: f64| (lo..=hi).contains(&ns);
+                        if !moved && inside(before) && inside(after) {
+                            stability.runs += 1;
+                            figs.merge(batch);
+                            break;
+                        }
+                        if tries == BAND_RETRIES {
+                            return Err(Error::Setup(format!(
+                                "the cache-line probe stayed outside {lo}..{hi} ns for {BAND_RETRIES} tries (last {before:.0} and {after:.0} ns)"
+                            )));
+                        }
+                        // Give the placement time to change.
+                        std::thread::sleep(BAND_PAUSE);
+                    }
+                    None => {}
                 }
                 tries += 1;
                 stability.repeated += u32::from(tries == 1);
@@ -1191,7 +1276,28 @@ fn spawn_cacheline_peer(cpu: Option<usize>, limit: Duration) -> Result<(Peer, Ma
 
 #[cfg(test)]
 mod tests {
-    use super::{Figures, Stability};
+    use super::{parse_args, parse_band, Error, Figures, Stability};
+
+    #[test]
+    fn a_probe_band_is_lo_dot_dot_hi() {
+        assert_eq!(parse_band("300..600").unwrap(), (300.0, 600.0));
+        assert_eq!(parse_band(" 0 .. 200.5").unwrap(), (0.0, 200.5));
+        for bad in [
+            "300", "600..300", "5..5", "-1..5", "a..b", "..5", "1..inf", "NaN..3",
+        ] {
+            assert!(matches!(parse_band(bad), Err(Error::Usage(_))), "{bad}");
+        }
+        let o = parse_args(["--probe-ns", "100..150"].map(Into::into)).unwrap();
+        assert_eq!(o.probe_band, Some((100.0, 150.0)));
+        assert_eq!(
+            parse_args(["--quick"].map(Into::into)).unwrap().probe_band,
+            None
+        );
+        assert!(matches!(
+            parse_args(["--probe-ns"].map(Into::into)),
+            Err(Error::Usage(_))
+        ));
+    }
 
     #[test]
     fn merged_samples_keep_their_order_and_units() {

@@ -126,3 +126,39 @@ fn a_bad_peer_spec_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_probe_band_keeps_only_runs_inside_it() {
+    // A band every placement falls in: the run completes and says so.
+    let out = bench()
+        .args([
+            "--reps",
+            "2",
+            "--budget-ms",
+            "3",
+            "--modes",
+            "tput.spin",
+            "--pages",
+            "1",
+            "--only",
+            "c-ring,xenmq-native",
+            "--probe-ns",
+            "0..1000000000",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("left 0..1000000000 ns (kept: only runs inside)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" of 2 mode runs repeated"), "{stdout}");
+    let out = bench().args(["--probe-ns", "9..3"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
