@@ -229,6 +229,172 @@ fn one_cpu<P: crate::xring::BenchProtocol>(budget: Duration, driver: bool) -> Re
     Ok(start.elapsed().as_nanos() as f64 / done as f64)
 }
 
+/// The same stream as [`driver_overhead`] (4-page rings, full-ring
+/// batches, every response checked), with the frontend in this thread and
+/// the backend in a thread pinned to `back_cpu`: raw rings against
+/// `Client`/`Server` across the two CPUs, in requests per second. Names:
+/// `threads-ring-compat`, `threads-driver-compat`, `threads-ring-native`,
+/// `threads-driver-native`. Where the process-pair figures compare with the
+/// C ring, these tell the ring from the driver layer on it.
+pub fn two_threads(budget: Duration, back_cpu: usize) -> Result<Vec<(&'static str, f64)>, Error> {
+    use crate::proto::{Compat4, Native4};
+    Ok(vec![
+        ("threads-ring-compat", across::<Compat4>(budget, back_cpu, false)?),
+        ("threads-driver-compat", across::<Compat4>(budget, back_cpu, true)?),
+        ("threads-ring-native", across::<Native4>(budget, back_cpu, false)?),
+        ("threads-driver-native", across::<Native4>(budget, back_cpu, true)?),
+    ])
+}
+
+/// One stream across two threads for `budget`: requests per second.
+fn across<P: crate::xring::BenchProtocol>(
+    budget: Duration,
+    back_cpu: usize,
+    driver: bool,
+) -> Result<f64, Error>
+where
+    xenmq::driver::BackRingOf<P>: Send,
+{
+    use crate::proto::{Request, Response};
+    use std::sync::atomic::AtomicBool;
+    use xenmq::driver::{BackRingOf, Client, FrontRingOf, Server, Spin};
+    use xenmq::ring::{BackSide, FrontSide};
+
+    let bytes = 4 * 4096;
+    let fd = crate::sys::memfd(c"xenmq-threads", bytes)?;
+    let map = crate::sys::Mapping::new(std::os::fd::AsRawFd::as_raw_fd(&fd), bytes)?;
+    let ring = map.region();
+    let size = u64::from(FrontRingOf::<P>::init(ring)?.size());
+    // Set by the frontend once every response is in: the backend stops.
+    let stop = AtomicBool::new(false);
+    let setup = |e: xenmq::driver::Error| Error::Setup(format!("two threads: {e}"));
+    std::thread::scope(|scope| -> Result<f64, Error> {
+        let (mut front_ring, mut client) = (None, None);
+        let back = if driver {
+            let mut c = Client::<P, Quiet>::new();
+            c.set_spin_policy(Spin::fixed(1024));
+            c.attach(FrontRingOf::<P>::init(ring)?, Quiet, None);
+            client = Some(c);
+            Backer::Server(BackRingOf::<P>::attach(ring)?)
+        } else {
+            front_ring = Some(FrontRingOf::<P>::init(ring)?);
+            Backer::Ring(BackRingOf::<P>::attach(ring)?)
+        };
+        let stop = &stop;
+        let backend = scope.spawn(move || -> Result<(), Error> {
+            crate::sys::pin_to(back_cpu)?;
+            match back {
+                Backer::Ring(mut b) => {
+                    while !stop.load(Ordering::Acquire) {
+                        while let Some(req) = b.consume_request()? {
+                            b.produce_response(&Response {
+                                id: req.id,
+                                seq: req.seq as u32,
+                                status: 0,
+                            })?;
+                        }
+                        b.push_responses()?;
+                        for _ in 0..1024 {
+                            if b.has_requests()? {
+                                break;
+                            }
+                            spin_loop();
+                        }
+                    }
+                }
+                Backer::Server(b) => {
+                    let mut s = Server::<P, Quiet>::new();
+                    s.set_spin_policy(Spin::fixed(1024));
+                    s.attach(b, Quiet, None);
+                    let mut echo = Echo::<P>(std::marker::PhantomData);
+                    while !stop.load(Ordering::Acquire) {
+                        s.serve(&mut echo).map_err(setup)?;
+                        // Quiet's wait returns at once: the loop sees `stop`.
+                        s.wait(None).map_err(setup)?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        let (mut seq, mut expect) = (0u64, 0u64);
+        let mut bad = false;
+        let start = Instant::now();
+        let mut deadline_passed = false;
+        // Stream until the budget is spent, then take every answer.
+        let result = (|| -> Result<(), Error> {
+            while !(deadline_passed && expect == seq) {
+                if let Some(c) = client.as_mut() {
+                    while !deadline_passed && seq - expect < size {
+                        c.queue(Request::new(seq, crate::proto::OP_DATA, 0), None)
+                            .map_err(setup)?;
+                        seq += 1;
+                    }
+                    c.flush().map_err(setup)?;
+                    let (mut wrong, mut next) = (false, expect);
+                    let got = c
+                        .poll_each(|d| {
+                            wrong |= !matches!(&d.result, Ok(r) if r.seq == next as u32);
+                            next += 1;
+                            d.lease
+                        })
+                        .map_err(setup)?;
+                    bad |= wrong;
+                    expect = next;
+                    if got == 0 {
+                        c.wait_event(None).map_err(setup)?;
+                    }
+                } else if let Some(f) = front_ring.as_mut() {
+                    while !deadline_passed && seq - expect < size {
+                        f.produce_request(&Request::new(seq, crate::proto::OP_DATA, 0))?;
+                        seq += 1;
+                    }
+                    f.push_requests()?;
+                    let (mut wrong, mut next) = (false, expect);
+                    while let Some(r) = f.consume_response()? {
+                        wrong |= r.seq != next as u32;
+                        next += 1;
+                    }
+                    bad |= wrong;
+                    if next == expect {
+                        for _ in 0..1024 {
+                            if f.has_responses()? {
+                                break;
+                            }
+                            spin_loop();
+                        }
+                    }
+                    expect = next;
+                }
+                deadline_passed = deadline_passed || start.elapsed() >= budget;
+                if backend.is_finished() {
+                    // It only ends on `stop`, or on an error.
+                    return Err(Error::Setup("two threads: the backend stopped early".into()));
+                }
+            }
+            Ok(())
+        })();
+        let elapsed = start.elapsed();
+        stop.store(true, Ordering::Release);
+        let joined = backend
+            .join()
+            .map_err(|_| Error::Setup("two threads: the backend thread panicked".into()))?;
+        result?;
+        joined?;
+        if bad {
+            return Err(Error::Setup(
+                "two-thread stream: a response out of sequence".into(),
+            ));
+        }
+        Ok(seq as f64 / elapsed.as_secs_f64())
+    })
+}
+
+/// The backend's end handed to its thread.
+enum Backer<B> {
+    Ring(B),
+    Server(B),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1170,69 +1170,52 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
         for (name, ns) in floor::driver_overhead(opts.budget)? {
             figs.add(format!("floor.{name}.ns"), "ns", ns);
         }
-        for &(mode, spin, pages) in &combos {
-            let mut tries = 0;
-            loop {
-                // A short cache-line probe before and after the mode's
-                // runs: if it moved, the CPUs' placement changed meanwhile
-                // and the contenders are measured again.
-                let before = floor::cacheline(&probe, peer_cpu, &mut lat)?;
-                let mut batch = Figures::default();
-                // Interleave: each repetition starts with a different contender.
-                let n = opts.impls.len();
-                for k in 0..n {
-                    let which = opts.impls[(k + rep as usize) % n];
-                    progress(
-                        rep,
-                        &format!(
-                            "{} {}{}",
-                            which.name(),
-                            mode_name(mode, spin, pages),
-                            if tries > 0 { " (again)" } else { "" }
-                        ),
-                    );
-                    let r = run_one(
-                        which,
-                        mode,
-                        if spin { opts.spin } else { 0 },
-                        pages,
-                        opts,
-                        cpus,
-                        &mut lat,
-                    )?;
-                    record(&mut batch, which, mode, spin, pages, &r);
+        progress(rep, "floor.two-cpu");
+        framed(opts, &probe, peer_cpu, &mut lat, &mut stability, &mut figs, |batch, _, _| {
+            if let Some((_, back_cpu)) = cpus {
+                for (name, rate) in floor::two_threads(opts.budget, back_cpu)? {
+                    batch.add(format!("floor.{name}.rate"), "req/s", rate);
                 }
-                let after = floor::cacheline(&probe, peer_cpu, &mut lat)?;
-                stability.saw(before);
-                stability.saw(after);
-                let moved = Stability::moved(before, after);
-                match opts.probe_band {
-                    None if !moved || tries == PROBE_RETRIES => {
-                        stability.runs += 1;
-                        stability.unsettled += u32::from(moved);
-                        figs.merge(batch);
-                        break;
-                    }
-                    Some((lo, hi)) => {
-                        let inside = |ns: f64| (lo..=hi).contains(&ns);
-                        if !moved && inside(before) && inside(after) {
-                            stability.runs += 1;
-                            figs.merge(batch);
-                            break;
-                        }
-                        if tries == BAND_RETRIES {
-                            return Err(Error::Setup(format!(
-                                "the cache-line probe stayed outside {lo}..{hi} ns for {BAND_RETRIES} tries (last {before:.0} and {after:.0} ns)"
-                            )));
-                        }
-                        // Give the placement time to change.
-                        std::thread::sleep(BAND_PAUSE);
-                    }
-                    None => {}
-                }
-                tries += 1;
-                stability.repeated += u32::from(tries == 1);
             }
+            Ok(())
+        })?;
+        for &(mode, spin, pages) in &combos {
+            framed(
+                opts,
+                &probe,
+                peer_cpu,
+                &mut lat,
+                &mut stability,
+                &mut figs,
+                |batch, lat, tries| {
+                    // Interleave: each repetition starts with a different
+                    // contender.
+                    let n = opts.impls.len();
+                    for k in 0..n {
+                        let which = opts.impls[(k + rep as usize) % n];
+                        progress(
+                            rep,
+                            &format!(
+                                "{} {}{}",
+                                which.name(),
+                                mode_name(mode, spin, pages),
+                                if tries > 0 { " (again)" } else { "" }
+                            ),
+                        );
+                        let r = run_one(
+                            which,
+                            mode,
+                            if spin { opts.spin } else { 0 },
+                            pages,
+                            opts,
+                            cpus,
+                            lat,
+                        )?;
+                        record(batch, which, mode, spin, pages, &r);
+                    }
+                    Ok(())
+                },
+            )?;
         }
     }
     if tty {
@@ -1253,6 +1236,57 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
         std::fs::write(path, report::svg(&figs, opts))?;
     }
     Ok(figs)
+}
+
+/// Measures with `body` (which records into the batch it is given, with
+/// the latency buffer and how many tries came before) between two short
+/// cache-line probes, and keeps the batch once the probe did not move (and
+/// lies in `--probe-ns`, if given); see [`Stability`].
+fn framed(
+    opts: &Options,
+    probe: &Options,
+    peer_cpu: Option<usize>,
+    lat: &mut Vec<u64>,
+    stability: &mut Stability,
+    figs: &mut Figures,
+    mut body: impl FnMut(&mut Figures, &mut Vec<u64>, u32) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut tries = 0;
+    loop {
+        let before = floor::cacheline(probe, peer_cpu, lat)?;
+        let mut batch = Figures::default();
+        body(&mut batch, lat, tries)?;
+        let after = floor::cacheline(probe, peer_cpu, lat)?;
+        stability.saw(before);
+        stability.saw(after);
+        let moved = Stability::moved(before, after);
+        match opts.probe_band {
+            None if !moved || tries == PROBE_RETRIES => {
+                stability.runs += 1;
+                stability.unsettled += u32::from(moved);
+                figs.merge(batch);
+                return Ok(());
+            }
+            Some((lo, hi)) => {
+                let inside = |ns: f64| (lo..=hi).contains(&ns);
+                if !moved && inside(before) && inside(after) {
+                    stability.runs += 1;
+                    figs.merge(batch);
+                    return Ok(());
+                }
+                if tries == BAND_RETRIES {
+                    return Err(Error::Setup(format!(
+                        "the cache-line probe stayed outside {lo}..{hi} ns for {BAND_RETRIES} tries (last {before:.0} and {after:.0} ns)"
+                    )));
+                }
+                // Give the placement time to change.
+                std::thread::sleep(BAND_PAUSE);
+            }
+            None => {}
+        }
+        tries += 1;
+        stability.repeated += u32::from(tries == 1);
+    }
 }
 
 /// Spawns the cache-line peer; used by [`floor::cacheline`].
