@@ -239,10 +239,22 @@ fn one_cpu<P: crate::xring::BenchProtocol>(budget: Duration, driver: bool) -> Re
 pub fn two_threads(budget: Duration, back_cpu: usize) -> Result<Vec<(&'static str, f64)>, Error> {
     use crate::proto::{Compat4, Native4};
     Ok(vec![
-        ("threads-ring-compat", across::<Compat4>(budget, back_cpu, false)?),
-        ("threads-driver-compat", across::<Compat4>(budget, back_cpu, true)?),
-        ("threads-ring-native", across::<Native4>(budget, back_cpu, false)?),
-        ("threads-driver-native", across::<Native4>(budget, back_cpu, true)?),
+        (
+            "threads-ring-compat",
+            across::<Compat4>(budget, back_cpu, false)?,
+        ),
+        (
+            "threads-driver-compat",
+            across::<Compat4>(budget, back_cpu, true)?,
+        ),
+        (
+            "threads-ring-native",
+            across::<Native4>(budget, back_cpu, false)?,
+        ),
+        (
+            "threads-driver-native",
+            across::<Native4>(budget, back_cpu, true)?,
+        ),
     ])
 }
 
@@ -368,7 +380,9 @@ where
                 deadline_passed = deadline_passed || start.elapsed() >= budget;
                 if backend.is_finished() {
                     // It only ends on `stop`, or on an error.
-                    return Err(Error::Setup("two threads: the backend stopped early".into()));
+                    return Err(Error::Setup(
+                        "two threads: the backend stopped early".into(),
+                    ));
                 }
             }
             Ok(())
@@ -398,6 +412,29 @@ enum Backer<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The two-thread streams run on both layouts, raw and through the
+    /// driver, with the backend on the other CPU (or this one, if there is
+    /// only one), each response checked.
+    #[test]
+    fn two_thread_streams_are_checked_and_timed() {
+        let cpus = crate::sys::allowed_cpus().unwrap();
+        let back = *cpus.get(1).or(cpus.first()).unwrap();
+        let figs = two_threads(Duration::from_millis(5), back).unwrap();
+        let names: Vec<&str> = figs.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "threads-ring-compat",
+                "threads-driver-compat",
+                "threads-ring-native",
+                "threads-driver-native"
+            ]
+        );
+        for (name, rate) in figs {
+            assert!(rate.is_finite() && rate > 1000.0, "{name}: {rate}");
+        }
+    }
 
     /// The one-CPU streams run on both layouts, raw and through the driver,
     /// each response checked (a wrong one fails the figure).

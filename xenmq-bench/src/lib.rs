@@ -76,8 +76,8 @@
 //! give meaningless ratios, so each mode's runs in a repetition are framed
 //! by a short cache-line probe (5 ms); if the probe moved more than 1.5x
 //! between before and after, those runs are measured again (up to twice).
-//! The report ends with the probes' range and how many mode runs were
-//! repeated ([`Stability`]).
+//! The two-thread floors are framed the same way. The report ends with the
+//! probes' range and how many measured runs were repeated ([`Stability`]).
 //!
 //! A response that does not match its request (id out of order, failed
 //! check) makes the run fail: every figure is of a stream that was carried
@@ -248,7 +248,7 @@ pub struct Options {
     pub plot: Option<std::path::PathBuf>,
     /// Show progress on stderr.
     pub progress: bool,
-    /// Keep only mode runs whose cache-line probe (before and after) lies in
+    /// Keep only runs whose cache-line probe (before and after) lies in
     /// this band, in ns (`--probe-ns LO..HI`): the figures of one placement
     /// of the two CPUs.
     pub probe_band: Option<(f64, f64)>,
@@ -997,7 +997,8 @@ const BAND_PAUSE: Duration = Duration::from_millis(500);
 pub struct Stability {
     /// The lowest and highest probe (ns), if any ran.
     pub range: Option<(f64, f64)>,
-    /// Mode runs (all contenders of one mode in one repetition) measured.
+    /// Runs measured: all contenders of one mode in one repetition, or one
+    /// repetition's two-thread floors.
     pub runs: u32,
     /// Of those, run again because the probe moved during them (or was
     /// outside `--probe-ns`).
@@ -1026,7 +1027,9 @@ impl Stability {
     /// One line for the report.
     pub fn summary(&self) -> String {
         let range = match self.range {
-            Some((lo, hi)) => format!("cache-line probe {lo:.0}..{hi:.0} ns around the mode runs"),
+            Some((lo, hi)) => {
+                format!("cache-line probe {lo:.0}..{hi:.0} ns around the measured runs")
+            }
             None => "no probe ran".into(),
         };
         let why = match self.band {
@@ -1036,7 +1039,7 @@ impl Stability {
             None => format!("the probe moved more than {PROBE_MOVE}x during them"),
         };
         format!(
-            "machine: {range}; {} of {} mode runs repeated because {why}, {} kept unsettled",
+            "machine: {range}; {} of {} measured runs repeated because {why}, {} kept unsettled",
             self.repeated, self.runs, self.unsettled
         )
     }
@@ -1171,14 +1174,22 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
             figs.add(format!("floor.{name}.ns"), "ns", ns);
         }
         progress(rep, "floor.two-cpu");
-        framed(opts, &probe, peer_cpu, &mut lat, &mut stability, &mut figs, |batch, _, _| {
-            if let Some((_, back_cpu)) = cpus {
-                for (name, rate) in floor::two_threads(opts.budget, back_cpu)? {
-                    batch.add(format!("floor.{name}.rate"), "req/s", rate);
+        framed(
+            opts,
+            &probe,
+            peer_cpu,
+            &mut lat,
+            &mut stability,
+            &mut figs,
+            |batch, _, _| {
+                if let Some((_, back_cpu)) = cpus {
+                    for (name, rate) in floor::two_threads(opts.budget, back_cpu)? {
+                        batch.add(format!("floor.{name}.rate"), "req/s", rate);
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         for &(mode, spin, pages) in &combos {
             framed(
                 opts,
@@ -1373,6 +1384,6 @@ mod tests {
         s.repeated = 1;
         assert_eq!(s.range, Some((50.0, 400.0)));
         assert!(s.summary().contains("50..400 ns"), "{}", s.summary());
-        assert!(s.summary().contains("1 of 3 mode runs repeated"));
+        assert!(s.summary().contains("1 of 3 measured runs repeated"));
     }
 }

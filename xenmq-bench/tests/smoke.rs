@@ -56,10 +56,10 @@ fn tiny_full_run_writes_every_figure() {
         stdout.contains("targets (reported, not asserted)"),
         "{stdout}"
     );
-    // The probes around every mode's runs are reported: 2 repetitions of
-    // 12 modes.
+    // The probes around every measured run are reported: 2 repetitions of
+    // 12 modes and the two-thread floors.
     assert!(stdout.contains("machine: cache-line probe "), "{stdout}");
-    assert!(stdout.contains(" of 24 mode runs repeated"), "{stdout}");
+    assert!(stdout.contains(" of 26 measured runs repeated"), "{stdout}");
 
     let text = std::fs::read_to_string(&json).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| l.contains("\"name\"")).collect();
@@ -158,7 +158,8 @@ fn a_probe_band_keeps_only_runs_inside_it() {
         stdout.contains("left 0..1000000000 ns (kept: only runs inside)"),
         "{stdout}"
     );
-    assert!(stdout.contains(" of 2 mode runs repeated"), "{stdout}");
+    // 2 repetitions of one mode and the two-thread floors.
+    assert!(stdout.contains(" of 4 measured runs repeated"), "{stdout}");
     let out = bench().args(["--probe-ns", "9..3"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
