@@ -1102,17 +1102,21 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
     if let Some((front_cpu, _)) = cpus {
         sys::pin_to(front_cpu)?;
     }
-    let mut figs = Figures::default();
-    let mut lat: Vec<u64> = Vec::with_capacity(2_000_000);
     let peer_cpu = cpus.map(|c| c.1);
-    let probe = Options {
-        budget: PROBE,
-        warmup: PROBE / 5,
-        ..opts.clone()
-    };
-    let mut stability = Stability {
-        band: opts.probe_band,
-        ..Stability::default()
+    let mut fr = Framing {
+        opts,
+        probe: Options {
+            budget: PROBE,
+            warmup: PROBE / 5,
+            ..opts.clone()
+        },
+        peer_cpu,
+        lat: Vec::with_capacity(2_000_000),
+        stability: Stability {
+            band: opts.probe_band,
+            ..Stability::default()
+        },
+        figs: Figures::default(),
     };
     let combos: Vec<(Mode, bool, u32)> = opts
         .pages
@@ -1145,7 +1149,7 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
     };
     for rep in 0..opts.reps {
         progress(rep, "floor.memcpy");
-        figs.add(
+        fr.figs.add(
             "floor.memcpy.bw".into(),
             "GB/s",
             floor::memcpy_bw(opts.budget)?,
@@ -1153,7 +1157,7 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
         progress(rep, "floor.cacheline");
         let mut tries = 0;
         let p50 = loop {
-            let p50 = floor::cacheline(opts, peer_cpu, &mut lat)?;
+            let p50 = floor::cacheline(opts, peer_cpu, &mut fr.lat)?;
             match opts.probe_band {
                 // With --probe-ns, the floor is of the same placement.
                 Some((lo, hi)) if !(lo..=hi).contains(&p50) => {
@@ -1168,65 +1172,49 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
                 _ => break p50,
             }
         };
-        figs.add("floor.cacheline.p50".into(), "ns", p50);
+        fr.figs.add("floor.cacheline.p50".into(), "ns", p50);
         progress(rep, "floor.one-cpu");
         for (name, ns) in floor::driver_overhead(opts.budget)? {
-            figs.add(format!("floor.{name}.ns"), "ns", ns);
+            fr.figs.add(format!("floor.{name}.ns"), "ns", ns);
         }
         progress(rep, "floor.two-cpu");
-        framed(
-            opts,
-            &probe,
-            peer_cpu,
-            &mut lat,
-            &mut stability,
-            &mut figs,
-            |batch, _, _| {
-                if let Some((_, back_cpu)) = cpus {
-                    for (name, rate) in floor::two_threads(opts.budget, back_cpu)? {
-                        batch.add(format!("floor.{name}.rate"), "req/s", rate);
-                    }
+        fr.framed(|batch, _, _| {
+            if let Some((_, back_cpu)) = cpus {
+                for (name, rate) in floor::two_threads(opts.budget, back_cpu)? {
+                    batch.add(format!("floor.{name}.rate"), "req/s", rate);
+                }
+            }
+            Ok(())
+        })?;
+        for &(mode, spin, pages) in &combos {
+            fr.framed(|batch, lat, tries| {
+                // Interleave: each repetition starts with a different
+                // contender.
+                let n = opts.impls.len();
+                for k in 0..n {
+                    let which = opts.impls[(k + rep as usize) % n];
+                    progress(
+                        rep,
+                        &format!(
+                            "{} {}{}",
+                            which.name(),
+                            mode_name(mode, spin, pages),
+                            if tries > 0 { " (again)" } else { "" }
+                        ),
+                    );
+                    let r = run_one(
+                        which,
+                        mode,
+                        if spin { opts.spin } else { 0 },
+                        pages,
+                        opts,
+                        cpus,
+                        lat,
+                    )?;
+                    record(batch, which, mode, spin, pages, &r);
                 }
                 Ok(())
-            },
-        )?;
-        for &(mode, spin, pages) in &combos {
-            framed(
-                opts,
-                &probe,
-                peer_cpu,
-                &mut lat,
-                &mut stability,
-                &mut figs,
-                |batch, lat, tries| {
-                    // Interleave: each repetition starts with a different
-                    // contender.
-                    let n = opts.impls.len();
-                    for k in 0..n {
-                        let which = opts.impls[(k + rep as usize) % n];
-                        progress(
-                            rep,
-                            &format!(
-                                "{} {}{}",
-                                which.name(),
-                                mode_name(mode, spin, pages),
-                                if tries > 0 { " (again)" } else { "" }
-                            ),
-                        );
-                        let r = run_one(
-                            which,
-                            mode,
-                            if spin { opts.spin } else { 0 },
-                            pages,
-                            opts,
-                            cpus,
-                            lat,
-                        )?;
-                        record(batch, which, mode, spin, pages, &r);
-                    }
-                    Ok(())
-                },
-            )?;
+            })?;
         }
     }
     if tty {
@@ -1237,66 +1225,74 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
         pin: cpus.is_some(),
         ..opts.clone()
     };
-    report::table(&mut out, &figs, &shown)?;
-    writeln!(out, "\n{}", stability.summary())?;
-    report::targets(&mut out, &figs)?;
+    report::table(&mut out, &fr.figs, &shown)?;
+    writeln!(out, "\n{}", fr.stability.summary())?;
+    report::targets(&mut out, &fr.figs)?;
     if let Some(path) = &opts.json {
-        std::fs::write(path, report::json(&figs))?;
+        std::fs::write(path, report::json(&fr.figs))?;
     }
     if let Some(path) = &opts.plot {
-        std::fs::write(path, report::svg(&figs, opts))?;
+        std::fs::write(path, report::svg(&fr.figs, opts))?;
     }
-    Ok(figs)
+    Ok(fr.figs)
 }
 
-/// Measures with `body` (which records into the batch it is given, with
-/// the latency buffer and how many tries came before) between two short
-/// cache-line probes, and keeps the batch once the probe did not move (and
-/// lies in `--probe-ns`, if given); see [`Stability`].
-fn framed(
-    opts: &Options,
-    probe: &Options,
+/// What [`Framing::framed`] measures with and records into.
+struct Framing<'a> {
+    opts: &'a Options,
+    /// The options of the short probe.
+    probe: Options,
     peer_cpu: Option<usize>,
-    lat: &mut Vec<u64>,
-    stability: &mut Stability,
-    figs: &mut Figures,
-    mut body: impl FnMut(&mut Figures, &mut Vec<u64>, u32) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let mut tries = 0;
-    loop {
-        let before = floor::cacheline(probe, peer_cpu, lat)?;
-        let mut batch = Figures::default();
-        body(&mut batch, lat, tries)?;
-        let after = floor::cacheline(probe, peer_cpu, lat)?;
-        stability.saw(before);
-        stability.saw(after);
-        let moved = Stability::moved(before, after);
-        match opts.probe_band {
-            None if !moved || tries == PROBE_RETRIES => {
-                stability.runs += 1;
-                stability.unsettled += u32::from(moved);
-                figs.merge(batch);
-                return Ok(());
-            }
-            Some((lo, hi)) => {
-                let inside = |ns: f64| (lo..=hi).contains(&ns);
-                if !moved && inside(before) && inside(after) {
-                    stability.runs += 1;
-                    figs.merge(batch);
+    lat: Vec<u64>,
+    stability: Stability,
+    figs: Figures,
+}
+
+impl Framing<'_> {
+    /// Measures with `body` (which records into the batch it is given,
+    /// with the latency buffer and how many tries came before) between two
+    /// short cache-line probes, and keeps the batch once the probe did not
+    /// move (and lies in `--probe-ns`, if given); see [`Stability`].
+    fn framed(
+        &mut self,
+        mut body: impl FnMut(&mut Figures, &mut Vec<u64>, u32) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut tries = 0;
+        loop {
+            let before = floor::cacheline(&self.probe, self.peer_cpu, &mut self.lat)?;
+            let mut batch = Figures::default();
+            body(&mut batch, &mut self.lat, tries)?;
+            let after = floor::cacheline(&self.probe, self.peer_cpu, &mut self.lat)?;
+            self.stability.saw(before);
+            self.stability.saw(after);
+            let moved = Stability::moved(before, after);
+            match self.opts.probe_band {
+                None if !moved || tries == PROBE_RETRIES => {
+                    self.stability.runs += 1;
+                    self.stability.unsettled += u32::from(moved);
+                    self.figs.merge(batch);
                     return Ok(());
                 }
-                if tries == BAND_RETRIES {
-                    return Err(Error::Setup(format!(
-                        "the cache-line probe stayed outside {lo}..{hi} ns for {BAND_RETRIES} tries (last {before:.0} and {after:.0} ns)"
-                    )));
+                Some((lo, hi)) => {
+                    let inside = |ns: f64| (lo..=hi).contains(&ns);
+                    if !moved && inside(before) && inside(after) {
+                        self.stability.runs += 1;
+                        self.figs.merge(batch);
+                        return Ok(());
+                    }
+                    if tries == BAND_RETRIES {
+                        return Err(Error::Setup(format!(
+                            "the cache-line probe stayed outside {lo}..{hi} ns for {BAND_RETRIES} tries (last {before:.0} and {after:.0} ns)"
+                        )));
+                    }
+                    // Give the placement time to change.
+                    std::thread::sleep(BAND_PAUSE);
                 }
-                // Give the placement time to change.
-                std::thread::sleep(BAND_PAUSE);
+                None => {}
             }
-            None => {}
+            tries += 1;
+            self.stability.repeated += u32::from(tries == 1);
         }
-        tries += 1;
-        stability.repeated += u32::from(tries == 1);
     }
 }
 

@@ -12,6 +12,13 @@ fn bench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xenmq-bench"))
 }
 
+/// The benchmark with tiny runs: 2 repetitions of 3 ms, no progress.
+fn tiny() -> Command {
+    let mut c = bench();
+    c.args(["--reps", "2", "--budget-ms", "3", "--no-progress"]);
+    c
+}
+
 /// The value of `"key": ` in one JSON object line of the benchmark's output.
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
     let pat = format!("\"{key}\": ");
@@ -29,16 +36,8 @@ fn tiny_full_run_writes_every_figure() {
     let dir = std::env::temp_dir().join(format!("xenmq-bench-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (json, svg) = (dir.join("out.json"), dir.join("out.svg"));
-    let out = bench()
-        .args([
-            "--reps",
-            "2",
-            "--budget-ms",
-            "3",
-            "--spin",
-            "256",
-            "--no-progress",
-        ])
+    let out = tiny()
+        .args(["--spin", "256"])
         .arg("--json")
         .arg(&json)
         .arg("--plot")
@@ -130,21 +129,13 @@ fn a_bad_peer_spec_is_refused() {
 #[test]
 fn a_probe_band_keeps_only_runs_inside_it() {
     // A band every placement falls in: the run completes and says so.
-    let out = bench()
+    let out = tiny()
+        .args(["--modes", "tput.spin", "--pages", "1"])
         .args([
-            "--reps",
-            "2",
-            "--budget-ms",
-            "3",
-            "--modes",
-            "tput.spin",
-            "--pages",
-            "1",
             "--only",
             "c-ring,xenmq-native",
             "--probe-ns",
             "0..1000000000",
-            "--no-progress",
         ])
         .output()
         .unwrap();
