@@ -68,6 +68,11 @@
 //!   of a 4-page ring on one CPU, with the raw rings and through
 //!   `Client`/`Server`: what the driver layer costs, without the noise of
 //!   two CPUs.
+//! - `floor.threads-ring-compat.rate`, `floor.threads-driver-compat.rate`,
+//!   `floor.threads-ring-native.rate`, `floor.threads-driver-native.rate`:
+//!   the same stream with the backend in a thread on the other CPU, in
+//!   requests per second: the rings against the driver layer on them,
+//!   across the CPUs.
 //!
 //! The machine itself moves: the two virtual CPUs land on a core's two
 //! threads, two cores sharing a cache, or cores further apart, and a

@@ -327,11 +327,11 @@ impl<P: Protocol, C: Channel> Client<P, C> {
 
     /// Hands every completion that is ready to `f`, oldest first, and
     /// returns how many: a loop of [`poll`](Client::poll) in one call, which
-    /// keeps the ring's and the table's counters in registers for the whole
-    /// batch. `f` returns the lease it is done with (`done.lease`, once its
-    /// buffer is read), given back as [`release`](Client::release) would,
-    /// or `None` to keep it. A failure is returned after the completions
-    /// before it.
+    /// checks the completion queue, a deferred failure and the connection
+    /// once per batch instead of once per completion. `f` returns the lease
+    /// it is done with (`done.lease`, once its buffer is read), given back
+    /// as [`release`](Client::release) would, or `None` to keep it. A
+    /// failure is returned after the completions before it.
     #[inline]
     pub fn poll_each(
         &mut self,
