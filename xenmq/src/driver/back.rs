@@ -175,6 +175,7 @@ impl<P: Protocol, C: Channel> Server<P, C> {
     /// each handed to `backend`, then the deferred completions of
     /// [`Backend::poll`], then one push and at most one notification.
     /// Returns how many requests were taken.
+    #[inline]
     pub fn serve<B: Backend<Protocol = P> + ?Sized>(
         &mut self,
         backend: &mut B,

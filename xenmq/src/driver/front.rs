@@ -261,6 +261,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
 
     /// Submits a request now; the answer comes through
     /// [`poll`](Client::poll) or [`wait`](Client::wait).
+    #[inline]
     pub fn submit(&mut self, req: P::Request) -> Result<Tag, Error> {
         let tag = self.queue(req, None)?;
         self.flush_queued();
@@ -269,6 +270,7 @@ impl<P: Protocol, C: Channel> Client<P, C> {
 
     /// Flushes requests already in flight: a failure is theirs, reported
     /// by the next poll or wait (and completes them on detach).
+    #[inline(always)]
     fn flush_queued(&mut self) {
         if let Err(e) = self.flush() {
             self.deferred.get_or_insert(e);
