@@ -61,6 +61,22 @@ fn target_dir() -> PathBuf {
 
 /// Runs cargo in `dir` with the shared target directory; panics with its
 /// output if it fails.
+/// Lints the generated crate as the project lints itself (warnings are
+/// errors).
+fn clippy(dir: &Path) -> String {
+    cargo(
+        dir,
+        &[
+            "clippy",
+            "--offline",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )
+}
+
 fn cargo(dir: &Path, args: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let start = Instant::now();
@@ -140,17 +156,7 @@ fn generated_crate_builds_passes_its_test_and_lints_clean() {
         );
     }
     assert!(!test.contains("FAILED"), "{test}");
-    cargo(
-        &dir,
-        &[
-            "clippy",
-            "--offline",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
+    clippy(&dir);
     cargo(&dir, &["doc", "--offline", "--no-deps"]);
     eprintln!("generate, test and lint: {:.1?}", start.elapsed());
 }
@@ -169,17 +175,7 @@ fn clashing_names_build() {
     let root = Path::new(WORKSPACE).canonicalize().unwrap();
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     cargo(&dir, &["fmt", "--check"]);
-    cargo(
-        &dir,
-        &[
-            "clippy",
-            "--offline",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
+    clippy(&dir);
 }
 
 #[test]
