@@ -164,7 +164,7 @@ impl<E: End> Device<E> {
 
     /// The device goes away (`remove`): close, releasing every grant and
     /// port the machine holds.
-    pub fn remove(mut self: Box<Self>) {
+    pub fn remove(&mut self) {
         self.feed(Event::Close);
     }
 

@@ -113,8 +113,9 @@ pub mod __private {
     /// As for [`changed`]; `rust` is not used again.
     pub unsafe fn remove<E: End>(rust: *mut c_void) {
         // SAFETY: `rust` came from Box::into_raw in `probe`.
-        let d = unsafe { Box::from_raw(rust.cast::<Device<E>>()) };
+        let mut d = unsafe { Box::from_raw(rust.cast::<Device<E>>()) };
         d.remove();
+        drop(d);
     }
 
     /// The panic handler's report.

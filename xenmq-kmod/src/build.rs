@@ -96,7 +96,7 @@ pub const RUSTFLAGS: &[&str] = &[
     "-Ccode-model=kernel",
     "-Crelro-level=off",
     "-Cno-redzone=yes",
-    "-Ctarget-feature=-sse,-sse2,-mmx,+soft-float,+harden-sls-ret,+harden-sls-ijmp",
+    "-Ctarget-feature=+harden-sls-ret,+harden-sls-ijmp",
     "-Zretpoline-external-thunk",
     "-Zfunction-return=thunk-extern",
 ];
@@ -247,9 +247,17 @@ pub fn explain(rustc: &str, dep: &str) -> String {
             .find_map(|l| l.trim().strip_prefix("--> "))
             .map(str::to_owned)
     };
+    // cargo names the crate that failed: "could not compile `NAME` (lib)".
+    let failed = lines
+        .iter()
+        .find_map(|l| l.split_once("could not compile `"))
+        .and_then(|(_, r)| r.split('`').next())
+        .map(|c| format!("crate `{c}`"));
     for (i, l) in lines.iter().enumerate() {
         if l.contains("can't find crate for `std`") {
-            let place = at(i).unwrap_or_else(|| "a dependency".into());
+            let place = at(i)
+                .or_else(|| failed.clone())
+                .unwrap_or_else(|| "a dependency".into());
             return format!(
                 "`std` is needed at {place}: a kernel module has only `core` and `alloc` \
                  (make the driver crate `#![no_std]` + `alloc`, and depend on `xenmq` \
