@@ -21,17 +21,20 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::ptr::NonNull;
 
-use xenmq::driver::{BackRingOf, Backend, Both, Pool, PoolKeys, Protocol, Server};
-use xenmq::evtchn::Events;
-use xenmq::grant::{Access, DomId, Grants, Pages};
-use xenmq::ring::BackSide;
+use xenmq::driver::{
+    BackRingOf, Backend, Both, Client, FrontRingOf, Frontend, Pool, PoolKeys, Protocol, Server,
+};
+use xenmq::evtchn::{Channel, Events};
+use xenmq::grant::{Access, DomId, Grants, Pages, Shared};
+use xenmq::ring::{BackSide, FrontSide};
 use xenmq::store::{self, Store, Tx};
-use xenmq::xenbus::{self, Action, Event, Features, Params, State};
+use xenmq::xenbus::{self, Action, Config, Event, Features, Params, State};
 
 use crate::evtchn::{Chan, Ports};
-use crate::grant::{Mapping, Table};
+use crate::grant::{Mapping, Share, Table};
 use crate::sys;
 use crate::xenstore::{c_string, Xenbus};
 
@@ -47,7 +50,7 @@ pub trait End {
     fn perform(
         &mut self,
         action: Action,
-        peer_dir: &str,
+        dirs: Dirs<'_>,
         grants: &Table,
         ports: &Ports,
     ) -> Option<Event>;
@@ -58,6 +61,15 @@ pub trait End {
     fn kick(&mut self) -> bool;
     /// The protocol identity the machine publishes.
     fn identity(&self) -> xenbus::Identity;
+}
+
+/// The device's directories, for the actions that read or write keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Dirs<'a> {
+    /// This end's.
+    pub own: &'a str,
+    /// The peer's.
+    pub peer: &'a str,
 }
 
 /// The machine of either role.
@@ -247,12 +259,24 @@ impl<E: End> Device<E> {
             }
             Action::Connect(_) => {
                 let _ = Xenbus.rm(Tx::NONE, &format!("{}/error", self.own_dir));
-                self.end
-                    .perform(a, &self.peer_dir, &self.grants, &self.ports)
+                let dirs = Dirs {
+                    own: &self.own_dir,
+                    peer: &self.peer_dir,
+                };
+                let next = self.end.perform(a, dirs, &self.grants, &self.ports);
+                // The data path may have work already (a frontend's
+                // on-connect use, requests that raced the interrupt).
+                // SAFETY: the device is live while `self` is.
+                unsafe { sys::xenmq_k_requeue(self.dev.as_ptr()) };
+                next
             }
-            other => self
-                .end
-                .perform(other, &self.peer_dir, &self.grants, &self.ports),
+            other => {
+                let dirs = Dirs {
+                    own: &self.own_dir,
+                    peer: &self.peer_dir,
+                };
+                self.end.perform(other, dirs, &self.grants, &self.ports)
+            }
         }
     }
 }
@@ -333,10 +357,11 @@ impl<P: Protocol, B: Backend<Protocol = P>> End for Back<P, B> {
     fn perform(
         &mut self,
         action: Action,
-        peer_dir: &str,
+        dirs: Dirs<'_>,
         grants: &Table,
         ports: &Ports,
     ) -> Option<Event> {
+        let peer_dir = dirs.peer;
         match action {
             Action::MapRing { ring, port } => {
                 self.detach();
@@ -410,5 +435,179 @@ impl<P: Protocol, B: Backend<Protocol = P>> End for Back<P, B> {
             self.refusal = Some(format!("the frontend broke the ring: {e}"));
             false
         })
+    }
+}
+
+/// What a frontend module does with its client once connected: called
+/// from the device's work item (process context: it may sleep and
+/// allocate), once per connection. Its result is logged.
+pub type OnConnect<P> = fn(&mut Client<P, Chan>) -> Result<u32, xenmq::driver::Error>;
+
+/// What a frontend device holds for one connection.
+struct Held<P: Protocol> {
+    // Kept for the ring's region (the ring points into it).
+    _ring_pages: Share,
+    pool: Option<Share>,
+    ring: Option<FrontRingOf<P>>,
+    chan: Option<Chan>,
+}
+
+/// A frontend device's role: the driver and its [`Client`].
+pub struct Front<P: Protocol, F> {
+    driver: F,
+    peer: DomId,
+    client: Client<P, Chan>,
+    held: Option<Held<P>>,
+    on_connect: Option<OnConnect<P>>,
+    used: bool,
+    refusal: Option<String>,
+}
+
+impl<P: Protocol, F: Frontend<Protocol = P>> Front<P, F> {
+    /// The role for a device whose backend is `peer`; `on_connect` runs
+    /// once per connection.
+    pub fn new(driver: F, peer: DomId, on_connect: Option<OnConnect<P>>) -> Self {
+        Front {
+            driver,
+            peer,
+            client: Client::new(),
+            held: None,
+            on_connect,
+            used: false,
+            refusal: None,
+        }
+    }
+
+    fn share(
+        &mut self,
+        pages: usize,
+        own: &str,
+        grants: &Table,
+        ports: &Ports,
+    ) -> Result<(Vec<u32>, u32), String> {
+        self.held = None;
+        let ring_pages = grants
+            .share(self.peer, pages, Access::ReadWrite)
+            .map_err(|e| e.to_string())?;
+        let ring = FrontRingOf::<P>::init(ring_pages.region()).map_err(|e| e.to_string())?;
+        let pool = match P::POOL_PAGES {
+            0 => None,
+            n => Some(
+                grants
+                    .share(self.peer, n as usize, Access::ReadWrite)
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        if let Some(pool) = &pool {
+            let mut pairs = Vec::new();
+            PoolKeys {
+                refs: pool.refs().to_vec(),
+            }
+            .write(&mut |k, v| pairs.push((k.to_string(), v)));
+            for (k, v) in pairs {
+                Xenbus
+                    .write(Tx::NONE, &format!("{own}/{k}"), v.as_bytes())
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let chan = ports.alloc_unbound(self.peer).map_err(|e| e.to_string())?;
+        let grefs = ring_pages.refs().to_vec();
+        let port = chan.port();
+        self.held = Some(Held {
+            _ring_pages: ring_pages,
+            pool,
+            ring: Some(ring),
+            chan: Some(chan),
+        });
+        Ok((grefs, port))
+    }
+
+    fn detach(&mut self) {
+        if !self.client.is_connected() {
+            return;
+        }
+        let (lost, chan) = self.client.detach();
+        if let Some(h) = self.held.as_mut() {
+            h.chan = chan;
+        }
+        self.driver.disconnect(lost);
+    }
+}
+
+impl<P: Protocol, F: Frontend<Protocol = P>> End for Front<P, F> {
+    fn machine(&self, mut params: Params, instance: u64) -> Result<Machine, xenbus::Error> {
+        params.max_ring_page_order = P::RING_PAGE_ORDER;
+        params.features =
+            Features::new::<P::FrontendConfig, P::BackendConfig>(&self.driver.config());
+        xenbus::Frontend::new(params, instance).map(Machine::Front)
+    }
+
+    fn perform(
+        &mut self,
+        action: Action,
+        dirs: Dirs<'_>,
+        grants: &Table,
+        ports: &Ports,
+    ) -> Option<Event> {
+        match action {
+            Action::ShareRing { pages } => Some(match self.share(pages, dirs.own, grants, ports) {
+                Ok((grefs, port)) => Event::RingShared { grefs, port },
+                Err(e) => Event::RingFailed(e),
+            }),
+            Action::Connect(conn) => {
+                let cfg: Result<P::BackendConfig, _> = conn.peer.parse(dirs.peer);
+                let verdict = match cfg {
+                    Ok(cfg) => self.driver.connect(&cfg).map_err(|r| r.0),
+                    Err(e) => Err(e.to_string()),
+                };
+                match (verdict, self.held.as_mut()) {
+                    (Ok(()), Some(h)) => match (h.ring.take(), h.chan.take()) {
+                        (Some(ring), Some(chan)) => {
+                            let pool = h.pool.as_ref().map(|p| Pool::new(p.region()));
+                            self.client.attach(ring, chan, pool);
+                            self.used = false;
+                        }
+                        _ => self.refusal = Some("the ring was not shared".into()),
+                    },
+                    (Ok(()), None) => self.refusal = Some("the ring was not shared".into()),
+                    (Err(why), _) => self.refusal = Some(why),
+                }
+                None
+            }
+            Action::Disconnect => {
+                self.detach();
+                None
+            }
+            Action::ReleaseRing { .. } => {
+                self.detach();
+                // Dropping the pages ends access, or hands them to Linux's
+                // deferred release while the backend still maps them.
+                self.held = None;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn take_refusal(&mut self) -> Option<String> {
+        self.refusal.take()
+    }
+
+    fn kick(&mut self) -> bool {
+        if !self.client.is_connected() || self.used {
+            return false;
+        }
+        self.used = true;
+        if let Some(f) = self.on_connect {
+            match f(&mut self.client) {
+                Ok(n) => crate::info!("on-connect: ok ({n})"),
+                Err(e) => crate::error!("on-connect: failed: {e}"),
+            }
+        }
+        false
+    }
+
+    fn identity(&self) -> xenbus::Identity {
+        P::identity()
     }
 }

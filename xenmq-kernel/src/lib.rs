@@ -48,7 +48,7 @@ pub mod __private {
     use core::ffi::{c_char, c_int, c_void, CStr};
     use core::ptr::NonNull;
 
-    pub use crate::device::{Back, Device, End};
+    pub use crate::device::{Back, Device, End, Front};
     use crate::sys;
 
     fn string(p: *const c_char) -> Option<String> {
@@ -134,11 +134,23 @@ pub mod __private {
 ///
 /// `backend: TYPE` serves every device of `TYPE`'s protocol attached to
 /// this domain, with a `TYPE::default()` driver per device.
+/// `frontend: TYPE` connects every device of `TYPE`'s protocol this domain
+/// has; `frontend: TYPE, on_connect: FN` also runs
+/// `FN(&mut Client) -> Result<u32, xenmq::driver::Error>` once per
+/// connection (see [`device::OnConnect`]).
 #[macro_export]
 macro_rules! module {
     (backend: $driver:ty) => {
         $crate::module!(@common $crate::__private::Back<<$driver as ::xenmq::driver::Backend>::Protocol, $driver>,
             |peer| $crate::__private::Back::new(<$driver as ::core::default::Default>::default(), peer));
+    };
+    (frontend: $driver:ty) => {
+        $crate::module!(@common $crate::__private::Front<<$driver as ::xenmq::driver::Frontend>::Protocol, $driver>,
+            |peer| $crate::__private::Front::new(<$driver as ::core::default::Default>::default(), peer, None));
+    };
+    (frontend: $driver:ty, on_connect: $f:path) => {
+        $crate::module!(@common $crate::__private::Front<<$driver as ::xenmq::driver::Frontend>::Protocol, $driver>,
+            |peer| $crate::__private::Front::new(<$driver as ::core::default::Default>::default(), peer, Some($f)));
     };
     (@common $end:ty, $make:expr) => {
         #[cfg(target_os = "none")]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use xenmq_kmod::{build, headers, Build, Role, DEFAULT_CACHE};
 
 const USAGE: &str =
-    "usage: xenmq-kmod build --crate DIR --backend TYPE --devtype NAME [--name MOD] \
+    "usage: xenmq-kmod build --crate DIR (--backend TYPE | --frontend TYPE [--on-connect FN]) --devtype NAME [--name MOD] \
 [--kdir DIR | --release 6.1.0-N-amd64] [--cache DIR] [--out DIR]";
 
 fn main() -> ExitCode {
@@ -31,6 +31,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         return Err(USAGE.into());
     }
     let (mut krate, mut driver, mut devtype, mut name) = (None, None, None, None);
+    let (mut role, mut on_connect) = (Role::Backend, None);
     let (mut kdir, mut release, mut cache, mut out) = (None, None, None, None);
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
@@ -42,6 +43,11 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         match flag.as_str() {
             "--crate" => krate = Some(PathBuf::from(val()?)),
             "--backend" => driver = Some(val()?),
+            "--frontend" => {
+                driver = Some(val()?);
+                role = Role::Frontend;
+            }
+            "--on-connect" => on_connect = Some(val()?),
             "--devtype" => devtype = Some(val()?),
             "--name" => name = Some(val()?),
             "--kdir" => kdir = Some(PathBuf::from(val()?)),
@@ -54,7 +60,12 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let krate = krate.ok_or(USAGE)?;
     let driver = driver.ok_or(USAGE)?;
     let devtype = devtype.ok_or(USAGE)?;
-    let name = name.unwrap_or_else(|| format!("xenmq_{}_back", devtype.replace('-', "_")));
+    let end = if role == Role::Backend {
+        "back"
+    } else {
+        "front"
+    };
+    let name = name.unwrap_or_else(|| format!("xenmq_{}_{end}", devtype.replace('-', "_")));
     let cache = cache.unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE));
     let kernel = match kdir {
         Some(k) => headers::given(&k)?,
@@ -70,7 +81,8 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let m = build(&Build {
         krate,
         driver,
-        role: Role::Backend,
+        role,
+        on_connect,
         devtype,
         name,
         kernel,

@@ -14,6 +14,7 @@ fn a_driver_that_uses_std_is_refused_with_the_reason() {
         krate: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/stdy"),
         driver: "Back".into(),
         role: Role::Backend,
+        on_connect: None,
         devtype: "stdy".into(),
         name: "xenmq_stdy_back".into(),
         kernel,

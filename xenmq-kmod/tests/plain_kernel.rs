@@ -92,6 +92,7 @@ fn loads_and_unloads_on_a_kernel_without_xen() {
         krate,
         driver: "Back".into(),
         role: Role::Backend,
+        on_connect: None,
         devtype: "mirror".into(),
         name: "xenmq_mirror_back".into(),
         kernel,
