@@ -1,6 +1,6 @@
 //! `echo`: the frontend pings with a payload, the backend pongs it back.
 
-use std::time::Duration;
+use core::time::Duration;
 
 use xenmq::driver::Error;
 use xenmq::evtchn::Channel;
