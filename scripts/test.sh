@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # --- set-up ---------------------------------------------------------------
-debs=(gcc libc6-dev libxen-dev xenstore-utils qemu-system-x86 cpio xz-utils)
+debs=(gcc make binutils libc6-dev libxen-dev xenstore-utils qemu-system-x86 cpio xz-utils)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -23,6 +23,10 @@ if command -v rustup >/dev/null; then
     rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed | grep -q '^clippy' || rustup component add clippy
     rustup target list --installed | grep -qx x86_64-unknown-none || rustup target add x86_64-unknown-none
+    # Kernel modules (xenmq-kmod): -Zbuild-std needs nightly's library sources.
+    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+    rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
+        rustup component add rust-src --toolchain nightly
 fi
 
 # --- gates ----------------------------------------------------------------

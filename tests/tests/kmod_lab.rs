@@ -98,7 +98,13 @@ fn echo_frontend_module_against_the_userspace_backend() {
     for (out, want) in [
         (
             &report.domu.output,
-            &["insmod", "module-echo", "unbind-closed", "rmmod", "clean-log"][..],
+            &[
+                "insmod",
+                "module-echo",
+                "unbind-closed",
+                "rmmod",
+                "clean-log",
+            ][..],
         ),
         (&report.dom0.output, &["backend-echo"][..]),
     ] {

@@ -90,6 +90,17 @@ void xenmq_k_free(void *ptr)
 	kfree(ptr);
 }
 
+/* The Rust object panicked (a bug: peer input must never get here). BUG()
+ * kills the current task with an Oops, releasing the CPU, instead of
+ * spinning in the panic handler. */
+void __noreturn xenmq_k_panic(const char *msg, size_t len)
+{
+	int n = len > INT_MAX ? INT_MAX : (int)len;
+
+	pr_emerg("Rust panic: %.*s\n", n, msg);
+	BUG();
+}
+
 void xenmq_k_log(int level, const char *msg, size_t len)
 {
 	int n = len > INT_MAX ? INT_MAX : (int)len;

@@ -118,9 +118,9 @@ pub mod __private {
         drop(d);
     }
 
-    /// The panic handler's report.
-    pub fn panicked(info: &core::panic::PanicInfo<'_>) {
-        crate::error!("panic: {info}");
+    /// The panic handler: reports and ends the task with `BUG()`.
+    pub fn panicked(info: &core::panic::PanicInfo<'_>) -> ! {
+        crate::log::panic(format_args!("{info}"))
     }
 }
 
@@ -160,10 +160,7 @@ macro_rules! module {
         #[cfg(target_os = "none")]
         #[panic_handler]
         fn xenmq_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
-            $crate::__private::panicked(info);
-            loop {
-                ::core::hint::spin_loop();
-            }
+            $crate::__private::panicked(info)
         }
 
         #[no_mangle]

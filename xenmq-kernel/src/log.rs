@@ -39,6 +39,22 @@ impl Write for Line {
     }
 }
 
+/// Reports a panic and ends the current task with `BUG()` (an Oops; the
+/// CPU is not kept).
+pub fn panic(args: fmt::Arguments<'_>) -> ! {
+    let mut line = Line {
+        buf: [0; 255],
+        len: 0,
+    };
+    let _ = line.write_fmt(args);
+    // SAFETY: as in `print`.
+    unsafe { sys::xenmq_k_panic(line.buf.as_ptr().cast(), line.len) };
+    // BUG() does not return; this loop is never reached.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
 /// Prints one line at `level`.
 pub fn print(level: Level, args: fmt::Arguments<'_>) {
     let mut line = Line {

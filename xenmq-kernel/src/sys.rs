@@ -22,6 +22,10 @@ extern "C" {
     pub fn xenmq_k_realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
     pub fn xenmq_k_free(ptr: *mut c_void);
     pub fn xenmq_k_log(level: c_int, msg: *const c_char, len: usize);
+    // Does not return (BUG()); declared as returning so that objtool, which
+    // knows only the kernel's own noreturn functions, sees the caller's
+    // code continue.
+    pub fn xenmq_k_panic(msg: *const c_char, len: usize);
 
     pub fn xenmq_k_xs_read(
         tx: u32,

@@ -154,6 +154,7 @@ pub fn build(b: &Build) -> Result<Module> {
     fs::write(wrap.join("lib.rs"), lib).map_err(io(&wrap))?;
 
     // 2. The Rust object.
+    toolchain()?;
     let object = out.join(format!("{}_rust.o", b.name));
     rust_object(&wrap, &out.join("target"), &object, &dep)?;
     check::no_got(&object)?;
@@ -206,6 +207,28 @@ pub fn build(b: &Build) -> Result<Module> {
     objtool_clean(&b.kernel, &probe)?;
     check::gpl(&ko)?;
     Ok(Module { ko, object, panics })
+}
+
+/// Checks that `cargo +nightly` works and has the library sources that
+/// `-Zbuild-std` compiles.
+pub fn toolchain() -> Result<()> {
+    let sysroot = run(
+        Command::new("rustc").args(["+nightly", "--print", "sysroot"]),
+        "rustc +nightly",
+    )
+    .map_err(|e| {
+        Error::Toolchain(format!(
+            "no nightly toolchain ({e}); install it with `rustup toolchain install nightly --profile minimal`"
+        ))
+    })?;
+    let core = Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library/core");
+    if !core.exists() {
+        return Err(Error::Toolchain(format!(
+            "{} is missing; add it with `rustup component add rust-src --toolchain nightly`",
+            core.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Compiles the wrapper crate into one relocatable object.

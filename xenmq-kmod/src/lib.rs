@@ -61,6 +61,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The nightly toolchain or its library sources are missing.
+    #[error("toolchain: {0}")]
+    Toolchain(String),
     /// The driver crate is not usable as asked.
     #[error("driver crate: {0}")]
     Crate(String),
