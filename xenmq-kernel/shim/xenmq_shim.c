@@ -375,6 +375,13 @@ static void xenmq_eoi(struct xenmq_chan *ch)
 	}
 }
 
+/* The driver is done with the events taken so far: a lateeoi channel's
+ * interrupt is unmasked again. */
+void xenmq_k_eoi(struct xenmq_chan *ch)
+{
+	xenmq_eoi(ch);
+}
+
 /* Takes the pending flag: 1 if an event had arrived. */
 int xenmq_k_poll(struct xenmq_chan *ch)
 {

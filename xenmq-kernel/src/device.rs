@@ -419,6 +419,12 @@ impl<P: Protocol, B: Backend<Protocol = P>> End for Back<P, B> {
 
     fn kick(&mut self) -> bool {
         if !self.server.is_attached() {
+            // An event before Connect: take it and unmask the interrupt;
+            // Connect queues a kick that serves whatever is in the ring.
+            if let Some(c) = &self.chan {
+                let _ = c.poll();
+                c.end_of_events();
+            }
             return false;
         }
         let r = (|| -> Result<bool, xenmq::driver::Error> {
@@ -430,11 +436,19 @@ impl<P: Protocol, B: Backend<Protocol = P>> End for Back<P, B> {
             }
             Ok(true)
         })();
-        r.unwrap_or_else(|e| {
+        let more = r.unwrap_or_else(|e| {
             // A corrupt ring is the frontend's fault: stop serving it.
             self.refusal = Some(format!("the frontend broke the ring: {e}"));
             false
-        })
+        });
+        if !more {
+            // Drained: the next event may interrupt again (XSA-332 keeps it
+            // masked until here).
+            if let Some(c) = self.server.channel() {
+                c.end_of_events();
+            }
+        }
+        more
     }
 }
 

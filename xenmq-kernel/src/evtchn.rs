@@ -6,9 +6,10 @@
 //!
 //! The shim's interrupt handler only sets a flag, wakes the channel's wait
 //! queue and queues the device's work item; [`Chan::poll`] and
-//! [`Chan::wait`] take the flag in process context, where the late EOI of
-//! the previous event is sent first (the driver came back for more, so it
-//! is done with it).
+//! [`Chan::wait`] take the flag in process context. The late EOI of the
+//! events taken is sent by [`Chan::end_of_events`] once the ring is
+//! drained (or by the next `poll`/`wait`: the driver came back for more,
+//! so it is done with the previous ones).
 #![allow(unsafe_code)]
 
 use core::ffi::c_long;
@@ -70,6 +71,17 @@ pub struct Chan {
     ch: NonNull<sys::Chan>,
     peer: DomId,
     remote: bool,
+}
+
+impl Chan {
+    /// Says the events taken so far are handled: a backend's (lateeoi)
+    /// interrupt stays masked from its event until this call, so that a
+    /// frontend cannot make it fire faster than the backend serves. A no-op
+    /// for a frontend's channel or when no event was taken.
+    pub fn end_of_events(&self) {
+        // SAFETY: `ch` is live until drop; called in process context.
+        unsafe { sys::xenmq_k_eoi(self.ch.as_ptr()) }
+    }
 }
 
 impl Channel for Chan {

@@ -69,6 +69,7 @@ extern "C" {
     pub fn xenmq_k_chan_port(ch: *mut Chan) -> u32;
     pub fn xenmq_k_notify(ch: *mut Chan);
     pub fn xenmq_k_poll(ch: *mut Chan) -> c_int;
+    pub fn xenmq_k_eoi(ch: *mut Chan);
     pub fn xenmq_k_wait(ch: *mut Chan, timeout_ms: c_long) -> c_int;
     pub fn xenmq_k_unbind(ch: *mut Chan);
 }
