@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use xenmq::xenstore::{transaction, Store, Tx};
-//! let xs = xenmq_runtime::xs::Connection::connect("/run/xenstored/socket".as_ref())?;
+//! let xs = xenmq_runtime::xenstore::Connection::connect("/run/xenstored/socket".as_ref())?;
 //! xs.write(Tx::NONE, "/local/domain/0/hello", b"world")?;
 //! transaction(&xs, |tx| xs.write(tx, "/local/domain/0/a", b"1"))?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
