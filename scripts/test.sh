@@ -27,6 +27,9 @@ if command -v rustup >/dev/null; then
     rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
     rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
         rustup component add rust-src --toolchain nightly
+    # The minimum Rust version the crates declare (rust-version), for its build below.
+    msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+    rustup toolchain list | grep -q "^$msrv-" || rustup toolchain install "$msrv" --profile minimal
 fi
 
 # --- gates ----------------------------------------------------------------
@@ -38,6 +41,14 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "no_std core: xenmq for x86_64-unknown-none"
 cargo build --quiet -p xenmq --no-default-features --target x86_64-unknown-none
+
+step "docs: cargo doc --workspace --no-deps, warnings denied"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --workspace --no-deps
+
+if command -v rustup >/dev/null; then
+    step "minimum supported Rust: cargo +$msrv build --workspace"
+    CARGO_TARGET_DIR=target/msrv cargo "+$msrv" build --quiet --workspace --lib --bins
+fi
 
 # --- tests ----------------------------------------------------------------
 step "benchmark smoke run: xenmq bench --quick (figures reported, not asserted)"

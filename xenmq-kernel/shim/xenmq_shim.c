@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only OR MIT
 /*
  * The C half of a xenmq kernel module: what Rust cannot reach in a kernel
  * built without CONFIG_RUST (macros, static inlines, struct layouts, the

@@ -30,8 +30,8 @@ use xenmq::driver::{
 use xenmq::evtchn::{Channel, Events};
 use xenmq::grant::{Access, DomId, Grants, Pages, Shared};
 use xenmq::ring::{BackSide, FrontSide};
-use xenmq::store::{self, Store, Tx};
 use xenmq::xenbus::{self, Action, Config, Event, Features, Params, State};
+use xenmq::xenstore::{self as store, Store, Tx};
 
 use crate::evtchn::{Chan, Ports};
 use crate::grant::{Mapping, Share, Table};
@@ -76,9 +76,9 @@ pub struct Dirs<'a> {
 #[derive(Debug)]
 pub enum Machine {
     /// A frontend's.
-    Front(xenbus::Frontend),
+    Front(xenbus::FrontMachine),
     /// A backend's.
-    Back(xenbus::Backend),
+    Back(xenbus::BackMachine),
 }
 
 impl Machine {
@@ -351,7 +351,7 @@ impl<P: Protocol, B: Backend<Protocol = P>> End for Back<P, B> {
         params.features = Features::new::<P::BackendConfig, Both<P::FrontendConfig, PoolKeys>>(
             &self.driver.config(),
         );
-        xenbus::Backend::new(params, instance).map(Machine::Back)
+        xenbus::BackMachine::new(params, instance).map(Machine::Back)
     }
 
     fn perform(
@@ -553,7 +553,7 @@ impl<P: Protocol, F: Frontend<Protocol = P>> End for Front<P, F> {
         params.max_ring_page_order = P::RING_PAGE_ORDER;
         params.features =
             Features::new::<P::FrontendConfig, P::BackendConfig>(&self.driver.config());
-        xenbus::Frontend::new(params, instance).map(Machine::Front)
+        xenbus::FrontMachine::new(params, instance).map(Machine::Front)
     }
 
     fn perform(

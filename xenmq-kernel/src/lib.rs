@@ -8,7 +8,7 @@
 //! `xenmq-kmod` builds the `.ko`.
 //!
 //! - [`kalloc`]: the global allocator over `kmalloc`/`kfree`;
-//! - [`xenstore`]: `xenmq::store::Store` on Linux's xenbus client;
+//! - [`xenstore`]: `xenmq::xenstore::Store` on Linux's xenbus client;
 //! - [`grant`]: `xenmq::grant::Grants` on `gnttab_*` and xenbus ring maps;
 //! - [`evtchn`]: `xenmq::evtchn::Events` on event-channel interrupts (late
 //!   EOI for backends, XSA-332);

@@ -14,8 +14,8 @@ use alloc::vec::Vec;
 use core::ffi::{c_char, c_int, c_uint, CStr};
 use core::time::Duration;
 
-use xenmq::store::{Errno, Error, Store, Tx, WatchEvent};
 use xenmq::xenstore::perms::Perms;
+use xenmq::xenstore::{Errno, Error, Store, Tx, WatchEvent};
 
 use crate::sys;
 

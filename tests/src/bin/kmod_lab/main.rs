@@ -17,9 +17,9 @@
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use xenmq::store::{Store, Tx};
+use xenmq::xenstore::{Store, Tx};
 use xenmq_examples::echo::{self, Echo, EchoFront};
-use xenmq_runtime::device::Front;
+use xenmq_runtime::device::FrontDevice;
 use xenmq_runtime::platform::{self, Body, Platform};
 use xenmq_runtime::toolstack::{self, Device};
 
@@ -176,8 +176,8 @@ fn module_backend<P: Platform>(p: &P, ko: &str) -> bool {
 
 fn frontend<P: Platform>(p: &P) -> Res<()> {
     let env = p.env().map_err(|e| format!("env: {e}"))?;
-    let mut front =
-        Front::<Echo, _, _, _, _>::new(env, 0, EchoFront).map_err(|e| format!("front: {e}"))?;
+    let mut front = FrontDevice::<Echo, _, _, _, _>::new(env, 0, EchoFront)
+        .map_err(|e| format!("front: {e}"))?;
     front
         .connect(Duration::from_secs(60))
         .map_err(|e| format!("connect: {e}"))?;
