@@ -127,7 +127,7 @@ pub mod __private {
 /// Makes the crate it is used in a module's Rust object: the entry points
 /// the shim calls, the global allocator and the panic handler.
 ///
-/// ```ignore
+/// ```text
 /// #![no_std]
 /// xenmq_kernel::module!(backend: my_driver::Back);
 /// ```
