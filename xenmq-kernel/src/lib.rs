@@ -21,10 +21,12 @@
 //! this crate must build for `x86_64-unknown-none` with `core` and `alloc`
 //! only; a `kernel` feature would be incompatible with every other one.
 //!
-//! xen-sys is not used: its hypercall stubs need the `hypercall_page`
-//! symbol, which Linux 6.1 does not export to modules, and the ABI values
-//! the glue needs (xenbus states, grant and port numbers) are already
-//! `xenmq`'s own types.
+//! xen-sys is not used. Its 0.0.0-pre2 release builds for
+//! `x86_64-unknown-none`, but its x86-64 hypercalls call into an extern
+//! `HYPERCALL_PAGE`, which Linux 6.1 does not export to modules (the
+//! module would not load), and the kernel API the shim calls takes care of
+//! the hypercalls anyway; the ABI values the glue needs (xenbus states,
+//! grant references, ports, domain ids) are `xenmq`'s own types already.
 #![no_std]
 #![deny(unsafe_code)]
 
