@@ -19,7 +19,7 @@ extern crate std;
 extern crate self as xenmq;
 
 pub mod driver;
-mod error;
+pub mod error;
 pub mod evtchn;
 pub mod grant;
 pub mod ring;
