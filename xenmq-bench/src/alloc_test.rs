@@ -14,11 +14,12 @@ use std::os::fd::AsRawFd;
 
 use xenmq::shm::Region;
 
+use crate::peer::{DATA_LEN, DATA_OFF, RING_OFF, SHM_LEN};
 use crate::proto::{Compat1, Compat4, Native1, Native4};
 use crate::sys::counting::counted;
 use crate::sys::{self, EventFd, Mapping};
 use crate::xring::{self, BenchProtocol, Phase};
-use crate::{Mode, DATA_LEN, DATA_OFF, RING_OFF, SHM_LEN};
+use crate::Mode;
 
 #[test]
 fn the_counter_counts() {

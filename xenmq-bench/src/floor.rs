@@ -49,9 +49,9 @@ pub fn cacheline(
     lat: &mut Vec<u64>,
 ) -> Result<f64, Error> {
     let limit = opts.budget * 20 + Duration::from_secs(30);
-    let (peer, map) = crate::spawn_cacheline_peer(peer_cpu, limit)?;
+    let (peer, map) = crate::peer::spawn_cacheline_peer(peer_cpu, limit)?;
     let ctl = map.region().subregion(0, 4096)?;
-    let word = crate::CTL_PING;
+    let word = crate::peer::CTL_PING;
     let mut v = 0u64;
     let mut run = |budget: Duration, lat: &mut Vec<u64>| -> Result<(), Error> {
         lat.clear();

@@ -1,9 +1,76 @@
-//! Statistics and output: the terminal table, the targets, JSON and SVG.
+//! The figures ([`Figures`]), their statistics, and the output: the
+//! terminal table, the targets, JSON and SVG.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::{Figures, Impl, Options};
+use crate::{Impl, Options};
+
+/// One figure: its samples over the repetitions.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// `IMPL.MODE.FIGURE`, or `floor.WHAT.FIGURE`.
+    pub name: String,
+    /// Unit of the samples.
+    pub unit: &'static str,
+    /// One sample per repetition.
+    pub samples: Vec<f64>,
+}
+
+impl Figure {
+    /// Median, min, max of the samples.
+    pub fn stats(&self) -> (f64, f64, f64) {
+        stats(&self.samples)
+    }
+}
+
+/// All figures of a benchmark, in the order they were first recorded.
+#[derive(Debug, Default, Clone)]
+pub struct Figures {
+    order: Vec<String>,
+    map: BTreeMap<String, Figure>,
+}
+
+impl Figures {
+    /// Adds a sample.
+    pub fn add(&mut self, name: String, unit: &'static str, v: f64) {
+        if !self.map.contains_key(&name) {
+            self.order.push(name.clone());
+        }
+        self.map
+            .entry(name.clone())
+            .or_insert_with(|| Figure {
+                name,
+                unit,
+                samples: Vec::new(),
+            })
+            .samples
+            .push(v);
+    }
+
+    /// A figure by name.
+    pub fn get(&self, name: &str) -> Option<&Figure> {
+        self.map.get(name)
+    }
+
+    /// Every figure, in recording order.
+    pub fn iter(&self) -> impl Iterator<Item = &Figure> {
+        self.order.iter().filter_map(|n| self.map.get(n))
+    }
+
+    /// Adds every sample of `other`, in its recording order.
+    pub fn merge(&mut self, other: Figures) {
+        let Figures { order, mut map } = other;
+        for name in order {
+            if let Some(f) = map.remove(&name) {
+                for v in f.samples {
+                    self.add(name.clone(), f.unit, v);
+                }
+            }
+        }
+    }
+}
 
 /// Median, min and max (NaN for no samples).
 pub fn stats(samples: &[f64]) -> (f64, f64, f64) {
@@ -28,17 +95,6 @@ pub fn percentile(sorted: &[u64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1] as f64
-}
-
-/// An error with its sources, `a: b: c`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        let _ = write!(s, ": {cause}");
-        src = cause.source();
-    }
-    s
 }
 
 /// The ratio of figure `name` to figure `reference`, paired by repetition:
@@ -469,6 +525,28 @@ mod tests {
         let (med, _, _) = ratio(&f, "x.tput.spin.rate", "c-ring.tput.spin.rate").unwrap();
         assert_eq!(med, 20.0 / 7.5, "unpaired: ratio of medians");
         assert!(ratio(&f, "nope", "c-ring.tput.spin.rate").is_none());
+    }
+
+    #[test]
+    fn merged_samples_keep_their_order_and_units() {
+        let mut figs = Figures::default();
+        figs.add("a.rate".into(), "req/s", 1.0);
+        let mut batch = Figures::default();
+        batch.add("b.p50".into(), "ns", 5.0);
+        batch.add("a.rate".into(), "req/s", 2.0);
+        batch.add("b.p50".into(), "ns", 6.0);
+        figs.merge(batch);
+        let got: Vec<(&str, &str, &[f64])> = figs
+            .iter()
+            .map(|f| (f.name.as_str(), f.unit, f.samples.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.rate", "req/s", &[1.0, 2.0][..]),
+                ("b.p50", "ns", &[5.0, 6.0][..])
+            ]
+        );
     }
 
     #[test]

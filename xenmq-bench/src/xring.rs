@@ -438,9 +438,10 @@ mod tests {
     use xenmq::ring::BackRing;
 
     use super::{Back, Chan, Front, Phase};
+    use crate::peer::{DATA_LEN, DATA_OFF, RING_OFF, SHM_LEN};
     use crate::proto::{Compat1, Request, Response, GOLDEN, OP_DATA, OP_STOP};
     use crate::sys::{self, EventFd, Mapping};
-    use crate::{Mode, DATA_LEN, DATA_OFF, RING_OFF, SHM_LEN};
+    use crate::Mode;
 
     fn shared() -> (Mapping, xenmq::shm::Region, xenmq::shm::Region) {
         let memfd = sys::memfd(c"xring-test", SHM_LEN).unwrap();
