@@ -50,7 +50,7 @@
 //! or native, whose slots are shared, the arrangement that measured faster.
 //! `xenmq::ring::native::Slots::Split` is still there for ring-level code.)
 //!
-//! # The figures (`IMPL.MODE.WAIT[.4p].FIGURE`)
+//! # The figures (`IMPL.MODE.WAIT[.4p].FIGURE`; [`options::LEGEND`])
 //!
 //! - `tput.*.rate`: 64-byte requests per second, the ring kept full.
 //! - `lat.*.p50`, `lat.*.p99`: round-trip time of one request in flight,

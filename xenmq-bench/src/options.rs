@@ -10,6 +10,27 @@ use clap::Parser as _;
 
 use crate::{mode_name, Impl, MODES};
 
+/// What the figures mean: the end of `--help` and of the report.
+pub const LEGEND: &str = "\
+Figures are named CONTENDER.MODE.WAIT[.4p].FIGURE:
+  tput     throughput: 64-byte requests with the ring kept full; rate in requests/s
+  lat      latency: one request in flight, each round trip timed; p50 and p99
+  bulk     bandwidth: each request names a 4 KiB buffer in shared pages that the
+           frontend fills and the backend copies out and checks; bw in GB/s
+  block    an end with nothing to do arms its event channel and sleeps until notified
+  spin     an end with nothing to do first polls the ring (--spin times), then sleeps
+  4p       on a ring of 4 pages (without it: 1 page)
+  notify   notifications both ends sent (eventfd or socket writes), per 1000 requests:
+           each one wakes the other process
+  floor.*  what the machine allows, without a ring between processes: memcpy (4 KiB
+           copies on one CPU), cacheline (one atomic word bounced between the two CPUs),
+           ring-*/driver-* (ns per request through both ends of a ring on one CPU,
+           raw ring or Client/Server), threads-* (the same with the backend in a thread
+           on the other CPU)
+Ratios (x) are to c-ring, of the medians shown: this contender's median / c-ring's.
+Higher is better for rate and bw, lower for p50, p99 and notify; n/a where c-ring's
+median is 0 or missing.";
+
 const ABOUT: &str = "\
 Runs xenmq's rings, a C driver on xen/io/ring.h and a Unix socket pair side by
 side (two processes, shared memfd pages, eventfd notifications) and prints the
@@ -22,7 +43,7 @@ it moved (the CPUs changed placement meanwhile).";
 
 /// `xenmq bench`'s command line.
 #[derive(Debug, Clone, Default, clap::Args)]
-#[command(long_about = ABOUT)]
+#[command(long_about = ABOUT, after_long_help = LEGEND)]
 pub struct Args {
     /// The quick setting: 5 repetitions of 50 ms runs (else 7 of 250 ms)
     #[arg(long)]

@@ -347,37 +347,23 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
         .flat_map(|&p| MODES.iter().map(move |&(m, s)| (m, s, p)))
         .filter(|&(m, s, _)| opts.modes.is_empty() || opts.modes.contains(&mode_name(m, s, 1)))
         .collect();
-    let total = opts.reps as usize * (combos.len() * opts.impls.len() + 2);
-    let mut step = 0;
-    let tty = opts.progress && std::io::stderr().is_terminal();
-    let started = Instant::now();
-    let mut progress = |rep: u32, what: &str| {
-        step += 1;
-        if !opts.progress {
-            return;
-        }
-        let line = format!(
-            "[{step:>3}/{total}] rep {}/{} {what:<36} {:>5.1}s",
-            rep + 1,
-            opts.reps,
-            started.elapsed().as_secs_f64()
-        );
-        let mut err = std::io::stderr().lock();
-        if tty {
-            let _ = write!(err, "\r\x1b[2K{line}");
-        } else if step == 1 || step % 20 == 0 || step == total {
-            let _ = writeln!(err, "{line}");
-        }
-        let _ = err.flush();
+    // Per repetition: four floors, then every contender in every mode.
+    let mut progress = Progress {
+        on: opts.progress,
+        tty: opts.progress && std::io::stderr().is_terminal(),
+        done: 0,
+        total: opts.reps as usize * (4 + combos.len() * opts.impls.len()),
+        reps: opts.reps,
+        started: Instant::now(),
     };
     for rep in 0..opts.reps {
-        progress(rep, "floor.memcpy");
+        progress.step(rep, "floor.memcpy", false);
         fr.figs.add(
             "floor.memcpy.bw".into(),
             "GB/s",
             floor::memcpy_bw(opts.budget)?,
         );
-        progress(rep, "floor.cacheline");
+        progress.step(rep, "floor.cacheline", false);
         let mut tries = 0;
         let p50 = loop {
             let p50 = floor::cacheline(opts, peer_cpu, &mut fr.lat)?;
@@ -396,11 +382,11 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
             }
         };
         fr.figs.add("floor.cacheline.p50".into(), "ns", p50);
-        progress(rep, "floor.one-cpu");
+        progress.step(rep, "floor.one-cpu", false);
         for (name, ns) in floor::driver_overhead(opts.budget)? {
             fr.figs.add(format!("floor.{name}.ns"), "ns", ns);
         }
-        progress(rep, "floor.two-cpu");
+        progress.step(rep, "floor.two-cpu", false);
         fr.framed(|batch, _, _| {
             if let Some((_, back_cpu)) = cpus {
                 for (name, rate) in floor::two_threads(opts.budget, back_cpu)? {
@@ -416,14 +402,18 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
                 let n = opts.impls.len();
                 for k in 0..n {
                     let which = opts.impls[(k + rep as usize) % n];
-                    progress(
+                    // A run measured again (the probe moved) redoes a
+                    // step: it does not count twice.
+                    let again = tries > 0;
+                    progress.step(
                         rep,
                         &format!(
                             "{} {}{}",
                             which.name(),
                             mode_name(mode, spin, pages),
-                            if tries > 0 { " (again)" } else { "" }
+                            if again { " (again)" } else { "" }
                         ),
+                        again,
                     );
                     let r = run_one(
                         which,
@@ -440,7 +430,7 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
             })?;
         }
     }
-    if tty {
+    if progress.tty {
         eprintln!();
     }
     let mut out = std::io::stdout().lock();
@@ -458,6 +448,43 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
         std::fs::write(path, report::svg(&fr.figs, opts))?;
     }
     Ok(fr.figs)
+}
+
+/// The progress line on stderr: `[done/total] rep r/R what elapsed`, where
+/// `done` never passes `total` (a run measured again redoes its step).
+struct Progress {
+    on: bool,
+    tty: bool,
+    done: usize,
+    total: usize,
+    reps: u32,
+    started: Instant,
+}
+
+impl Progress {
+    /// Shows the step about to run; `again` when it is a step shown before.
+    fn step(&mut self, rep: u32, what: &str, again: bool) {
+        if !again {
+            self.done = (self.done + 1).min(self.total);
+        }
+        if !self.on {
+            return;
+        }
+        let (done, total) = (self.done, self.total);
+        let line = format!(
+            "[{done:>3}/{total}] rep {}/{} {what:<36} {:>5.1}s",
+            rep + 1,
+            self.reps,
+            self.started.elapsed().as_secs_f64()
+        );
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{line}");
+        } else if !again && (done == 1 || done % 20 == 0 || done == total) {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
 }
 
 /// What [`Framing::framed`] measures with and records into.
