@@ -91,6 +91,10 @@
 //! `XENMQ_BENCH_DEBUG=1` prints each run's raw frontend counts (requests,
 //! notifications, publishes: requests per publish is the batch size).
 //!
+//! Without Xen's headers (`xen/io/ring.h`, from libxen-dev, looked for in
+//! `$XEN_INCLUDE_DIR` or `/usr/include`) the C contender is not built: the
+//! build says so as a warning, the report says so, and the others run.
+//!
 //! The files: [`options`] (the command line), [`peer`] (the backend
 //! process), [`run`](mod@run) (the frontend's runs and the whole benchmark),
 //! [`report`] (figures, statistics, table, JSON, SVG), and the contenders'
@@ -109,6 +113,8 @@ pub mod proto;
 pub mod report;
 pub mod run;
 pub mod socket;
+// Without the C contender, its wrappers in `sys` are not called.
+#[cfg_attr(not(xenmq_cring), allow(dead_code))]
 mod sys;
 pub mod xring;
 
@@ -123,6 +129,16 @@ use xenmq::error::Chain;
 pub use options::Options;
 pub use report::{Figure, Figures};
 pub use run::{cpus, run, run_one, RunResult, Stability};
+
+/// Whether the C contender (`c/cring.c` on `xen/io/ring.h`) is in this
+/// build.
+pub const C_RING_BUILT: bool = cfg!(xenmq_cring);
+
+/// Why the C contender is not in this build (when it is not).
+pub const C_RING_ABSENT: &str = match option_env!("XENMQ_BENCH_NO_CRING") {
+    Some(why) => why,
+    None => "built without Xen's headers",
+};
 
 /// Errors of the benchmark.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +190,19 @@ impl Impl {
     fn parse(s: &str) -> Option<Impl> {
         Impl::ALL.into_iter().find(|i| i.name() == s)
     }
+
+    /// Why this contender is not in this build, if it is not.
+    pub fn absent(self) -> Option<&'static str> {
+        match self {
+            Impl::CRing if !C_RING_BUILT => Some(C_RING_ABSENT),
+            _ => None,
+        }
+    }
+
+    /// The contenders in this build, c-ring first if it is.
+    pub fn built() -> impl Iterator<Item = Impl> {
+        Impl::ALL.into_iter().filter(|i| i.absent().is_none())
+    }
 }
 
 /// What the frontend does in a phase.
@@ -199,6 +228,8 @@ impl Mode {
         }
     }
 
+    /// The mode's number in `c/cring.c`.
+    #[cfg_attr(not(xenmq_cring), allow(dead_code))]
     fn c_code(self) -> u32 {
         match self {
             Mode::Tput => 0,

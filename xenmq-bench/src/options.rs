@@ -118,7 +118,12 @@ pub(crate) fn usage() -> clap::builder::StyledStr {
 
 fn parse_impl(s: &str) -> Result<Impl, String> {
     let names: Vec<&str> = Impl::ALL.iter().map(|i| i.name()).collect();
-    Impl::parse(s).ok_or_else(|| format!("unknown contender `{s}` (known: {})", names.join(", ")))
+    let which = Impl::parse(s)
+        .ok_or_else(|| format!("unknown contender `{s}` (known: {})", names.join(", ")))?;
+    if let Some(why) = which.absent() {
+        return Err(format!("{} is not in this build: {why}", which.name()));
+    }
+    Ok(which)
 }
 
 fn parse_mode(s: &str) -> Result<String, String> {
@@ -234,7 +239,7 @@ impl Options {
             warmup: Duration::from_millis(40),
             spin: 4096,
             pin: true,
-            impls: Impl::ALL.to_vec(),
+            impls: Impl::built().collect(),
             pages: vec![1, 4],
             modes: Vec::new(),
             json: None,

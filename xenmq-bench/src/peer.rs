@@ -149,6 +149,7 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
             let ev_wait = EventFd::inherit(spec.ev_back)?;
             let ev_notify = EventFd::inherit(spec.ev_front)?;
             match which {
+                #[cfg(xenmq_cring)]
                 Impl::CRing => {
                     ready()?;
                     let nslots = slots(which, spec.pages)?;
@@ -164,6 +165,11 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
                     )
                     .map_err(Error::from)
                 }
+                #[cfg(not(xenmq_cring))]
+                Impl::CRing => Err(Error::Setup(format!(
+                    "c-ring is not in this build: {}",
+                    crate::C_RING_ABSENT
+                ))),
                 Impl::Compat | Impl::Native => {
                     fn serve<P: xring::BenchProtocol>(
                         ring: Region,

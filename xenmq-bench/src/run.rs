@@ -21,13 +21,15 @@ use crate::{floor, mode_name, socket, xring, Error, FrontOut, Impl, Mode, MODES}
 
 /// The frontend of one run, whichever the contender.
 enum AnyFront<'e> {
+    #[cfg(xenmq_cring)]
     C(sys::CFrontRing, u64),
     Driver(Box<dyn xring::Phase + 'e>),
     Socket(socket::Front),
 }
 
 impl AnyFront<'_> {
-    #[allow(clippy::too_many_arguments)]
+    // `ev` is the C frontend's alone: the others hold their own.
+    #[cfg_attr(not(xenmq_cring), allow(unused_variables))]
     fn run(
         &mut self,
         ev: &Events,
@@ -39,6 +41,7 @@ impl AnyFront<'_> {
         let budget_ns = budget.as_nanos() as u64;
         let max = u64::MAX / 4;
         match self {
+            #[cfg(xenmq_cring)]
             AnyFront::C(c, nslots) => {
                 let o = c.run(
                     &ev.front,
@@ -126,6 +129,14 @@ pub fn run_one(
     // The frontend lays out the ring before the backend attaches.
     let mut sock_peer = None;
     let mut front = match which {
+        #[cfg(not(xenmq_cring))]
+        Impl::CRing => {
+            return Err(Error::Setup(format!(
+                "c-ring is not in this build: {}",
+                crate::C_RING_ABSENT
+            )))
+        }
+        #[cfg(xenmq_cring)]
         Impl::CRing => {
             let (c, size) = sys::CFrontRing::init(ring, data)?;
             if size != nslots {
