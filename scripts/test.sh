@@ -35,6 +35,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "no_std core: xenmq for x86_64-unknown-none"
 cargo build --quiet -p xenmq --no-default-features --target x86_64-unknown-none
 
+step "xenmq-cli without its bench and demo features (what installs without libxen-dev)"
+cargo build --quiet -p xenmq-cli --no-default-features
+
 # The benchmark built as on a machine without Xen's headers (XEN_INCLUDE_DIR
 # pointed at a directory without xen/io/ring.h), in a target directory of its
 # own: the build warns that the C contender is left out, and the benchmark

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+#[cfg(feature = "demo")]
 mod demo;
 mod device;
 mod fail;
@@ -46,8 +47,10 @@ enum Verb {
     /// Run a program in dom0 and one in a domU on real Xen under qemu
     Lab(xenmq_lab::cli::Args),
     /// Measure xenmq's rings against a C driver on ring.h and sockets
+    #[cfg(feature = "bench")]
     Bench(xenmq_bench::options::Args),
     /// Run the echo driver: backend in dom0, frontend in a guest, simulated
+    #[cfg(feature = "demo")]
     Demo(demo::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
@@ -64,6 +67,7 @@ enum Verb {
 fn main() -> ExitCode {
     // A re-executed benchmark process is the bench's backend peer, whatever
     // its arguments.
+    #[cfg(feature = "bench")]
     if let Some(code) = xenmq_bench::peer::peer_main() {
         return code;
     }
@@ -86,7 +90,9 @@ fn run(verb: Verb) -> Result<ExitCode, Failure> {
         Verb::Detach(a) => device::detach(a),
         Verb::Status(a) => device::status(a),
         Verb::Lab(a) => Ok(xenmq_lab::cli::main(a)),
+        #[cfg(feature = "bench")]
         Verb::Bench(a) => Ok(xenmq_bench::main_with(&a)),
+        #[cfg(feature = "demo")]
         Verb::Demo(a) => Ok(demo::main(a)),
         Verb::Completions { shell } => {
             let mut cmd = Cli::command();

@@ -39,7 +39,9 @@ const VERBS: &[&[&str]] = &[
     &["status"],
     &["lab"],
     &["lab", "run"],
+    #[cfg(feature = "bench")]
     &["bench"],
+    #[cfg(feature = "demo")]
     &["demo"],
     &["completions"],
     &["man"],
@@ -107,7 +109,9 @@ fn arguments_that_are_not_utf8_are_usage_errors() {
             OsStr::new("--device"),
             OsStr::new("vkv"),
         ],
+        #[cfg(feature = "bench")]
         vec![OsStr::new("bench"), OsStr::new("--only"), bad],
+        #[cfg(feature = "demo")]
         vec![OsStr::new("demo"), bad],
     ] {
         let o = xenmq(&args);
@@ -155,6 +159,7 @@ fn completions_and_manual_pages_are_generated_from_the_tree() {
     assert!(out(&o).1.contains("no verb `nosuch`"));
 }
 
+#[cfg(feature = "bench")]
 #[test]
 fn bench_help_explains_the_figures() {
     let o = xenmq(&["bench", "--help"]);

@@ -1,5 +1,6 @@
 //! `xenmq demo`: the README's first command runs the echo driver's two
 //! processes on an in-process simulated host and exits 0.
+#![cfg(feature = "demo")]
 
 use std::process::Command;
 
