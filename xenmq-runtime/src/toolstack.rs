@@ -696,3 +696,60 @@ pub fn status_header() -> String {
         "TYPE", "ID", "BE", "BE-STATE", "FE", "FE-STATE", "PROTOCOL", "PAGES", "EVTCH"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_ids_or_names_as_xl_takes_them() {
+        assert_eq!("0".parse(), Ok(DomainRef::Id(0)));
+        assert_eq!("32751".parse(), Ok(DomainRef::Id(32751)));
+        assert_eq!("guest-1".parse(), Ok(DomainRef::Name("guest-1".into())));
+        // Not all digits: a name, as libxl reads it.
+        assert_eq!("1a".parse(), Ok(DomainRef::Name("1a".into())));
+        for bad in ["32752", "65535", "70000", "99999999999"] {
+            assert!(
+                matches!(bad.parse::<DomainRef>(), Err(BadDomain::OutOfRange(_))),
+                "{bad}"
+            );
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        for bad in ["", "a\nb", "\u{7f}", long.as_str()] {
+            assert!(
+                matches!(bad.parse::<DomainRef>(), Err(BadDomain::BadName(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_the_toolstack_or_handshake_writes_are_reserved() {
+        for ok in ["params", "mode", "feature-x", "ring", "my_key-2", "State"] {
+            assert!(check_key(ok).is_ok(), "{ok}");
+        }
+        for reserved in [
+            "state",
+            "online",
+            "frontend",
+            "frontend-id",
+            "ring-ref",
+            "ring-ref3",
+            "ring-page-order",
+            "max-ring-page-order",
+            "event-channel",
+            "protocol",
+            "error",
+            "xenmq-protocol",
+            "xenmq-anything",
+        ] {
+            assert!(
+                matches!(check_key(reserved), Err(Error::ReservedKey(_))),
+                "{reserved}"
+            );
+        }
+        for bad in ["", "a/b", "a=b", "a b", "é"] {
+            assert!(matches!(check_key(bad), Err(Error::BadKey(_))), "{bad:?}");
+        }
+    }
+}
