@@ -238,11 +238,22 @@ pub fn table(out: &mut impl Write, figs: &Figures, opts: &Options) -> io::Result
         )?;
     }
     writeln!(out)?;
-    for f in figs.iter().filter(|f| f.name.starts_with("floor.")) {
+    let floors: Vec<&Figure> = figs
+        .iter()
+        .filter(|f| f.name.starts_with("floor."))
+        .collect();
+    // The floors' names are longer than the modes': a column of their own.
+    let width = floors
+        .iter()
+        .map(|f| f.name.len() - "floor.".len())
+        .max()
+        .unwrap_or(0)
+        .max(22);
+    for f in floors {
         let (med, min, max) = f.stats();
         writeln!(
             out,
-            "{:<22} {:<8} {} [{}..{}]",
+            "{:<width$} {:<8} {} [{}..{}]",
             f.name.trim_start_matches("floor."),
             unit_label(f.unit),
             fmt_value(f.unit, med),
