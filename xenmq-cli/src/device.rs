@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use xenmq_runtime::toolstack::{self, status_header, Detached, Device, DomainRef};
-use xenmq_runtime::xs::Client;
+use xenmq_runtime::xenstore::Connection;
 
 use crate::fail::Failure;
 
@@ -49,7 +49,7 @@ impl Xenstore {
         PathBuf::from("/dev/xen/xenbus")
     }
 
-    fn connect(&self) -> Result<Client, Failure> {
+    fn connect(&self) -> Result<Connection, Failure> {
         let path = self.resolve();
         let is_socket = {
             use std::os::unix::fs::FileTypeExt;
@@ -58,7 +58,7 @@ impl Xenstore {
                 .unwrap_or(false)
         };
         let client = if is_socket {
-            Client::connect(&path)
+            Connection::connect(&path)
         } else {
             // A guest's /dev/xen/xenbus: one file, read and written.
             OpenOptions::new()
@@ -67,7 +67,7 @@ impl Xenstore {
                 .open(&path)
                 .and_then(|f| {
                     let w = f.try_clone()?;
-                    Client::new(f, w)
+                    Connection::new(f, w)
                 })
         };
         client.map_err(|e| {
@@ -125,7 +125,7 @@ impl Which {
     /// it left behind).
     fn resolve(
         &self,
-        xs: &Client,
+        xs: &Connection,
         verb: &'static str,
         must_exist: bool,
     ) -> Result<Device, Failure> {

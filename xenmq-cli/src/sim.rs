@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use xenmq_runtime::sim::xenstored::{Config, Xenstored};
 use xenmq_runtime::sim::{self, Domain, Faults, Host, StoreHost};
+use xenmq_runtime::xenstore::server::{Limits, Xenstored};
 
 use crate::fail::Failure;
 
@@ -185,7 +185,7 @@ enum Cmd {
 /// The Xenstore server the host runs: the simulator's own, with C
 /// xenstored's default quotas.
 fn store() -> Arc<dyn StoreHost> {
-    Arc::new(Xenstored::new(Config::default()))
+    Arc::new(Xenstored::new(Limits::default()))
 }
 
 /// `xenmq sim`.

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use xenmq::store::{Store, Tx};
-use xenmq_runtime::sim::xenstored::{Config, Listener, Xenstored};
-use xenmq_runtime::xs::Client;
+use xenmq::xenstore::{Store, Tx};
+use xenmq_runtime::xenstore::server::{Limits, Listener, Xenstored};
+use xenmq_runtime::xenstore::Connection;
 
 fn xenmq(args: &[&str], socket: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xenmq"))
@@ -34,7 +34,7 @@ struct World {
     dir: PathBuf,
     socket: PathBuf,
     _listener: Listener,
-    xs: Client,
+    xs: Connection,
 }
 
 impl World {
@@ -43,9 +43,9 @@ impl World {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("socket");
-        let server = Xenstored::new(Config::default());
+        let server = Xenstored::new(Limits::default());
         let listener = server.listen(&socket, 0).unwrap();
-        let xs = Client::connect(&socket).unwrap();
+        let xs = Connection::connect(&socket).unwrap();
         for (id, name) in [(0, "Domain-0"), (3, "guest"), (4, "driver")] {
             xs.write(
                 Tx::NONE,
