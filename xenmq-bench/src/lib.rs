@@ -2,7 +2,7 @@
 //! on the genuine `xen/io/ring.h` macros and with a Unix socket pair.
 //!
 //! Every run is two processes — this one as the frontend and a re-executed
-//! copy of the running binary as the backend ([`PEER_ENV`] tells it so) —
+//! copy of the running binary as the backend ([`peer::PEER_ENV`] tells it so) —
 //! sharing memfd pages and notifying each other through eventfds (as the
 //! simulator's domains do), pinned to two different CPUs unless `--no-pin`.
 //! The contenders are interleaved run by run (each repetition starts with a
