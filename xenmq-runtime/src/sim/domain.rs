@@ -19,11 +19,12 @@ use std::time::Duration;
 use xenmq::evtchn::{self, Port, Status};
 use xenmq::grant::{self, Access, DomId, GrantRef, PAGE_SIZE};
 use xenmq::shm::Region;
+use xenmq_sys::{Mapping, Piece};
 
 use crate::sim::fault::{Fate, Faults, NotifyFaults};
 use crate::sim::host::DomainInfo;
 use crate::sim::proto::{self, Code, Reader, Refusal, Request};
-use crate::sim::{sys, Error};
+use crate::sim::Error;
 
 /// The environment variable naming the run directory.
 pub const ENV_DIR: &str = "XENMQ_SIM_DIR";
@@ -125,7 +126,7 @@ fn event_error(e: CallError) -> evtchn::Error {
 struct Deferred {
     refs: Vec<GrantRef>,
     // Kept mapped (never reused) until the peer lets go.
-    _map: sys::Mapping,
+    _map: Mapping,
 }
 
 struct Inner {
@@ -177,7 +178,7 @@ impl Inner {
         }
     }
 
-    fn defer(&self, refs: Vec<GrantRef>, map: sys::Mapping) {
+    fn defer(&self, refs: Vec<GrantRef>, map: Mapping) {
         let pages = refs.len();
         self.deferred
             .lock()
@@ -220,7 +221,7 @@ fn recv_exact(
     fds: &mut Vec<OwnedFd>,
 ) -> Result<(), CallError> {
     while !buf.is_empty() {
-        let n = sys::recv_with_fds(conn, buf, fds).map_err(|_| CallError::Gone)?;
+        let n = xenmq_sys::sock::recv_with_fds(conn, buf, fds).map_err(|_| CallError::Gone)?;
         if n == 0 {
             return Err(CallError::Gone);
         }
@@ -447,32 +448,29 @@ pub struct OutOfBounds {
 
 /// Copies bytes out of a mapping (volatile). A range outside it, or no
 /// mapping (only while the owner is being dropped), is `OutOfBounds`.
-fn read_mapping(
-    map: Option<&sys::Mapping>,
-    offset: usize,
-    out: &mut [u8],
-) -> Result<(), OutOfBounds> {
+fn read_mapping(map: Option<&Mapping>, offset: usize, out: &mut [u8]) -> Result<(), OutOfBounds> {
     let len = out.len();
-    map.and_then(|m| m.read(offset, out))
-        .ok_or(OutOfBounds { offset, len })
+    map.ok_or(OutOfBounds { offset, len })?
+        .read(offset, out)
+        .map_err(|_| OutOfBounds { offset, len })
 }
 
 /// Copies bytes into a mapping (volatile); errors as [`read_mapping`].
-fn write_mapping(
-    map: Option<&sys::Mapping>,
-    offset: usize,
-    data: &[u8],
-) -> Result<(), OutOfBounds> {
-    map.and_then(|m| m.write(offset, data)).ok_or(OutOfBounds {
-        offset,
-        len: data.len(),
-    })
+/// Through the region, not the mapping's checked `write`: on a read-only
+/// mapping the first write faults (SIGSEGV), as a write to a read-only
+/// grant does on Xen.
+fn write_mapping(map: Option<&Mapping>, offset: usize, data: &[u8]) -> Result<(), OutOfBounds> {
+    let len = data.len();
+    map.ok_or(OutOfBounds { offset, len })?
+        .region()
+        .write_bytes(offset, data)
+        .map_err(|_| OutOfBounds { offset, len })
 }
 
 /// Pages this domain granted to a peer (see [`grant::Shared`]).
 pub struct SharedPages {
     dom: Arc<Inner>,
-    map: Option<sys::Mapping>,
+    map: Option<Mapping>,
     refs: Vec<GrantRef>,
     peer: DomId,
     access: Access,
@@ -512,7 +510,7 @@ impl grant::Pages for SharedPages {
 }
 
 fn empty_region() -> Region {
-    sys::empty_region()
+    Region::empty()
 }
 
 impl grant::Shared for SharedPages {
@@ -557,7 +555,7 @@ impl Drop for SharedPages {
 /// A peer's pages mapped into this domain (see [`grant::Mapped`]).
 pub struct MappedPages {
     dom: Arc<Inner>,
-    map: Option<sys::Mapping>,
+    map: Option<Mapping>,
     refs: Vec<GrantRef>,
     peer: DomId,
     access: Access,
@@ -660,7 +658,7 @@ impl grant::Grants for Domain {
             .pop()
             .filter(|_| fds.is_empty())
             .ok_or(grant::Error::Unavailable)?;
-        let map = match sys::Mapping::file(fd.as_fd(), pages, true) {
+        let map = match Mapping::file(fd.as_fd(), 0, pages.saturating_mul(PAGE_SIZE), true) {
             Ok(m) => m,
             Err(e) => {
                 let _ = self.inner.end(&refs);
@@ -712,15 +710,15 @@ impl grant::Grants for Domain {
                 let first = r.u32()?;
                 let pages = r.u32()?;
                 let fd = fds.get(usize::from(i))?;
-                Some(sys::Piece {
+                Some(Piece {
                     fd: fd.as_fd(),
-                    first: first.into(),
-                    pages: pages as usize,
+                    offset: u64::from(first).checked_mul(PAGE_SIZE as u64)?,
+                    len: (pages as usize).checked_mul(PAGE_SIZE)?,
                 })
             })();
             match piece {
                 Some(p) => {
-                    total = total.saturating_add(p.pages);
+                    total = total.saturating_add(p.len / PAGE_SIZE);
                     pieces.push(p);
                 }
                 None => {
@@ -733,7 +731,7 @@ impl grant::Grants for Domain {
             unmap();
             return Err(grant::Error::Unavailable);
         }
-        let map = match sys::Mapping::new(&pieces, access == Access::ReadWrite) {
+        let map = match Mapping::new(&pieces, access == Access::ReadWrite) {
             Ok(m) => m,
             Err(e) => {
                 unmap();
@@ -766,7 +764,7 @@ pub struct Channel {
     dom: Arc<Inner>,
     port: Port,
     own: File,
-    status: sys::Mapping,
+    status: Mapping,
     peer: OnceLock<Arc<File>>,
     faults: Option<Mutex<NotifyFaults>>,
 }
@@ -789,7 +787,7 @@ impl Channel {
         let mut fds = fds.into_iter();
         let own = fds.next().ok_or(evtchn::Error::Unavailable)?;
         let status = fds.next().ok_or(evtchn::Error::Unavailable)?;
-        let status = sys::Mapping::file(status.as_fd(), 1, false)
+        let status = Mapping::file(status.as_fd(), 0, PAGE_SIZE, false)
             .map_err(|e| evtchn::Error::Os(e.raw_os_error().unwrap_or(0)))?;
         let peer = OnceLock::new();
         if let Some(p) = fds.next() {
@@ -808,7 +806,14 @@ impl Channel {
     }
 
     fn state(&self) -> u32 {
-        self.status.load_u32(0).unwrap_or(proto::PORT_CLOSED)
+        // Acquire: pairs with the host's write of the word, so what the host
+        // did before publishing it (e.g. closing the peer port) is visible.
+        // The host writes the word with `pwrite`, not atomically, but only
+        // ever values below 256, so even a torn write reads as the old or
+        // the new value.
+        self.status
+            .load_u32(0, Ordering::Acquire)
+            .unwrap_or(proto::PORT_CLOSED)
     }
 
     fn peer_fd(&self) -> Result<&Arc<File>, evtchn::Error> {
@@ -903,7 +908,7 @@ impl evtchn::Channel for Channel {
         if evtchn::Channel::poll(self)? {
             return Ok(true);
         }
-        let ready = sys::poll_readable(self.own.as_fd(), timeout)
+        let ready = xenmq_sys::poll_in(self.own.as_fd(), timeout)
             .map_err(|e| evtchn::Error::Os(e.raw_os_error().unwrap_or(0)))?;
         if !ready {
             return Ok(false);
@@ -939,8 +944,11 @@ pub fn wait_any(
     channels: &[&Channel],
     timeout: Option<Duration>,
 ) -> Result<Option<usize>, evtchn::Error> {
+    if channels.len() > 1024 {
+        return Err(evtchn::Error::Os(libc::EINVAL));
+    }
     let fds: Vec<BorrowedFd<'_>> = channels.iter().map(|c| c.own.as_fd()).collect();
-    sys::poll_any(&fds, timeout).map_err(|e| evtchn::Error::Os(e.raw_os_error().unwrap_or(0)))
+    xenmq_sys::poll_any(&fds, timeout).map_err(|e| evtchn::Error::Os(e.raw_os_error().unwrap_or(0)))
 }
 
 impl AsFd for Channel {

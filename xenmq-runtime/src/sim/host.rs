@@ -33,8 +33,11 @@ use xenmq::xenstore::perms::{Access as PermAccess, Perm, Perms};
 
 use crate::sim::fault::{self, Faults};
 use crate::sim::proto::{self, Code, Refusal, Request, Writer};
-use crate::sim::{sys, Error};
+use crate::sim::Error;
 use crate::xs;
+use xenmq_sys::process::{kill9, own_pid};
+use xenmq_sys::sock::MAX_FDS;
+use xenmq_sys::{EventfdFlags, MemfdFlags};
 
 /// What the host needs of a Xenstore server: serve a connection as a
 /// domain, and announce domains coming and going. Implemented by the
@@ -215,7 +218,7 @@ impl Drop for Acceptor {
         // Release: pairs with the accept loop's Acquire load.
         self.stop.store(true, Ordering::Release);
         // Wake the blocking accept: it fails once the socket is shut down.
-        let _ = sys::shutdown_listener(self.listener.as_fd());
+        let _ = xenmq_sys::sock::shutdown(self.listener.as_fd());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -255,7 +258,8 @@ fn internal(e: io::Error) -> Refusal {
 }
 
 fn set_status(status: &File, value: u32) {
-    // The word only ever holds small values; see sys::Mapping::load_u32.
+    // The word only ever holds values below 256, which a torn write
+    // cannot mix up; see the domain's `Channel::state`.
     let _ = status.write_at(&value.to_le_bytes(), 0);
 }
 
@@ -283,7 +287,7 @@ impl Host {
             source,
         };
         std::fs::create_dir_all(dir.join("domain")).map_err(run_dir)?;
-        sys::raise_nofile_limit();
+        xenmq_sys::process::raise_nofile_limit();
         // Another host serving this directory would lose its sockets to us.
         let control = dir.join("control");
         if UnixStream::connect(&control).is_ok() {
@@ -489,7 +493,7 @@ impl Shared {
     }
 
     fn accept_control(this: &Arc<Shared>, stream: UnixStream, domid: DomId) {
-        let pid = sys::peer_pid(&stream).ok();
+        let pid = xenmq_sys::sock::peer_pid(&stream).ok();
         let id = {
             let mut st = lock(&this.state);
             let Some(dom) = st.doms.get(&domid) else {
@@ -561,8 +565,8 @@ impl Shared {
             if self.count_request(domid) {
                 // The fault plan says this domain dies here.
                 match pid {
-                    Some(p) if p != sys::own_pid() => {
-                        let _ = sys::kill9(p);
+                    Some(p) if p != own_pid() => {
+                        let _ = kill9(p);
                     }
                     _ => {}
                 }
@@ -687,7 +691,12 @@ impl Shared {
                 ));
             }
         }
-        let fd = sys::memfd(c"xenmq-grant", pages as usize * PAGE_SIZE).map_err(internal)?;
+        let fd = xenmq_sys::memfd(
+            c"xenmq-grant",
+            pages as usize * PAGE_SIZE,
+            MemfdFlags::CLOEXEC,
+        )
+        .map_err(internal)?;
         let file = Arc::new(File::from(fd));
         let mut st = lock(&self.state);
         let d = st
@@ -769,11 +778,11 @@ impl Shared {
             let idx = match files.iter().position(|f| Arc::ptr_eq(f, &e.file)) {
                 Some(i) => i,
                 None => {
-                    if files.len() >= sys::MAX_FDS {
+                    if files.len() >= MAX_FDS {
                         return Err(Refusal::new(
                             Code::BadCount,
                             refs.len() as u32,
-                            sys::MAX_FDS as u32,
+                            MAX_FDS as u32,
                         ));
                     }
                     files.push(Arc::clone(&e.file));
@@ -860,9 +869,11 @@ impl Shared {
         if remote >= DOMID_FIRST_RESERVED {
             return Err(Refusal::new(Code::NoDomain, remote.into(), 0));
         }
-        let evfd = Arc::new(File::from(sys::eventfd().map_err(internal)?));
+        let evfd = Arc::new(File::from(
+            xenmq_sys::eventfd(EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC).map_err(internal)?,
+        ));
         let status = Arc::new(File::from(
-            sys::memfd(c"xenmq-evtchn", PAGE_SIZE).map_err(internal)?,
+            xenmq_sys::memfd(c"xenmq-evtchn", PAGE_SIZE, MemfdFlags::CLOEXEC).map_err(internal)?,
         ));
         let mut st = lock(&self.state);
         let d = st
@@ -892,7 +903,9 @@ impl Shared {
         remote: DomId,
         rport: Port,
     ) -> Result<(Writer, Vec<Arc<File>>), Refusal> {
-        let evfd = Arc::new(File::from(sys::eventfd().map_err(internal)?));
+        let evfd = Arc::new(File::from(
+            xenmq_sys::eventfd(EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC).map_err(internal)?,
+        ));
         let mut st = lock(&self.state);
         let bad = Refusal::new(Code::BadPort, remote.into(), rport);
         let rd = st
@@ -1174,8 +1187,8 @@ impl Shared {
             (acceptors, streams, pids)
         };
         if kill_process {
-            for pid in pids.into_iter().filter(|&p| p != sys::own_pid()) {
-                let _ = sys::kill9(pid);
+            for pid in pids.into_iter().filter(|&p| p != own_pid()) {
+                let _ = kill9(pid);
             }
         }
         for s in streams {
@@ -1215,7 +1228,7 @@ impl Shared {
         }
         for (pid, stream) in targets {
             match pid {
-                Some(p) if p != sys::own_pid() => sys::kill9(p).map_err(internal)?,
+                Some(p) if p != own_pid() => kill9(p).map_err(internal)?,
                 // A domain living in this process: cut its connection.
                 _ => {
                     if let Some(s) = stream {
@@ -1349,7 +1362,7 @@ fn send_reply(
     match reply {
         Ok((w, files)) => {
             let fds: Vec<_> = files.iter().map(|f| f.as_fd()).collect();
-            sys::send_with_fds(stream, &w.frame(), &fds)
+            xenmq_sys::sock::send_with_fds(stream, &w.frame(), &fds)
         }
         Err(r) => (&*stream).write_all(&Writer::new(r.code as u8).u32(r.a).u32(r.b).frame()),
     }

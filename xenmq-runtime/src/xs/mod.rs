@@ -82,25 +82,12 @@ struct Cancellable<R> {
 
 impl<R: Read + AsFd> Read for Cancellable<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use rustix::event::{poll, PollFd, PollFlags};
-        loop {
-            let mut fds = [
-                PollFd::new(&self.cancel, PollFlags::IN),
-                PollFd::new(&self.reader, PollFlags::IN),
-            ];
-            match poll(&mut fds, None) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            if !fds[0].revents().is_empty() {
-                // The client is gone (or the cancel socket broke): nobody
-                // waits for what the transport may still say.
-                return Ok(0);
-            }
-            if !fds[1].revents().is_empty() {
-                return self.reader.read(buf);
-            }
+        let fds = [self.cancel.as_fd(), self.reader.as_fd()];
+        match xenmq_sys::poll_any(&fds, None)? {
+            // The client is gone (or the cancel socket broke): nobody
+            // waits for what the transport may still say.
+            Some(0) => Ok(0),
+            _ => self.reader.read(buf),
         }
     }
 }
