@@ -15,6 +15,14 @@
 //! transaction(&xs, |tx| xs.write(tx, "/local/domain/0/a", b"1"))?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -342,7 +350,8 @@ impl Store for Client {
     }
 
     fn next_event(&self, timeout: Option<Duration>) -> Result<Option<WatchEvent>, Error> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to add to now is as good as none.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut st = self.inner.lock();
         loop {
             if let Some(e) = st.events.pop_front() {
@@ -364,7 +373,7 @@ impl Store for Client {
                     }
                     self.inner
                         .changed
-                        .wait_timeout(st, d - now)
+                        .wait_timeout(st, d.saturating_duration_since(now))
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }

@@ -150,7 +150,7 @@ impl View<'_> {
             .and_then(|t| t.owned_delta.get(&domid))
             .copied()
             .unwrap_or(0);
-        base + delta
+        base.saturating_add(delta)
     }
 
     fn nearest_ancestor(&mut self, p: &str) -> Option<Node> {
@@ -244,7 +244,7 @@ impl State {
         let Some([p, token]) = args::first_n::<2>(payload) else {
             return;
         };
-        let mut body = Vec::with_capacity(p.len() + token.len() + 2);
+        let mut body = Vec::with_capacity(p.len().saturating_add(token.len()).saturating_add(2));
         body.extend_from_slice(p);
         body.push(0);
         body.extend_from_slice(token);
@@ -490,10 +490,12 @@ impl State {
                         None => self.tree.get(&p).cloned(),
                     };
                     if let Some(b) = &before {
-                        *tx.owned_delta.entry(b.perms.owner()).or_insert(0) -= 1;
+                        let d = tx.owned_delta.entry(b.perms.owner()).or_insert(0);
+                        *d = d.saturating_sub(1);
                     }
                     if let Some(a) = &n {
-                        *tx.owned_delta.entry(a.perms.owner()).or_insert(0) += 1;
+                        let d = tx.owned_delta.entry(a.perms.owner()).or_insert(0);
+                        *d = d.saturating_add(1);
                     }
                     tx.overlay.insert(p, n);
                 }
@@ -512,7 +514,7 @@ impl State {
                     match n {
                         Some(mut n) => {
                             n.generation = self.generation;
-                            self.generation += 1;
+                            self.generation = next_generation(self.generation);
                             self.tree.insert_raw(p, n);
                         }
                         None => {
@@ -663,7 +665,7 @@ impl State {
             match n {
                 Some(mut n) => {
                     n.generation = self.generation;
-                    self.generation += 1;
+                    self.generation = next_generation(self.generation);
                     self.tree.insert_raw(p, n);
                 }
                 None => {
@@ -717,7 +719,9 @@ impl State {
                     } else {
                         ch.path.as_str()
                     };
-                    let mut body = Vec::with_capacity(name.len() + w.token.len() + 2);
+                    let mut body = Vec::with_capacity(
+                        name.len().saturating_add(w.token.len()).saturating_add(2),
+                    );
                     body.extend_from_slice(name.as_bytes());
                     body.push(0);
                     body.extend_from_slice(&w.token);
@@ -757,7 +761,8 @@ fn create(cfg: &Config, view: &mut View<'_>, who: Who, name: &str, value: &[u8])
     let mut parent_path = cur;
     if !who.privileged {
         let owned = view.owned_by(who.domid);
-        if owned + missing.len() as i64 > i64::from(cfg.max_nodes) {
+        let new_nodes = i64::try_from(missing.len()).unwrap_or(i64::MAX);
+        if owned.saturating_add(new_nodes) > i64::from(cfg.max_nodes) {
             return Err(Errno::ENOSPC);
         }
     }
@@ -911,10 +916,11 @@ fn node_ops(
         }
         SetPerms => {
             let count = payload.iter().filter(|&&b| b == 0).count();
-            if count < 2 {
-                return Err(Errno::EINVAL);
-            }
-            let nperms = count - 1;
+            // The path, then at least one permission.
+            let nperms = count
+                .checked_sub(1)
+                .filter(|&n| n >= 1)
+                .ok_or(Errno::EINVAL)?;
             if !who.privileged && nperms > cfg.max_perms {
                 return Err(Errno::ENOSPC);
             }
@@ -938,7 +944,7 @@ fn node_ops(
             let old = std::mem::replace(&mut node.perms, perms.clone());
             if !who.privileged
                 && perms.owner() != old.owner()
-                && view.owned_by(perms.owner()) + 1 > i64::from(cfg.max_nodes)
+                && view.owned_by(perms.owner()).saturating_add(1) > i64::from(cfg.max_nodes)
             {
                 return Err(Errno::ENOSPC);
             }
@@ -972,6 +978,12 @@ fn subtree(view: &mut View<'_>, name: &str) -> Vec<String> {
     out
 }
 
+/// The generation after `g`. A `u64` counting writes does not wrap in
+/// practice (2^64 writes); if it ever did, wrapping keeps the server going.
+fn next_generation(g: u64) -> u64 {
+    g.wrapping_add(1)
+}
+
 /// A DIRECTORY_PART reply: the node's generation and a NUL, then as many
 /// whole child names from byte offset `off` of the child list as fit, then
 /// an empty name if the list ends there.
@@ -986,11 +998,16 @@ fn directory_part(node: &Node, off: usize) -> Vec<u8> {
     let mut len = 0usize;
     while len < tail.len() {
         let rest = tail.get(len..).unwrap_or(&[]);
-        let name_len = rest.iter().position(|&b| b == 0).unwrap_or(rest.len()) + 1;
-        if gen_len + len + name_len > PAYLOAD_MAX - 1 {
+        let name_len = rest
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(rest.len())
+            .saturating_add(1);
+        // The reply keeps one byte for the empty name that ends the list.
+        if gen_len.saturating_add(len).saturating_add(name_len) >= PAYLOAD_MAX {
             break;
         }
-        len += name_len;
+        len = len.saturating_add(name_len);
     }
     out.extend_from_slice(tail.get(..len).unwrap_or(&[]));
     if len == tail.len() {
