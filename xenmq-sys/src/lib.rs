@@ -11,7 +11,9 @@
 //! - [`fd::inherit`]: adopting a descriptor number inherited across `exec`;
 //! - [`process::die_with_parent_after_spawn`]: a `pre_exec` hook;
 //! - [`signal`]: the signal mask and `sigwait`, which rustix does not offer
-//!   safely.
+//!   safely;
+//! - [`sock::peer_pid`]: `SO_PEERCRED`, whose pid rustix cannot represent
+//!   when the kernel reports 0.
 //!
 //! Each of those modules or items opts out of the crate's
 //! `deny(unsafe_code)` on its own, with a `// SAFETY:` proof per block.

@@ -3,7 +3,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut, Write};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use rustix::io::Errno;
@@ -84,11 +84,38 @@ pub fn recv_with_fds(
     Ok(msg.bytes)
 }
 
-/// The process id of the peer of a Unix socket (`SO_PEERCRED`).
+/// The process id of the peer of a Unix socket (`SO_PEERCRED`); 0 when
+/// the kernel cannot name it (a peer in a pid namespace this process does
+/// not see).
+///
+/// Not rustix's `socket_peercred`: its `UCred` holds the pid as a non-zero
+/// `Pid`, and the kernel reports 0 in that case.
+#[allow(unsafe_code)]
 pub fn peer_pid(sock: &UnixStream) -> io::Result<u32> {
-    let cred = rustix::net::sockopt::socket_peercred(sock)?;
-    u32::try_from(cred.pid.as_raw_nonzero().get())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes for the call, and `len`
+    // holds the size of `cred`, as getsockopt(SO_PEERCRED) requires (the
+    // kernel writes at most `len` bytes and updates `len`); every bit
+    // pattern is a valid `ucred` (three integers); the socket is open
+    // (borrowed from `sock`).
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    u32::try_from(cred.pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
 }
 
 /// Shuts a socket down both ways. On a listening socket this wakes a thread
