@@ -28,10 +28,12 @@ pub fn kill9(pid: u32) -> io::Result<()> {
 /// helper process never outlives the one that spawned it. Fails if the
 /// parent already died (this process was re-parented).
 pub fn die_with_parent() -> io::Result<()> {
-    let parent = rustix::process::getppid();
+    let before = rustix::process::getppid();
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-    // The parent may have died before the prctl: then we were re-parented.
-    if rustix::process::getppid() != parent || parent.is_none_or(|p| p.is_init()) {
+    // The parent may have died before the prctl: then we were re-parented,
+    // to init or to a subreaper.
+    let now = rustix::process::getppid();
+    if now != before || now.is_some_and(|p| p.is_init()) {
         return Err(io::Error::other("parent exited"));
     }
     Ok(())
