@@ -24,6 +24,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!("xenmq-sys wraps Linux system calls and builds on Linux only");
+
 pub mod fd;
 pub mod map;
 pub mod poll;

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use xenmq::grant::{DomId, DOMID_FIRST_RESERVED};
-use xenmq::store::{self, Store, Tx};
-use xenmq::xenstore::perms::{Access as PermAccess, Perm, Perms};
+use xenmq::xenstore::perms::{Mode, Perm, Perms};
+use xenmq::xenstore::{self, Store, Tx};
 use xenmq_sys::process::{kill9, own_pid};
 
 use crate::sim::proto::{self, Code, Refusal};
@@ -111,16 +111,16 @@ impl Shared {
         let ro = Perms::from_entries(vec![
             Perm {
                 id: 0,
-                access: PermAccess::None,
+                access: Mode::None,
             },
             Perm {
                 id,
-                access: PermAccess::Read,
+                access: Mode::Read,
             },
         ])
         .ok_or_else(|| io::Error::other("empty permission list"))?;
-        let rw = Perms::new(id, PermAccess::None);
-        store::transaction(xs, |tx| {
+        let rw = Perms::new(id, Mode::None);
+        xenstore::transaction(xs, |tx| {
             xs.mkdir(tx, &base)?;
             xs.set_perms(tx, &base, &ro)?;
             xs.write(tx, &format!("{base}/name"), name.as_bytes())?;

@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 
 use xenmq::evtchn::Port;
 use xenmq::grant::{DomId, GrantRef};
-use xenmq::store::{self, Store, Tx};
+use xenmq::xenstore::{self, Store, Tx};
 
 use crate::sim::fault::Faults;
 use crate::sim::proto::{self, Code, Refusal};
 use crate::sim::Error;
-use crate::xs;
+use crate::xenstore::Connection;
 
 mod dispatch;
 mod domain;
@@ -47,7 +47,7 @@ use dispatch::{store_acceptor, Acceptor};
 
 /// What the host needs of a Xenstore server: serve a connection as a
 /// domain, and announce domains coming and going. Implemented by the
-/// simulator's [`Xenstored`](crate::sim::xenstored::Xenstored) (see
+/// simulator's [`Xenstored`](crate::xenstore::server::Xenstored) (see
 /// [`Host::with_xenstored`]); any server honouring the
 /// `xs_wire.h` protocol will do.
 pub trait StoreHost: Send + Sync + 'static {
@@ -161,7 +161,7 @@ struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     store: Option<Arc<dyn StoreHost>>,
-    xs: Option<xs::Client>,
+    xs: Option<Connection>,
 }
 
 /// The simulated host: hypervisor, toolstack and (optionally) Xenstore.
@@ -228,8 +228,8 @@ impl Host {
             Some(store) => {
                 let (ours, theirs) = UnixStream::pair().map_err(Error::Store)?;
                 store.serve(theirs, 0).map_err(Error::Store)?;
-                let client = xs::Client::from_stream(ours).map_err(Error::Store)?;
-                let store_err = |e: store::Error| Error::Store(io::Error::other(e));
+                let client = Connection::from_stream(ours).map_err(Error::Store)?;
+                let store_err = |e: xenstore::Error| Error::Store(io::Error::other(e));
                 client
                     .write(Tx::NONE, "/local/domain/0/name", b"Domain-0")
                     .map_err(store_err)?;

@@ -2,11 +2,12 @@
 //! DIRECTORY_PART, ...) on a [`View`](super::txn::View): lookups with
 //! permission checks, creation with parents, quotas.
 
+use xenmq::xenstore::path;
 use xenmq::xenstore::perms::Perms;
-use xenmq::xenstore::{args, path, Errno, MsgType, PAYLOAD_MAX};
+use xenmq::xenstore::wire::{args, Errno, MsgType, PAYLOAD_MAX};
 
 use super::super::tree::Node;
-use super::super::Config;
+use super::super::Limits;
 
 use super::txn::View;
 use super::{ok_payload, Change, Res, State, Who};
@@ -58,7 +59,7 @@ pub(super) enum NodeResult {
 /// values; every new node inherits its parent's permissions, owned by the
 /// creator when the creator is unprivileged.
 pub(super) fn create(
-    cfg: &Config,
+    cfg: &Limits,
     view: &mut View<'_>,
     who: Who,
     name: &str,
@@ -110,7 +111,7 @@ pub(super) fn create(
     Ok(())
 }
 
-pub(super) fn check_size(cfg: &Config, who: Who, n: &Node) -> Res<()> {
+pub(super) fn check_size(cfg: &Limits, who: Who, n: &Node) -> Res<()> {
     if !who.privileged && n.charged_size() >= cfg.max_node_size {
         return Err(Errno::ENOSPC);
     }
@@ -126,7 +127,7 @@ pub(super) fn change(name: &str, exact: bool, perms: Vec<Perms>) -> Change {
 }
 
 pub(super) fn node_ops(
-    cfg: &Config,
+    cfg: &Limits,
     view: &mut View<'_>,
     who: Who,
     typ: MsgType,

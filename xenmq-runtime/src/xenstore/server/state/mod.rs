@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
-use xenmq::xenstore::perms::{Access, Perms};
-use xenmq::xenstore::{args, encode, path, Errno, Header, MsgType, PAYLOAD_MAX};
+use xenmq::xenstore::path;
+use xenmq::xenstore::perms::{Mode, Perms};
+use xenmq::xenstore::wire::{args, encode, Errno, Header, MsgType, PAYLOAD_MAX};
 
 use super::outbox::Outbox;
 use super::tree::Tree;
-use super::Config;
+use super::Limits;
 
 mod node;
 mod txn;
@@ -58,7 +59,7 @@ impl ConnState {
 }
 
 pub(crate) struct State {
-    pub cfg: Config,
+    pub cfg: Limits,
     tree: Tree,
     generation: u64,
     pub conns: BTreeMap<u64, ConnState>,
@@ -101,7 +102,7 @@ pub(crate) struct Outcome {
 }
 
 impl State {
-    pub fn new(cfg: Config) -> Self {
+    pub fn new(cfg: Limits) -> Self {
         State {
             cfg,
             tree: Tree::new(),
@@ -109,8 +110,8 @@ impl State {
             conns: BTreeMap::new(),
             domains: BTreeSet::from([0]),
             targets: HashMap::new(),
-            introduce_perms: Perms::new(0, Access::None),
-            release_perms: Perms::new(0, Access::None),
+            introduce_perms: Perms::new(0, Mode::None),
+            release_perms: Perms::new(0, Mode::None),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Watches: registering and removing them, the initial event C xenstored
 //! fires on WATCH, and firing events for changed nodes.
 
-use xenmq::xenstore::{args, encode, path, Errno, MsgType};
+use xenmq::xenstore::path;
+use xenmq::xenstore::wire::{args, encode, Errno, MsgType};
 
 use super::node::Want;
 use super::{ok_payload, Change, Res, State, Who};
@@ -57,7 +58,7 @@ impl State {
 
     pub(super) fn watch_name(&self, who: Who, p: &[u8]) -> Res<(String, bool)> {
         if p.first() == Some(&b'@') {
-            if p.len() > xenmq::xenstore::REL_PATH_MAX {
+            if p.len() > xenmq::xenstore::wire::REL_PATH_MAX {
                 return Err(Errno::EINVAL);
             }
             let s = String::from_utf8_lossy(p).into_owned();

@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use xenmq::xenstore::{args, path, Errno};
+use xenmq::xenstore::path;
+use xenmq::xenstore::wire::{args, Errno};
 
 use super::super::tree::{Node, Tree};
 
