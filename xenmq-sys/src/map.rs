@@ -5,8 +5,8 @@
 //! into it: reads and writes are volatile copies and atomics, through the
 //! [`Region`] the mapping is viewed as.
 //!
-//! This is the module of the crate that holds `unsafe` code: the `mmap` and
-//! `munmap` calls, and the one [`Region::new`] over what they mapped.
+//! The module opts out of the crate's `deny(unsafe_code)` for the `mmap`
+//! and `munmap` calls and the one [`Region::new`] over what they mapped.
 #![allow(unsafe_code)]
 
 use std::io;
