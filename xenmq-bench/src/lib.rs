@@ -106,6 +106,9 @@
 //! runs.
 #![deny(unsafe_code)]
 
+// The C contender, where build.rs found Xen's headers to build it.
+#[cfg(xenmq_cring)]
+mod cring;
 pub mod floor;
 pub mod options;
 pub mod peer;
@@ -113,9 +116,6 @@ pub mod proto;
 pub mod report;
 pub mod run;
 pub mod socket;
-// Without the C contender, its wrappers in `sys` are not called.
-#[cfg_attr(not(xenmq_cring), allow(dead_code))]
-mod sys;
 pub mod xring;
 
 #[cfg(test)]

@@ -13,8 +13,10 @@ use xenmq::ring::native;
 use xenmq::shm::Region;
 use xenmq::sync::Ordering;
 
+use xenmq_sys::process::{die_with_parent, kill9, pin_to};
+use xenmq_sys::{EventFd, Mapping, MemfdFlags};
+
 use crate::proto::{Compat1, Compat4, Native1, Native4, Request, Response, BUF, MAX_SLOTS};
-use crate::sys::{self, EventFd, Mapping};
 use crate::{floor, socket, xring, Error, Impl};
 
 /// The environment variable that turns a re-executed benchmark binary into
@@ -112,12 +114,12 @@ pub(crate) fn ring_bytes(pages: u32) -> usize {
 }
 
 fn peer(spec: &PeerSpec) -> Result<(), Error> {
-    sys::die_with_parent()?;
+    die_with_parent()?;
     if let Ok(cpu) = usize::try_from(spec.cpu) {
-        sys::pin_to(cpu)?;
+        pin_to(cpu)?;
     }
-    let memfd = sys::inherit(spec.memfd)?;
-    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
+    let memfd = xenmq_sys::inherit(spec.memfd)?;
+    let map = Mapping::file(&memfd, 0, SHM_LEN, true)?;
     let shm = map.region();
     let ctl = shm.subregion(0, CTL_LEN)?;
     let ring = shm.subregion(RING_OFF, ring_bytes(spec.pages))?;
@@ -140,7 +142,7 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
             floor::cacheline_peer(ctl, CTL_PING)
         }
         PeerKind::Ring(Impl::Socket) => {
-            let sock = std::os::unix::net::UnixStream::from(sys::inherit(spec.sock)?);
+            let sock = std::os::unix::net::UnixStream::from(xenmq_sys::inherit(spec.sock)?);
             ready()?;
             let window = slots(Impl::Socket, spec.pages)?;
             socket::back_run(sock, window, spec.spin, publish)
@@ -154,7 +156,7 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
                     ready()?;
                     let nslots = slots(which, spec.pages)?;
                     let counters = ctl.subregion(CTL_NOTIFIES - CTL_NOTIFIES % 64, 64)?;
-                    sys::c_back_run(
+                    crate::cring::c_back_run(
                         ring,
                         data,
                         u64::from(nslots),
@@ -237,7 +239,7 @@ pub(crate) fn spawn_peer(spec: &PeerSpec, limit: Duration) -> Result<Peer, Error
     let pid = child.id();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            sys::kill(pid);
+            let _ = kill9(pid);
             eprintln!("\nxenmq bench: a run took longer than {limit:?}; giving up");
             std::process::exit(1);
         }
@@ -291,8 +293,8 @@ pub(crate) fn spawn_cacheline_peer(
     cpu: Option<usize>,
     limit: Duration,
 ) -> Result<(Peer, Mapping), Error> {
-    let memfd = sys::memfd(c"xenmq-bench-cl", SHM_LEN)?;
-    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
+    let memfd = xenmq_sys::memfd(c"xenmq-bench-cl", SHM_LEN, MemfdFlags::empty())?;
+    let map = Mapping::file(&memfd, 0, SHM_LEN, true)?;
     let spec = PeerSpec {
         what: PeerKind::CacheLine,
         pages: 1,

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use xenmq::shm::Region;
 use xenmq::sync::Ordering;
+use xenmq_sys::process::{allowed_cpus, pin_to};
+use xenmq_sys::{EventFd, EventfdFlags, Mapping, MemfdFlags};
 
 use crate::options::Options;
 use crate::peer::{
@@ -16,13 +18,12 @@ use crate::peer::{
 };
 use crate::proto::{Compat1, Compat4, Native1, Native4, BUF};
 use crate::report::{self, Figures};
-use crate::sys::{self, EventFd, Mapping};
 use crate::{floor, mode_name, socket, xring, Error, FrontOut, Impl, Mode, MODES};
 
 /// The frontend of one run, whichever the contender.
 enum AnyFront<'e> {
     #[cfg(xenmq_cring)]
-    C(sys::CFrontRing, u64),
+    C(crate::cring::CFrontRing, u64),
     Driver(Box<dyn xring::Phase + 'e>),
     Socket(socket::Front),
 }
@@ -92,7 +93,7 @@ pub fn cpus(pin: bool) -> Result<Option<(usize, usize)>, Error> {
     if !pin {
         return Ok(None);
     }
-    let cpus = sys::allowed_cpus()?;
+    let cpus = allowed_cpus()?;
     match cpus.as_slice() {
         [a, b, ..] => Ok(Some((*a, *b))),
         _ => {
@@ -114,15 +115,15 @@ pub fn run_one(
     cpus: Option<(usize, usize)>,
     lat: &mut Vec<u64>,
 ) -> Result<RunResult, Error> {
-    let memfd = sys::memfd(c"xenmq-bench", SHM_LEN)?;
-    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
+    let memfd = xenmq_sys::memfd(c"xenmq-bench", SHM_LEN, MemfdFlags::empty())?;
+    let map = Mapping::file(&memfd, 0, SHM_LEN, true)?;
     let shm = map.region();
     let ctl = shm.subregion(0, CTL_LEN)?;
     let ring = shm.subregion(RING_OFF, ring_bytes(pages))?;
     let data = shm.subregion(DATA_OFF, DATA_LEN)?;
     let ev = Events {
-        back: EventFd::new()?,
-        front: EventFd::new()?,
+        back: EventFd::new(EventfdFlags::empty())?,
+        front: EventFd::new(EventfdFlags::empty())?,
     };
     let nslots = slots(which, pages)?;
 
@@ -138,7 +139,7 @@ pub fn run_one(
         }
         #[cfg(xenmq_cring)]
         Impl::CRing => {
-            let (c, size) = sys::CFrontRing::init(ring, data)?;
+            let (c, size) = crate::cring::CFrontRing::init(ring, data)?;
             if size != nslots {
                 return Err(Error::Setup(format!(
                     "C ring has {size} slots, expected {nslots}"
@@ -172,7 +173,7 @@ pub fn run_one(
             }
         }
         Impl::Socket => {
-            let (a, b) = sys::socket_pair()?;
+            let (a, b) = socket::pair()?;
             sock_peer = Some(b);
             AnyFront::Socket(socket::Front::new(a, nslots))
         }
@@ -334,7 +335,7 @@ fn record(figs: &mut Figures, which: Impl, mode: Mode, spin: bool, pages: u32, r
 pub fn run(opts: &Options) -> Result<Figures, Error> {
     let cpus = cpus(opts.pin)?;
     if let Some((front_cpu, _)) = cpus {
-        sys::pin_to(front_cpu)?;
+        pin_to(front_cpu)?;
     }
     let peer_cpu = cpus.map(|c| c.1);
     let mut fr = Framing {
