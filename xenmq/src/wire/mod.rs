@@ -59,6 +59,8 @@
     )
 )]
 
+#[doc(hidden)]
+pub mod check;
 mod enums;
 mod fingerprint;
 #[doc(hidden)]
