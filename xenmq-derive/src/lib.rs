@@ -47,6 +47,10 @@ pub fn message(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Keys are the field names in kebab-case; per field,
 /// `#[xenstore(rename = "key", default = expr, min = lit, max = lit)]`.
+/// A key the framework writes itself (`xenmq::xenbus::key::RESERVED`:
+/// `state`, `ring-ref`, `event-channel`, ...) is a compile error, unless
+/// the field says `#[xenstore(reserved)]`: a struct that reads a
+/// handshake directory on purpose, never a protocol's config.
 /// `Option<T>` fields are optional, `bool` is `"0"`/`"1"` with a missing key
 /// read as false (Xen's `feature-*` convention), `RingRefs` reads `ring-ref`
 /// or `ring-page-order` + `ring-ref0..N-1`.

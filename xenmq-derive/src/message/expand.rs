@@ -125,10 +125,10 @@ fn message_struct(mut cx: Ctxt, item: ItemStruct) -> TokenStream {
     let mut s = item.clone();
     strip(&mut s);
     let checks = checks(&item, &sattrs, &fattrs);
-    let impls = message_impls(&item);
+    let wrapped = wrap(&s);
+    let impls = message_impls(wrapped.as_ref().unwrap_or(&s));
     let id = id_field(&item);
-    quote! {
-        #checks
+    let derives = quote! {
         #[repr(C)]
         #[derive(
             ::xenmq::__private::zerocopy::FromBytes,
@@ -137,10 +137,50 @@ fn message_struct(mut cx: Ctxt, item: ItemStruct) -> TokenStream {
             ::xenmq::__private::zerocopy::KnownLayout
         )]
         #[zerocopy(crate = "::xenmq::__private::zerocopy")]
-        #s
+    };
+    let structs = match wrapped {
+        // Documentation shows the types as written; they are the same
+        // types once the projections normalize.
+        Some(w) => quote! {
+            #[cfg(not(doc))]
+            #derives
+            #w
+            #[cfg(doc)]
+            #derives
+            #s
+        },
+        None => quote! {
+            #derives
+            #s
+        },
+    };
+    quote! {
+        #checks
+        #structs
         #impls
         #id
     }
+}
+
+/// The struct with each field type the macro cannot judge itself written
+/// `<T as xenmq::__private::FieldType>::Type`: `T` for every wire field,
+/// and `Enum<T>` for a `#[xenmq::message]` enum `T`, so that zerocopy's
+/// derives accept the struct and the field check's one error (write
+/// `Enum<T>`) is all the user sees. `None` if every field is an integer
+/// or an array of integers.
+fn wrap(s: &ItemStruct) -> Option<ItemStruct> {
+    let mut w = s.clone();
+    let mut any = false;
+    for f in w.fields.iter_mut() {
+        if !super::layout::known(&f.ty) {
+            let ty = &f.ty;
+            f.ty = syn::parse_quote_spanned! {ty.span()=>
+                <#ty as ::xenmq::__private::FieldType>::Type
+            };
+            any = true;
+        }
+    }
+    any.then_some(w)
 }
 
 /// The layout checks: each field type is a wire `Field` (a `#[xenmq::message]`
@@ -342,6 +382,7 @@ fn wire_enum(mut cx: Ctxt, item: ItemEnum) -> TokenStream {
         // check's error says so.
         impl ::xenmq::__private::FieldType for #ident {
             type Verdict = ::xenmq::wire::Enum<#ident>;
+            type Type = ::xenmq::wire::Enum<#ident>;
         }
     }
 }

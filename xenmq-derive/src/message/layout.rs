@@ -26,6 +26,12 @@ pub enum Gap {
     },
 }
 
+/// Whether the macro knows `ty`'s layout itself: an integer or an array
+/// of integers, which is a wire field by construction.
+pub fn known(ty: &Type) -> bool {
+    size_align(ty, 8).is_some()
+}
+
 /// Size and alignment of an integer or an array of integers, with 64-bit
 /// integers aligned to `align64` (4 on i386, 8 on x86_64 and Arm).
 fn size_align(ty: &Type, align64: usize) -> Option<(usize, usize)> {

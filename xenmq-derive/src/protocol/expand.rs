@@ -58,12 +58,24 @@ fn ids(id: Option<&syn::Ident>, request: &syn::Type, response: &syn::Type) -> To
             quote_spanned! {field.span()=> #var.#field },
         ),
         None => (
-            quote_spanned! {ty.span()=> *<#ty as ::xenmq::__private::IdField>::id(#var) },
-            quote_spanned! {ty.span()=> *<#ty as ::xenmq::__private::IdField>::id_mut(#var) },
+            quote_spanned! {ty.span()=>
+                ::xenmq::__private::IdType::get(<#ty as ::xenmq::__private::IdField>::id(#var))
+            },
+            quote_spanned! {ty.span()=>
+                ::xenmq::__private::IdType::set(
+                    <#ty as ::xenmq::__private::IdField>::id_mut(#var),
+                    id,
+                )
+            },
         ),
     };
     let (req_get, req_set) = get(request, quote!(req));
     let (rsp_get, rsp_set) = get(response, quote!(rsp));
+    let set = |set: TokenStream| match id {
+        Some(_) => quote!(#set = id;),
+        None => quote!(#set;),
+    };
+    let (req_set, rsp_set) = (set(req_set), set(rsp_set));
     quote! {
         #[inline]
         fn request_id(req: &#request) -> u64 {
@@ -71,7 +83,7 @@ fn ids(id: Option<&syn::Ident>, request: &syn::Type, response: &syn::Type) -> To
         }
         #[inline]
         fn set_request_id(req: &mut #request, id: u64) {
-            #req_set = id;
+            #req_set
         }
         #[inline]
         fn response_id(rsp: &#response) -> u64 {
@@ -79,7 +91,7 @@ fn ids(id: Option<&syn::Ident>, request: &syn::Type, response: &syn::Type) -> To
         }
         #[inline]
         fn set_response_id(rsp: &mut #response, id: u64) {
-            #rsp_set = id;
+            #rsp_set
         }
     }
 }

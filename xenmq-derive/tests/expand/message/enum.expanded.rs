@@ -26,4 +26,5 @@ impl ::xenmq::wire::WireEnum for Op {
 }
 impl ::xenmq::__private::FieldType for Op {
     type Verdict = ::xenmq::wire::Enum<Op>;
+    type Type = ::xenmq::wire::Enum<Op>;
 }

@@ -142,6 +142,23 @@ where
         },
     >: ::xenmq::__private::Passed,
 {}
+#[cfg(not(doc))]
+#[repr(C)]
+#[derive(
+    ::xenmq::__private::zerocopy::FromBytes,
+    ::xenmq::__private::zerocopy::IntoBytes,
+    ::xenmq::__private::zerocopy::Immutable,
+    ::xenmq::__private::zerocopy::KnownLayout
+)]
+#[zerocopy(crate = "::xenmq::__private::zerocopy")]
+pub struct Response {
+    pub id: u64,
+    pub operation: <::xenmq::wire::Enum<Op> as ::xenmq::__private::FieldType>::Type,
+    pub _pad0: u8,
+    pub status: i16,
+    pub _pad1: [u8; 4],
+}
+#[cfg(doc)]
 #[repr(C)]
 #[derive(
     ::xenmq::__private::zerocopy::FromBytes,
@@ -172,9 +189,17 @@ impl ::xenmq::wire::Message for Response {
         .usize(::core::mem::offset_of!(Response, id))
         .usize(::core::mem::size_of::<u64>())
         .str("operation")
-        .u64(<::xenmq::wire::Enum<Op> as ::xenmq::wire::Field>::TYPE_FINGERPRINT)
+        .u64(
+            <<::xenmq::wire::Enum<
+                Op,
+            > as ::xenmq::__private::FieldType>::Type as ::xenmq::wire::Field>::TYPE_FINGERPRINT,
+        )
         .usize(::core::mem::offset_of!(Response, operation))
-        .usize(::core::mem::size_of::<::xenmq::wire::Enum<Op>>())
+        .usize(
+            ::core::mem::size_of::<
+                <::xenmq::wire::Enum<Op> as ::xenmq::__private::FieldType>::Type,
+            >(),
+        )
         .str("_pad0")
         .u64(<u8 as ::xenmq::wire::Field>::TYPE_FINGERPRINT)
         .usize(::core::mem::offset_of!(Response, _pad0))

@@ -18,18 +18,24 @@ impl ::xenmq::driver::Protocol for Vkv {
     type BackendConfig = Limits;
     #[inline]
     fn request_id(req: &Req) -> u64 {
-        *<Req as ::xenmq::__private::IdField>::id(req)
+        ::xenmq::__private::IdType::get(<Req as ::xenmq::__private::IdField>::id(req))
     }
     #[inline]
     fn set_request_id(req: &mut Req, id: u64) {
-        *<Req as ::xenmq::__private::IdField>::id_mut(req) = id;
+        ::xenmq::__private::IdType::set(
+            <Req as ::xenmq::__private::IdField>::id_mut(req),
+            id,
+        );
     }
     #[inline]
     fn response_id(rsp: &Rsp) -> u64 {
-        *<Rsp as ::xenmq::__private::IdField>::id(rsp)
+        ::xenmq::__private::IdType::get(<Rsp as ::xenmq::__private::IdField>::id(rsp))
     }
     #[inline]
     fn set_response_id(rsp: &mut Rsp, id: u64) {
-        *<Rsp as ::xenmq::__private::IdField>::id_mut(rsp) = id;
+        ::xenmq::__private::IdType::set(
+            <Rsp as ::xenmq::__private::IdField>::id_mut(rsp),
+            id,
+        );
     }
 }
