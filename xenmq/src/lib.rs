@@ -6,7 +6,7 @@
 //! simulator, Linux userspace on real Xen and a kernel module.
 //!
 //! Platforms live in `xenmq-runtime`; they implement the traits in
-//! [`grant`], [`evtchn`] and [`store`].
+//! [`grant`], [`evtchn`] and [`xenstore`].
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,7 +24,6 @@ pub mod evtchn;
 pub mod grant;
 pub mod ring;
 pub mod shm;
-pub mod store;
 pub mod sync;
 pub mod wire;
 pub mod xenbus;
