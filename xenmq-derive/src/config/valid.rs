@@ -138,9 +138,8 @@ fn framework_keys(
 ) {
     let field = ident.to_string();
     let field = field.strip_prefix("r#").unwrap_or(&field);
-    let hint = "rename the field or its key (`#[xenstore(rename = \"...\")]`); a struct \
-                that reads the framework's keys on purpose, and is never a protocol's \
-                config, marks the field `#[xenstore(reserved)]`";
+    let hint = "rename it (`#[xenstore(rename = \"...\")]`), or mark a field that \
+                reads the framework's key on purpose `#[xenstore(reserved)]`";
     if let Some(owner) = reserved::owner(key) {
         cx.error_at(
             key_span,

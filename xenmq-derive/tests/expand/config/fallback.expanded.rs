@@ -5,7 +5,7 @@
     "`min = 3` is greater than `max = 1`"
 }
 ::core::compile_error! {
-    "field `state` uses the Xenstore key `state`, which the xenbus handshake writes (each end's state): a config may not use the framework's keys; rename the field or its key (`#[xenstore(rename = \"...\")]`); a struct that reads the framework's keys on purpose, and is never a protocol's config, marks the field `#[xenstore(reserved)]`"
+    "field `state` uses the Xenstore key `state`, which the xenbus handshake writes (each end's state): a config may not use the framework's keys; rename it (`#[xenstore(rename = \"...\")]`), or mark a field that reads the framework's key on purpose `#[xenstore(reserved)]`"
 }
 impl ::xenmq::xenbus::config::Config for Bad {
     fn keys(_: &mut ::xenmq::__private::Vec<::xenmq::__private::String>) {}
