@@ -1,7 +1,7 @@
 //! Procedural macros for xenmq. Entry points only: each macro lives in its
 //! own module (`message`, `config`, `protocol`), split into `parse`,
 //! `valid` and `expand`, and all three collect their errors in one
-//! [`ctxt::Ctxt`].
+//! `ctxt::Ctxt`.
 #![forbid(unsafe_code)]
 
 mod config;
