@@ -32,13 +32,24 @@ pub fn apply(file: &str, toks: Vec<Token>) -> Result<(Vec<Token>, Option<String>
     let mut out = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let keeping = |stack: &[Frame]| stack.last().is_none_or(|f| f.outer && f.taking);
+    // The line of the last conditional directive: a comment on it (such as
+    // `#endif /* GUARD */`) goes with it.
+    let mut cond_line = 0;
     for t in toks {
         let Tok::Directive { name, body, .. } = &t.tok else {
-            if keeping(&stack) {
+            let on_cond =
+                matches!(t.tok, Tok::Comment { trailing: true, .. }) && t.line == cond_line;
+            if keeping(&stack) && !on_cond {
                 out.push(t);
             }
             continue;
         };
+        if matches!(
+            name.as_str(),
+            "if" | "ifdef" | "ifndef" | "elif" | "else" | "endif"
+        ) {
+            cond_line = t.line;
+        }
         let text = || {
             let b: Vec<String> = body.iter().map(tok_text).collect();
             format!("#{name} {}", b.join(" "))

@@ -279,9 +279,33 @@ impl Gen<'_> {
             "Sizes, alignments, offsets and constants are gcc's for x86_64, asserted at \
              compile time; the padding gcc inserts is written out as `_pad` fields. A peer \
              built for i386 aligns 64-bit members to 4: where that changes a struct, it \
-             needs that struct's x86_32 layout, which this module does not contain."
+             needs that struct's x86_32 layout, which this module does not contain (the \
+             struct's docs give it)."
                 .into(),
         ];
+        match &self.l.x86_32 {
+            Ok(_) => {
+                let differ: Vec<String> = (0..self.h.records.len())
+                    .filter(|r| {
+                        self.x86_32_difference(*r)
+                            .is_some_and(|d| d.contains("differs"))
+                    })
+                    .map(|r| format!("[`{}`]", self.rec_names[r]))
+                    .collect();
+                if !differ.is_empty() {
+                    d.push(String::new());
+                    d.push(format!(
+                        "gcc lays out the bytes of these differently for i386 (`-m32`), as their \
+                         docs say: {}.",
+                        differ.join(", ")
+                    ));
+                }
+            }
+            Err(why) => {
+                d.push(String::new());
+                d.push(format!("The i386 layout could not be probed: {why}"));
+            }
+        }
         let file = doc_lines(&self.h.file_docs);
         if !file.is_empty() {
             d.push(String::new());
@@ -532,11 +556,48 @@ impl Gen<'_> {
             "C: {what}{typedefs}, line {}: {} bytes, aligned to {}.",
             rec.line, rl.size, rl.align
         ));
+        if let Some(diff) = self.x86_32_difference(r) {
+            d.push(String::new());
+            d.push(diff);
+        }
         for n in &rec.notes {
             d.push(String::new());
             d.extend(clean(n));
         }
         d
+    }
+
+    /// How gcc lays the record out for i386, where that differs.
+    fn x86_32_difference(&self, r: usize) -> Option<String> {
+        let rl = &self.l.records[r];
+        let Ok(x32) = &self.l.x86_32 else { return None };
+        let other = x32.get(r)?;
+        let moved: Vec<String> = self.h.records[r]
+            .members
+            .iter()
+            .zip(rl.members.iter().zip(&other.members))
+            .filter(|(_, (a, b))| a.offset != b.offset || a.size != b.size)
+            .map(|(m, (_, b))| format!("`{}` at {} ({} bytes)", m.name, b.offset, b.size))
+            .collect();
+        if moved.is_empty() && rl.size == other.size {
+            return (rl.align != other.align).then(|| {
+                format!(
+                    "On x86_32 (gcc `-m32`) it has the same bytes, aligned to {}.",
+                    other.align
+                )
+            });
+        }
+        let mut s = format!(
+            "On x86_32 (gcc `-m32`) this {} differs: {} bytes, aligned to {}",
+            self.h.records[r].kind.c(),
+            other.size,
+            other.align
+        );
+        if !moved.is_empty() {
+            s.push_str(&format!(", with {}", moved.join(", ")));
+        }
+        s.push_str(". This port is the x86_64 layout only.");
+        Some(s)
     }
 
     fn record(&mut self, r: usize) -> Result<(), Error> {

@@ -130,6 +130,7 @@ pub fn parse(file: &str, src: &str, toks: Vec<Token>) -> Result<Header, Error> {
         enum_tags: BTreeMap::new(),
         typedefs: BTreeMap::new(),
         consts: BTreeSet::new(),
+        rings: BTreeSet::new(),
     };
     p.top()?;
     Ok(p.h)
@@ -167,6 +168,8 @@ struct P<'a> {
     typedefs: BTreeMap<String, Named>,
     /// Integer constants and enumerators a `#define` may refer to.
     consts: BTreeSet<String>,
+    /// The rings declared so far.
+    rings: BTreeSet<String>,
 }
 
 impl P<'_> {
@@ -607,6 +610,7 @@ impl P<'_> {
         let response = self.ring_type()?;
         self.expect(")", "closing DEFINE_RING_TYPES")?;
         self.expect(";", "after DEFINE_RING_TYPES(...)")?;
+        self.rings.insert(name.clone());
         self.h.items.push(Item::Ring(Ring {
             name,
             request,
@@ -1163,6 +1167,18 @@ impl ExprCheck<'_, '_> {
                     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
                 };
                 ok
+            }
+            // ring.h's `__CONST_RING_SIZE(ring, bytes)` of a ring of this header.
+            Some(Tok::Ident(w)) if w == "__CONST_RING_SIZE" => {
+                self.pos += 1;
+                if !self.eat("(") {
+                    return false;
+                }
+                let Some(Tok::Ident(ring)) = self.tok().cloned() else {
+                    return false;
+                };
+                self.pos += 1;
+                self.p.rings.contains(&ring) && self.eat(",") && self.cond() && self.eat(")")
             }
             Some(Tok::Ident(w)) if w == "sizeof" => {
                 self.pos += 1;

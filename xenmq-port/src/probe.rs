@@ -82,7 +82,7 @@ pub struct RingLayout {
 }
 
 /// gcc's numbers, indexed like the header's records, enums and items.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Layout {
     pub records: Vec<RecordLayout>,
     pub enums: Vec<EnumLayout>,
@@ -90,6 +90,9 @@ pub struct Layout {
     pub consts: Vec<Option<(i128, CInt)>>,
     /// By item index: rings.
     pub rings: Vec<Option<RingLayout>>,
+    /// The records as gcc lays them out for i386 (`-m32`), or why that
+    /// could not be probed.
+    pub x86_32: Result<Vec<RecordLayout>, String>,
 }
 
 /// A C expression naming a record's type.
@@ -231,38 +234,18 @@ pub fn probe(h: &Header, text: &str, options: &Options) -> Result<Layout, Error>
     )))?;
     let probe_c = dir.0.join("xenmq-probe.c");
     std::fs::write(&probe_c, &c).map_err(io("cannot write the probe".into()))?;
-    let asm = dir.0.join("xenmq-probe.s");
-    let mut cmd = Command::new(&options.cc);
-    cmd.args(["-S", "-O0", "-std=gnu11", "-w", "-o"])
-        .arg(&asm)
-        .arg(&probe_c);
-    for d in &options.include_dirs {
-        cmd.arg("-iquote").arg(d);
-    }
-    let out = cmd
-        .output()
-        .map_err(io(format!("cannot run the C compiler `{}`", options.cc)))?;
-    if !out.status.success() {
-        return Err(Error::Probe {
-            file: file.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
-    let s = std::fs::read_to_string(&asm).map_err(io("cannot read gcc's assembly".into()))?;
-    let values = numbers(&s).ok_or_else(|| Error::Answer {
-        file: file.to_string(),
-        msg: "no `xenmq_probe` array in gcc's assembly".into(),
-    })?;
-    if values.len() != exprs.len() + 1 || values.last() != Some(&0x5e9a11e5) {
-        return Err(Error::Answer {
-            file: file.to_string(),
-            msg: format!(
-                "expected {} numbers and the end marker, read {}",
-                exprs.len() + 1,
-                values.len()
-            ),
-        });
-    }
+    let values = compile(&dir, options, &[], exprs.len())?;
+    // The same probe for i386, freestanding so that no 32-bit libc headers
+    // are needed: only the records' layouts are kept, for the docs.
+    let c32 = c.replace("#ifndef __x86_64__", "#ifndef __i386__");
+    std::fs::write(&probe_c, &c32).map_err(io("cannot write the probe".into()))?;
+    let x86_32 = match compile(&dir, options, &["-m32", "-ffreestanding"], exprs.len()) {
+        Ok(v) => Ok(v),
+        Err(Error::Probe { stderr, .. }) => {
+            Err(stderr.lines().next().unwrap_or_default().to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
     let mut l = Layout {
         records: h
             .records
@@ -289,7 +272,9 @@ pub fn probe(h: &Header, text: &str, options: &Options) -> Result<Layout, Error>
             .collect(),
         consts: vec![None; h.items.len()],
         rings: vec![None; h.items.len()],
+        x86_32: Err(String::new()),
     };
+    let empty = l.records.clone();
     let mut const_values = vec![0u64; h.items.len()];
     for ((slot, _), v) in exprs.iter().zip(values) {
         match *slot {
@@ -328,7 +313,69 @@ pub fn probe(h: &Header, text: &str, options: &Options) -> Result<Layout, Error>
             Slot::RingSlots(i) => l.rings[i].get_or_insert_with(Default::default).slots = v,
         }
     }
+    l.x86_32 = x86_32.map(|values| {
+        let mut records = empty;
+        for ((slot, _), v) in exprs.iter().zip(values) {
+            match *slot {
+                Slot::RecSize(r) => records[r].size = v,
+                Slot::RecAlign(r) => records[r].align = v,
+                Slot::Offset(r, m) => records[r].members[m].offset = v,
+                Slot::Size(r, m) => records[r].members[m].size = v,
+                Slot::Dim(r, m, d) => records[r].members[m].dims[d] = v,
+                _ => {}
+            }
+        }
+        records
+    });
     Ok(l)
+}
+
+/// Compiles the probe in `dir` with `flags` and reads its `count` numbers.
+fn compile(
+    dir: &TempDir,
+    options: &Options,
+    flags: &[&str],
+    count: usize,
+) -> Result<Vec<u64>, Error> {
+    let file = options.file_name.as_str();
+    let asm = dir.0.join("xenmq-probe.s");
+    let mut cmd = Command::new(&options.cc);
+    cmd.args(flags)
+        .args(["-S", "-O0", "-std=gnu11", "-w", "-o"])
+        .arg(&asm)
+        .arg(dir.0.join("xenmq-probe.c"));
+    for d in &options.include_dirs {
+        cmd.arg("-iquote").arg(d);
+    }
+    let out = cmd.output().map_err(|source| Error::Io {
+        what: format!("cannot run the C compiler `{}`", options.cc),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(Error::Probe {
+            file: file.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    let s = std::fs::read_to_string(&asm).map_err(|source| Error::Io {
+        what: "cannot read gcc's assembly".into(),
+        source,
+    })?;
+    let values = numbers(&s).ok_or_else(|| Error::Answer {
+        file: file.to_string(),
+        msg: "no `xenmq_probe` array in gcc's assembly".into(),
+    })?;
+    if values.len() != count + 1 || values.last() != Some(&0x5e9a11e5) {
+        return Err(Error::Answer {
+            file: file.to_string(),
+            msg: format!(
+                "expected {} numbers and the end marker, read {}",
+                count + 1,
+                values.len()
+            ),
+        });
+    }
+    Ok(values)
 }
 
 /// The numbers of the `xenmq_probe` array in gcc's x86_64 assembly.
@@ -336,10 +383,19 @@ fn numbers(asm: &str) -> Option<Vec<u64>> {
     let mut lines = asm.lines().skip_while(|l| l.trim() != "xenmq_probe:");
     lines.next()?;
     let mut out = Vec::new();
+    // i386 writes each 64-bit number as two `.long`s, low half first.
+    let mut low: Option<u64> = None;
     for line in lines {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some(".quad"), Some(v)) => out.push(v.parse::<i128>().ok()? as u64),
+            (Some(".long"), Some(v)) => {
+                let half = u64::from(v.parse::<i64>().ok()? as u32);
+                match low.take() {
+                    None => low = Some(half),
+                    Some(lo) => out.push(lo | half << 32),
+                }
+            }
             (Some(".zero"), Some(n)) => {
                 let n: usize = n.parse().ok()?;
                 out.extend(std::iter::repeat_n(0, n / 8));
@@ -379,5 +435,8 @@ mod tests {
     fn reads_quads_and_zero_runs() {
         let asm = "\t.globl\txenmq_probe\nxenmq_probe:\n\t.quad\t112\n\t.zero\t16\n\t.quad\t-1\n\t.ident\t\"x\"\n";
         assert_eq!(super::numbers(asm), Some(vec![112, 0, 0, u64::MAX]));
+        let asm32 =
+            "xenmq_probe:\n\t.long\t108\n\t.long\t0\n\t.long\t-1\n\t.long\t-1\n\t.ident\t\"x\"\n";
+        assert_eq!(super::numbers(asm32), Some(vec![108, u64::MAX]));
     }
 }
