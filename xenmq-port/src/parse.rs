@@ -523,6 +523,10 @@ impl P<'_> {
             }
             "struct" | "union" | "enum" => {
                 let ty = self.type_spec(docs, None)?;
+                if self.is_ident("__attribute__") {
+                    let line = self.line();
+                    return Err(self.err(line, "`__attribute__` is not supported"));
+                }
                 if !self.is_punct(";") {
                     let line = self.line();
                     return Err(self.err(

@@ -354,7 +354,9 @@ fn compile(
     if !out.status.success() {
         return Err(Error::Probe {
             file: file.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            // The header's copy is named as the header: drop the directory.
+            stderr: String::from_utf8_lossy(&out.stderr)
+                .replace(&format!("{}/", dir.0.display()), ""),
         });
     }
     let s = std::fs::read_to_string(&asm).map_err(|source| Error::Io {

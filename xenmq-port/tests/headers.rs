@@ -123,6 +123,15 @@ fn every_ring_header_ports_and_compiles_with_gccs_layout() {
         lib.push_str(&format!("pub mod {name};\n"));
         modules.push((name.clone(), out.rust));
     }
+    // This crate's own header of every construct the parser handles.
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cases.h");
+    let text = std::fs::read_to_string(&cases).unwrap();
+    let out = xenmq_port::port(&text, &xenmq_port::Options::for_path(&cases)).unwrap();
+    assert_every_layout_is_asserted("cases", &out.rust);
+    assert_eq!(out.protocols, ["Cases"]);
+    lib.push_str("pub mod cases;\n");
+    modules.push(("cases".into(), out.rust));
+
     let all = scratch_crate(&root.join("all"), &lib, &modules);
     let good = cargo_build(&all, &target);
     assert!(
