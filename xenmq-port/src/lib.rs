@@ -12,9 +12,11 @@
 mod ast;
 mod cond;
 mod emit;
+mod expr;
 mod lex;
 mod parse;
 mod probe;
+mod types;
 
 use std::path::{Path, PathBuf};
 

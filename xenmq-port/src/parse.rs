@@ -7,112 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ast::*;
 use crate::cond::tok_text;
+use crate::expr::{ExprCheck, Names};
 use crate::lex::{Tok, Token};
+use crate::types::{keyword_int, unsupported_type, INTS, TYPE_WORDS};
 use crate::Error;
-
-/// Integer types by their C spelling.
-const INTS: &[Int] = &[
-    Int {
-        c: "uint8_t",
-        rust: "u8",
-    },
-    Int {
-        c: "uint16_t",
-        rust: "u16",
-    },
-    Int {
-        c: "uint32_t",
-        rust: "u32",
-    },
-    Int {
-        c: "uint64_t",
-        rust: "u64",
-    },
-    Int {
-        c: "int8_t",
-        rust: "i8",
-    },
-    Int {
-        c: "int16_t",
-        rust: "i16",
-    },
-    Int {
-        c: "int32_t",
-        rust: "i32",
-    },
-    Int {
-        c: "int64_t",
-        rust: "i64",
-    },
-    // Xen's own fixed-size typedefs from the headers protocol headers include.
-    Int {
-        c: "grant_ref_t",
-        rust: "u32",
-    },
-    Int {
-        c: "RING_IDX",
-        rust: "u32",
-    },
-    Int {
-        c: "domid_t",
-        rust: "u16",
-    },
-    Int {
-        c: "evtchn_port_t",
-        rust: "u32",
-    },
-    Int {
-        c: "grant_handle_t",
-        rust: "u32",
-    },
-    Int {
-        c: "grant_status_t",
-        rust: "u16",
-    },
-];
-
-/// Keyword spellings of the integer types whose size is the same on
-/// x86_32 and x86_64.
-fn keyword_int(words: &[&str]) -> Option<Int> {
-    let mut w: Vec<&str> = words.to_vec();
-    w.sort_unstable();
-    let (c, rust) = match w.as_slice() {
-        ["char"] => ("char", "i8"),
-        ["char", "signed"] => ("signed char", "i8"),
-        ["char", "unsigned"] => ("unsigned char", "u8"),
-        ["short"] | ["int", "short"] | ["short", "signed"] | ["int", "short", "signed"] => {
-            ("short", "i16")
-        }
-        ["short", "unsigned"] | ["int", "short", "unsigned"] => ("unsigned short", "u16"),
-        ["int"] | ["signed"] | ["int", "signed"] => ("int", "i32"),
-        ["unsigned"] | ["int", "unsigned"] => ("unsigned int", "u32"),
-        ["long", "long"] | ["int", "long", "long"] | ["long", "long", "signed"] => {
-            ("long long", "i64")
-        }
-        ["long", "long", "unsigned"] | ["int", "long", "long", "unsigned"] => {
-            ("unsigned long long", "u64")
-        }
-        _ => return None,
-    };
-    Some(Int { c, rust })
-}
-
-const TYPE_WORDS: &[&str] = &["unsigned", "signed", "short", "long", "int", "char"];
-
-/// Types a wire layout cannot hold, and why.
-fn unsupported_type(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "float" | "double" => {
-            "floats have no place in a xenmq message (no Xen protocol carries them)"
-        }
-        "_Bool" | "bool" => "a peer may send any byte where only 0 and 1 are valid; use uint8_t",
-        "void" => "`void` has no layout",
-        "long" | "xen_ulong_t" | "xen_long_t" | "xen_pfn_t" | "size_t" | "uintptr_t" => {
-            "its size differs between the x86_32 and x86_64 ABIs"
-        }
-        _ => return None,
-    })
-}
 
 /// Parses the tokens (conditionals already applied) of `file`, whose text
 /// is `src` (quoted in notes).
@@ -450,7 +348,7 @@ impl P<'_> {
             self.typedefs.insert(name, Named::Alias(idx));
             Item::Alias(idx)
         } else if (ExprCheck {
-            p: self,
+            names: self,
             toks: value,
             pos: 0,
         })
@@ -522,7 +420,7 @@ impl P<'_> {
                 self.typedef(docs)
             }
             "struct" | "union" | "enum" => {
-                let ty = self.type_spec(docs, None)?;
+                self.type_spec(docs)?;
                 if self.is_ident("__attribute__") {
                     let line = self.line();
                     return Err(self.err(line, "`__attribute__` is not supported"));
@@ -536,7 +434,6 @@ impl P<'_> {
                     ));
                 }
                 self.pos += 1;
-                let _ = ty;
                 Ok(())
             }
             "DEFINE_RING_TYPES" => self.ring(t.line, docs),
@@ -628,7 +525,7 @@ impl P<'_> {
 
     fn ring_type(&mut self) -> Result<usize, Error> {
         let line = self.line();
-        match self.type_spec(Vec::new(), None)? {
+        match self.type_spec(Vec::new())? {
             CType::Record(r) if self.h.records[r].kind == Kind::Struct => Ok(r),
             _ => Err(self.err(line, "a ring's request and response must be structs")),
         }
@@ -636,7 +533,7 @@ impl P<'_> {
 
     fn typedef(&mut self, docs: Vec<Doc>) -> Result<(), Error> {
         let line = self.line();
-        let ty = self.type_spec(docs.clone(), None)?;
+        let ty = self.type_spec(docs.clone())?;
         loop {
             if self.is_punct("*") {
                 let l = self.line();
@@ -692,7 +589,7 @@ impl P<'_> {
 
     /// A type specifier; a struct, union or enum body is parsed and
     /// registered. `parent`: the record whose member this is.
-    fn type_spec(&mut self, docs: Vec<Doc>, parent: Option<usize>) -> Result<CType, Error> {
+    fn type_spec(&mut self, docs: Vec<Doc>) -> Result<CType, Error> {
         let mut words: Vec<String> = Vec::new();
         let line = self.line();
         while let Some(Token {
@@ -706,7 +603,7 @@ impl P<'_> {
                 }
                 "struct" | "union" => {
                     self.pos += 1;
-                    return self.record_spec(&w, docs, parent, line);
+                    return self.record_spec(&w, docs, line);
                 }
                 "enum" => {
                     self.pos += 1;
@@ -763,13 +660,7 @@ impl P<'_> {
         }
     }
 
-    fn record_spec(
-        &mut self,
-        kw: &str,
-        docs: Vec<Doc>,
-        parent: Option<usize>,
-        line: usize,
-    ) -> Result<CType, Error> {
+    fn record_spec(&mut self, kw: &str, docs: Vec<Doc>, line: usize) -> Result<CType, Error> {
         let kind = if kw == "struct" {
             Kind::Struct
         } else {
@@ -811,7 +702,6 @@ impl P<'_> {
                 return Err(self.err(line, format!("`{kw} {tag}` is defined twice")));
             }
         }
-        let _ = parent;
         self.members(idx)?;
         self.h.items.push(Item::Record(idx));
         let end = self
@@ -855,7 +745,7 @@ impl P<'_> {
                 _ => {
                     let docs = self.take_docs(t.line, false);
                     let defined_from = self.h.records.len();
-                    let ty = self.type_spec(Vec::new(), Some(rec))?;
+                    let ty = self.type_spec(Vec::new())?;
                     let from = self.h.records[rec].members.len();
                     loop {
                         if self.is_punct("*") {
@@ -1001,7 +891,7 @@ impl P<'_> {
                     .cloned()
                     .collect();
                 if !(ExprCheck {
-                    p: self,
+                    names: self,
                     toks: &value,
                     pos: 0,
                 })
@@ -1044,155 +934,22 @@ fn item_docs(item: &mut Item) -> Option<&mut Vec<Doc>> {
     }
 }
 
-/// Whether tokens form an integer constant expression over literals, this
-/// header's integer constants and enumerators, `sizeof(type)` and casts to
-/// integer types: the `#define`s a port turns into constants (gcc gives
-/// their values).
-struct ExprCheck<'a, 'b> {
-    p: &'a P<'b>,
-    toks: &'a [Token],
-    pos: usize,
-}
-
-impl ExprCheck<'_, '_> {
-    fn check(mut self) -> bool {
-        self.cond() && self.pos == self.toks.len()
-    }
-    fn tok(&self) -> Option<&Tok> {
-        self.toks.get(self.pos).map(|t| &t.tok)
-    }
-    fn eat(&mut self, p: &str) -> bool {
-        if matches!(self.tok(), Some(Tok::Punct(q)) if *q == p) {
-            self.pos += 1;
-            true
+impl Names for P<'_> {
+    fn has_tag(&self, kind: &str, tag: &str) -> bool {
+        let kind = if kind == "struct" {
+            Kind::Struct
         } else {
-            false
-        }
-    }
-    fn cond(&mut self) -> bool {
-        if !self.binary(0) {
-            return false;
-        }
-        if self.eat("?") {
-            return self.cond() && self.eat(":") && self.cond();
-        }
-        true
-    }
-    fn binary(&mut self, level: usize) -> bool {
-        const LEVELS: &[&[&str]] = &[
-            &["||"],
-            &["&&"],
-            &["|"],
-            &["^"],
-            &["&"],
-            &["==", "!="],
-            &["<", ">", "<=", ">="],
-            &["<<", ">>"],
-            &["+", "-"],
-            &["*", "/", "%"],
-        ];
-        let Some(ops) = LEVELS.get(level) else {
-            return self.unary();
+            Kind::Union
         };
-        if !self.binary(level + 1) {
-            return false;
-        }
-        while ops
-            .iter()
-            .any(|op| matches!(self.tok(), Some(Tok::Punct(q)) if q == op))
-        {
-            self.pos += 1;
-            if !self.binary(level + 1) {
-                return false;
-            }
-        }
-        true
+        self.tags.contains_key(&(kind.c(), tag.to_string()))
     }
-    /// A type name in `sizeof(...)` or a cast.
-    fn type_name(&mut self) -> bool {
-        let mut words = Vec::new();
-        while let Some(Tok::Ident(w)) = self.tok() {
-            words.push(w.clone());
-            self.pos += 1;
-        }
-        match words
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            ["struct" | "union", tag] => {
-                let kind = if words[0] == "struct" {
-                    "struct"
-                } else {
-                    "union"
-                };
-                self.p.tags.contains_key(&(kind, tag.to_string()))
-            }
-            [one] => INTS.iter().any(|i| i.c == *one) || self.p.typedefs.contains_key(*one),
-            w if !w.is_empty() && w.iter().all(|x| TYPE_WORDS.contains(x)) => {
-                keyword_int(w).is_some()
-            }
-            _ => false,
-        }
+    fn has_typedef(&self, name: &str) -> bool {
+        self.typedefs.contains_key(name)
     }
-    fn is_type_start(&self) -> bool {
-        match self.tok() {
-            Some(Tok::Ident(w)) => {
-                w == "struct"
-                    || w == "union"
-                    || TYPE_WORDS.contains(&w.as_str())
-                    || INTS.iter().any(|i| i.c == w)
-                    || self.p.typedefs.contains_key(w)
-            }
-            _ => false,
-        }
+    fn has_ring(&self, name: &str) -> bool {
+        self.rings.contains(name)
     }
-    fn unary(&mut self) -> bool {
-        if self.eat("-") || self.eat("+") || self.eat("~") || self.eat("!") {
-            return self.unary();
-        }
-        if self.eat("(") {
-            if self.is_type_start() {
-                return self.type_name() && self.eat(")") && self.unary();
-            }
-            return self.cond() && self.eat(")");
-        }
-        match self.tok().cloned() {
-            Some(Tok::Number(n)) => {
-                self.pos += 1;
-                let digits = n.trim_end_matches(['u', 'U', 'l', 'L']);
-                let ok = if let Some(hex) = digits
-                    .strip_prefix("0x")
-                    .or_else(|| digits.strip_prefix("0X"))
-                {
-                    !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit())
-                } else {
-                    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-                };
-                ok
-            }
-            // ring.h's `__CONST_RING_SIZE(ring, bytes)` of a ring of this header.
-            Some(Tok::Ident(w)) if w == "__CONST_RING_SIZE" => {
-                self.pos += 1;
-                if !self.eat("(") {
-                    return false;
-                }
-                let Some(Tok::Ident(ring)) = self.tok().cloned() else {
-                    return false;
-                };
-                self.pos += 1;
-                self.p.rings.contains(&ring) && self.eat(",") && self.cond() && self.eat(")")
-            }
-            Some(Tok::Ident(w)) if w == "sizeof" => {
-                self.pos += 1;
-                self.eat("(") && self.type_name() && self.eat(")")
-            }
-            Some(Tok::Ident(w)) => {
-                self.pos += 1;
-                self.p.consts.contains(&w)
-            }
-            _ => false,
-        }
+    fn has_const(&self, name: &str) -> bool {
+        self.consts.contains(name)
     }
 }
