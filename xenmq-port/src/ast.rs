@@ -159,4 +159,16 @@ pub struct Header {
     pub records: Vec<Record>,
     pub enums: Vec<EnumDef>,
     pub aliases: Vec<Alias>,
+    /// The Xenstore nodes the header's comments document.
+    pub nodes: Vec<Node>,
+}
+
+/// A Xenstore node a comment documents in Xen's format: its name alone on
+/// a line, then a `Values:` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub line: usize,
+    /// `backend` or `frontend`, from the section heading above it.
+    pub side: Option<&'static str>,
 }

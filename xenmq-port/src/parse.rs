@@ -31,7 +31,45 @@ pub fn parse(file: &str, src: &str, toks: Vec<Token>) -> Result<Header, Error> {
         rings: BTreeSet::new(),
     };
     p.top()?;
+    p.h.nodes = nodes(src);
     Ok(p.h)
+}
+
+/// The Xenstore nodes documented in comments the way Xen's headers do it
+/// (blkif, vscsiif, usbif, sndif...): ` * name` alone, then ` *  Values:`
+/// within two lines, under a `Backend XenBus Nodes` or `Frontend XenBus
+/// Nodes` heading.
+fn nodes(src: &str) -> Vec<Node> {
+    let text: Vec<&str> = src
+        .lines()
+        .map(|l| l.trim_start().strip_prefix('*').unwrap_or("").trim())
+        .collect();
+    let mut side = None;
+    let mut out = Vec::new();
+    for (i, t) in text.iter().enumerate() {
+        if t.contains("Backend XenBus Nodes") {
+            side = Some("backend");
+        } else if t.contains("Frontend XenBus Nodes") {
+            side = Some("frontend");
+        }
+        let is_name = !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_%<>/".contains(&b))
+            && t.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+        let values = text
+            .iter()
+            .skip(i + 1)
+            .take(2)
+            .any(|n| n.starts_with("Values:") || n.starts_with("Value:"));
+        if is_name && values {
+            out.push(Node {
+                name: t.to_string(),
+                line: i + 1,
+                side,
+            });
+        }
+    }
+    out
 }
 
 /// What a trailing comment attaches to.

@@ -194,3 +194,24 @@ fn what_is_not_ported_is_said() {
          `uint32_t pad;`"
     ));
 }
+
+#[test]
+fn xenstore_nodes_documented_in_xens_format_are_listed() {
+    let out = run(
+        "/*\n * Backend XenBus Nodes\n *\n * feature-x\n *      Values:  0/1 (boolean)\n *\n \
+         * Frontend XenBus Nodes\n *\n * ring-ref\n *      Values:  <uint32_t>\n *\n \
+         * Not a node: no values line follows\n * lonely-word\n *\n */\n\
+         struct rq { uint64_t id; };\nstruct rs { uint64_t id; };\n\
+         DEFINE_RING_TYPES(disk, struct rq, struct rs);\n",
+    );
+    assert!(
+        out.rust
+            .contains("//! - backend: `feature-x` (6)\n//! - frontend: `ring-ref` (11)\n"),
+        "{}",
+        out.rust
+    );
+    assert!(!out.rust.contains("`lonely-word`"));
+    assert!(out
+        .rust
+        .contains("negotiate the Xenstore nodes listed under \"Xenstore nodes\""));
+}

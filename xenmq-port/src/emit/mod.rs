@@ -265,6 +265,32 @@ impl Gen<'_> {
             d.push(String::new());
             d.extend(rings);
         }
+        if !self.h.nodes.is_empty() {
+            d.push(String::new());
+            d.push("# Xenstore nodes".into());
+            d.push(String::new());
+            d.push(
+                "The nodes the header's comments document (a name, then its `Values:`), by \
+                 the side whose directory holds them; the comments under \"From the header\" \
+                 say what each means and when it is written. Nodes named only in running \
+                 text are not in this list."
+                    .into(),
+            );
+            d.push(String::new());
+            for side in [Some("backend"), Some("frontend"), None] {
+                let names: Vec<String> = self
+                    .h
+                    .nodes
+                    .iter()
+                    .filter(|n| n.side == side)
+                    .map(|n| format!("`{}` ({})", n.name, n.line))
+                    .collect();
+                if !names.is_empty() {
+                    let who = side.unwrap_or("either side (no heading)");
+                    d.push(format!("- {who}: {}", names.join(", ")));
+                }
+            }
+        }
         if !self.notes.is_empty() {
             d.push(String::new());
             d.push("# Not ported".into());
@@ -580,13 +606,21 @@ impl Gen<'_> {
             return Ok(());
         }
         d.push(String::new());
-        d.push(
+        d.push(if self.h.nodes.is_empty() {
             "Declared as a xenmq protocol on the `compat` ring (ring.h's layout). The C \
-             drivers of this header negotiate the Xenstore keys its comments describe (see \
-             the module's docs), not xenmq's identity keys; `#[xenmq::protocol]` cannot \
-             declare that contract yet, so this protocol connects a xenmq peer only."
-                .into(),
-        );
+                 drivers of this header negotiate the Xenstore keys its comments describe \
+                 (see the module's docs), not xenmq's identity keys; `#[xenmq::protocol]` \
+                 cannot declare that contract yet, so this protocol connects a xenmq peer \
+                 only."
+                .into()
+        } else {
+            "Declared as a xenmq protocol on the `compat` ring (ring.h's layout). The C \
+                 drivers of this header negotiate the Xenstore nodes listed under \"Xenstore \
+                 nodes\" in the module's docs, not xenmq's identity keys; \
+                 `#[xenmq::protocol]` cannot declare that contract yet, so this protocol \
+                 connects a xenmq peer only."
+                .into()
+        });
         self.docs("", &d);
         let _ = writeln!(
             self.out,
