@@ -158,3 +158,67 @@ pub fn run(args: &Args) -> Result<Output, Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Parsing never panics, whatever the header: every prefix of the
+    /// real headers (cut mid-token, mid-comment, mid-struct) parses or is
+    /// an error.
+    #[test]
+    fn truncated_headers_are_errors_not_panics() {
+        for name in ["blkif.h", "netif.h", "pvcalls.h", "usbif.h"] {
+            let path = std::path::Path::new("/usr/include/xen/io").join(name);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                panic!("{} (install libxen-dev)", path.display());
+            };
+            let mut cut = 0;
+            while cut < text.len() {
+                if text.is_char_boundary(cut) {
+                    let part = &text[..cut];
+                    if let Ok(toks) = crate::lex::lex(name, part) {
+                        if let Ok((toks, _)) = crate::cond::apply(name, toks) {
+                            let _ = crate::parse::parse(name, part, toks);
+                        }
+                    }
+                }
+                cut += 37;
+            }
+        }
+        for src in [
+            "#define F(",
+            "#define",
+            "#",
+            "#if",
+            "#elif 1\n",
+            "#endif\n",
+            "#ifdef\n",
+            "struct s { int a[; };",
+            "struct s { int a[1]",
+            "struct { int a; };",
+            "enum { A = };",
+            "enum e {",
+            "DEFINE_RING_TYPES(",
+            "DEFINE_RING_TYPES(a, struct",
+            "typedef",
+            "typedef int;",
+            "struct s { struct s x; };",
+            "union",
+            "\"open",
+            "struct s { int a; } __attribute__",
+            "f(",
+            "static",
+            "struct s { int",
+            "struct s { int a; #define X }",
+            "'",
+            "/",
+            "/*",
+            "struct s { enum e x; };",
+        ] {
+            if let Ok(toks) = crate::lex::lex("t.h", src) {
+                if let Ok((toks, _)) = crate::cond::apply("t.h", toks) {
+                    let _ = crate::parse::parse("t.h", src, toks);
+                }
+            }
+        }
+    }
+}
