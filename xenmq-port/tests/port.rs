@@ -215,3 +215,23 @@ fn xenstore_nodes_documented_in_xens_format_are_listed() {
         .rust
         .contains("negotiate the Xenstore nodes listed under \"Xenstore nodes\""));
 }
+
+#[test]
+fn flexible_arrays_are_placed_and_read_from_the_bytes_after_the_struct() {
+    let out =
+        run("struct page {\n    uint32_t count;\n    uint8_t flag;\n    uint32_t refs[];\n};\n");
+    for l in [
+        "#[xenmq(offset = 8)]",
+        "pub refs: [u32; 0],",
+        "pub fn refs_len(bytes: &[u8]) -> usize {",
+        "bytes.len().saturating_sub(8) / 4",
+        "pub fn refs_at(bytes: &[u8], index: usize) -> Option<u32> {",
+        "let start = index.checked_mul(4)?.checked_add(8)?;",
+    ] {
+        assert!(
+            out.rust.lines().any(|x| x.trim() == l),
+            "no `{l}` in\n{}",
+            out.rust
+        );
+    }
+}

@@ -180,7 +180,57 @@ impl Gen<'_> {
         }
         self.out.push_str(&fields);
         self.out.push_str("}\n");
+        self.flexible(&name, rec, rl);
         Ok(())
+    }
+
+    /// Accessors of a flexible array member's entries in a byte buffer
+    /// that holds the struct and what follows it: the entries are outside
+    /// the message, so they are read from the bytes, bounds-checked.
+    fn flexible(&mut self, name: &str, rec: &Record, rl: &RecordLayout) {
+        let (Some(m), Some(ml)) = (rec.members.last(), rl.members.last()) else {
+            return;
+        };
+        if m.dims != [Dim::Flexible] {
+            return;
+        }
+        let (elem, size, read) = match &m.ty {
+            CType::Int(_) | CType::Alias(_) => {
+                let Some(int) = self.int_of(&m.ty) else {
+                    return;
+                };
+                let size: u64 = int.rust[1..].parse::<u64>().unwrap_or(8) / 8;
+                let ty = self.base_type(&m.ty);
+                let read = format!("Some({ty}::from_ne_bytes(entry.try_into().ok()?))");
+                (ty, size, read)
+            }
+            CType::Record(r) => {
+                let ty = self.rec_names[*r].clone();
+                let size = self.l.records[*r].size;
+                let read = format!("<{ty} as ::xenmq::wire::Message>::from_wire(entry).ok()");
+                (ty, size, read)
+            }
+            CType::Enum(_) => return,
+        };
+        if size == 0 {
+            return;
+        }
+        let field = &m.name;
+        let _ = writeln!(
+            self.out,
+            "\nimpl {name} {{\n    \
+             /// How many whole entries of the flexible array `{field}` `bytes` holds after the \
+             struct's first {off} bytes (`bytes` starts with the struct).\n    \
+             pub fn {field}_len(bytes: &[u8]) -> usize {{\n        \
+             bytes.len().saturating_sub({off}) / {size}\n    }}\n\n    \
+             /// Entry `index` of the flexible array `{field}`, copied out of `bytes` (which starts \
+             with the struct); `None` past the end of `bytes`.\n    \
+             pub fn {field}_at(bytes: &[u8], index: usize) -> Option<{elem}> {{\n        \
+             let start = index.checked_mul({size})?.checked_add({off})?;\n        \
+             let entry = bytes.get(start..start.checked_add({size})?)?;\n        \
+             {read}\n    }}\n}}",
+            off = ml.offset,
+        );
     }
 
     fn union(&mut self, r: usize, rec: &Record, rl: &RecordLayout) -> Result<(), Error> {

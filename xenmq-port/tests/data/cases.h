@@ -61,6 +61,12 @@ struct cases_page {
     uint32_t refs[];
 };
 
+/* A directory of segments that follow it. */
+struct cases_dir {
+    uint16_t n;
+    struct cases_seg segs[];
+};
+
 DEFINE_RING_TYPES(cases, struct cases_request, struct cases_response);
 
 #define CASES_RING_SLOTS __CONST_RING_SIZE(cases, 4096)
