@@ -23,6 +23,9 @@ if command -v rustup >/dev/null; then
     rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed | grep -q '^clippy' || rustup component add clippy
     rustup target list --installed | grep -qx x86_64-unknown-none || rustup target add x86_64-unknown-none
+    # The minimum Rust version the crates declare (rust-version), for its build below.
+    msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+    rustup toolchain list | grep -q "^$msrv-" || rustup toolchain install "$msrv" --profile minimal
 fi
 
 # --- gates ----------------------------------------------------------------
@@ -34,6 +37,14 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "no_std core: xenmq for x86_64-unknown-none"
 cargo build --quiet -p xenmq --no-default-features --target x86_64-unknown-none
+
+step "docs: cargo doc --workspace --no-deps, warnings denied"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --workspace --no-deps
+
+if command -v rustup >/dev/null; then
+    step "minimum supported Rust: cargo +$msrv build --workspace"
+    CARGO_TARGET_DIR=target/msrv cargo "+$msrv" build --quiet --workspace --lib --bins
+fi
 
 # --- tests ----------------------------------------------------------------
 step "benchmark smoke run: xenmq bench --quick (figures reported, not asserted)"

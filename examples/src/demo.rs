@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::echo::{self, Echo, EchoBack, EchoFront, Ping};
 use crate::launch::{self, Result};
 use xenmq::xenbus::State;
-use xenmq_runtime::device::{Back, Front};
+use xenmq_runtime::device::{BackDevice, FrontDevice};
 use xenmq_runtime::platform::{self, Body, Platform};
 
 /// `xenmq demo [COUNT]`: starts a simulated host, runs the echo backend in
@@ -54,7 +54,7 @@ impl Body for Frontend<'_> {
 fn run_backend<P: Platform>(p: &P, args: &[String]) -> Result {
     let env = p.env()?;
     let fe: u16 = args.first().ok_or("usage: echo backend FRONTEND-DOMID")?.parse()?;
-    let mut back = Back::<Echo, _, _, _, _>::new(env, fe, 0, EchoBack::default())?;
+    let mut back = BackDevice::<Echo, _, _, _, _>::new(env, fe, 0, EchoBack::default())?;
     println!("[backend dom0] waiting for the frontend");
     let mut was = false;
     // One frontend is the whole demo: serve it until the device is closed.
@@ -75,7 +75,7 @@ fn run_frontend<P: Platform>(p: &P, args: &[String]) -> Result {
     let count: u32 = args.first().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let env = p.env()?;
     let me = p.domid();
-    let mut front = Front::<Echo, _, _, _, _>::new(env, 0, EchoFront)?;
+    let mut front = FrontDevice::<Echo, _, _, _, _>::new(env, 0, EchoFront)?;
     front.connect(Duration::from_secs(10))?;
     println!(
         "[frontend dom{me}] connected to the backend ({} ring layout)",

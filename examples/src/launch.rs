@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use xenmq_runtime::sim::{self, Host};
 use xenmq_runtime::toolstack::{self, Device};
-use xenmq_runtime::xs::Client;
+use xenmq_runtime::xenstore::Connection;
 
 /// What a role's body returns.
 pub type Result = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -96,7 +96,7 @@ fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
     let guest = host.create_domain("guest")?;
     println!("host: simulated Xen host in {}", dir.display());
     println!("host: created domain {guest} (guest); dom0 runs the backend");
-    let xs = Client::connect(&dir.join("socket"))?;
+    let xs = Connection::connect(&dir.join("socket"))?;
     let dev = Device { device_type: kind.into(), id: 0, frontend: guest, backend: 0 };
     toolstack::attach(&xs, &dev, &[])?;
     println!("host: device {kind}/0: {} <-> {}", dev.frontend_path(), dev.backend_path());

@@ -97,17 +97,17 @@ fn run(data: &[u8]) -> Option<()> {
             // newer index, never more.
             2 => {
                 let mut n = 0;
-                while let Ok(Some(_)) = back.take_request() {
+                while let Ok(Some(_)) = back.consume_request() {
                     n += 1;
                     assert!(n <= 2 * size, "backend took more than two rings of requests");
-                    if back.put_response(&rsp).is_err() {
+                    if back.produce_response(&rsp).is_err() {
                         break;
                     }
                 }
             }
             3 => {
                 let mut n = 0;
-                while let Ok(Some(_)) = front.take_response() {
+                while let Ok(Some(_)) = front.consume_response() {
                     n += 1;
                     assert!(n <= size, "frontend took more than a ring of responses");
                 }
@@ -120,7 +120,7 @@ fn run(data: &[u8]) -> Option<()> {
             }
             6 => {
                 for _ in 0..input.byte()? {
-                    if front.put_request(&req).is_err() {
+                    if front.produce_request(&req).is_err() {
                         break;
                     }
                 }

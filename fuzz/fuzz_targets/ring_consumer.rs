@@ -6,7 +6,7 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 
 use libfuzzer_sys::fuzz_target;
-use xenmq::ring::{self, BackRing, Error, FrontRing};
+use xenmq::ring::{self, compat, Error};
 use xenmq::shm::Region;
 use xenmq::sync::Ordering;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -74,12 +74,12 @@ fn run(data: &[u8]) -> Option<()> {
     let start = input.word()?;
     let mem = Pages::new(pages);
     let region = mem.region();
-    ring::init_shared(&region).unwrap();
+    ring::compat::init_shared(&region).unwrap();
     for off in [0, 8] {
         region.store_u32(off, start, Ordering::Relaxed).unwrap();
     }
-    let mut front = FrontRing::<Req, Rsp>::attach(region, start).unwrap();
-    let mut back = BackRing::<Req, Rsp>::attach(region, start).unwrap();
+    let mut front = compat::Front::<Req, Rsp>::attach_at(region, start).unwrap();
+    let mut back = compat::Back::<Req, Rsp>::attach_at(region, start).unwrap();
     let size = front.size();
     let zero_req = Req { id: 0, body: [0; 24] };
     let zero_rsp = Rsp { id: 0, status: 0, body: [0; 120] };

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use libfuzzer_sys::fuzz_target;
-use xenmq::xenbus::{Action, Backend, Event, Frontend, Identity, Keys, Output, Params, State};
+use xenmq::xenbus::{Action, BackMachine, Event, FrontMachine, Identity, Keys, Output, Params, State};
 
 const KEYS: [&str; 16] = [
     "state",
@@ -92,8 +92,8 @@ fuzz_target!(|data: &[u8]| {
     let mut params = Params::new("/fe", "/be", identity());
     params.max_ring_page_order = first % 5;
     let front = first & 0x80 != 0;
-    let mut fe = Frontend::new(params.clone(), 1).expect("valid params");
-    let mut be = Backend::new(params, 1).expect("valid params");
+    let mut fe = FrontMachine::new(params.clone(), 1).expect("valid params");
+    let mut be = BackMachine::new(params, 1).expect("valid params");
     let mut handle = |ev: Event| if front { fe.handle(ev) } else { be.handle(ev) };
     let mut books = Books { front, next: 1, ..Books::default() };
     while let Some(op) = input.byte() {

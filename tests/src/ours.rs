@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use xenmq_runtime::sim::xenstored::{Config, Listener, Xenstored};
+use xenmq_runtime::xenstore::server::{Limits, Listener, Xenstored};
 
 /// A running server and its sockets.
 pub struct OurXenstored {
@@ -22,7 +22,7 @@ impl OurXenstored {
         let dir = crate::run_dir(tag);
         std::fs::create_dir_all(&dir).expect("create the server's directory");
         let mut ours = OurXenstored {
-            server: Xenstored::new(Config::default()),
+            server: Xenstored::new(Limits::default()),
             dir,
             listeners: Vec::new(),
         };

@@ -11,7 +11,7 @@ use xenmq::driver::{self, BackRingOf, Client, FrontRingOf, Pool, Protocol, Serve
 use xenmq::evtchn::{Channel as _, Events};
 use xenmq::grant::{Access, Grants, Pages, Shared as _};
 use xenmq::prelude::*;
-use xenmq::ring::{BackRing, BackSide, FrontRing, FrontSide};
+use xenmq::ring::{compat, BackSide, FrontSide};
 use xenmq_runtime::sim::{Domain, Host};
 use xenmq_tests::run_dir;
 
@@ -232,12 +232,12 @@ fn requests_in_flight_when_the_backend_vanishes_fail_once() {
     let port = chan.port();
     let mut client = Client::<Dp, _>::new();
     client.set_spin(0);
-    client.attach(FrontRing::init(ring.region()).unwrap(), chan, None);
+    client.attach(compat::Front::init(ring.region()).unwrap(), chan, None);
 
     let mapped = dom0.map(fe_id, ring.refs(), Access::ReadWrite).unwrap();
     let bchan = dom0.bind_interdomain(fe_id, port).unwrap();
     let mut server = Server::<Dp, _>::new();
-    server.attach(BackRing::init(mapped.region()).unwrap(), bchan, None);
+    server.attach(compat::Back::attach(mapped.region()).unwrap(), bchan, None);
 
     // Three requests: the backend answers the first only, then vanishes.
     let tags: Vec<Tag> = (0..3)

@@ -15,8 +15,8 @@ mod driver_support;
 use driver_support::{eventually, field, Proc, World};
 use xenmq::evtchn::{Channel as _, Events, Port};
 use xenmq::grant::{Access, DomId, GrantRef, Grants, Shared};
-use xenmq::store::{self, Store, Tx};
 use xenmq::xenbus::NATIVE_ABI;
+use xenmq::xenstore::{self, Store, Tx};
 use xenmq_runtime::device::sim::{attach, SimEnv};
 use xenmq_runtime::sim::{Channel, SharedPages};
 
@@ -101,7 +101,7 @@ impl Hostile {
     /// Writes `pairs` (and `state`, if any) in one transaction, as the guest.
     fn publish(&self, pairs: &[(String, String)], state: Option<&str>) {
         let s = &self.env.store;
-        store::transaction(s, |tx| {
+        xenstore::transaction(s, |tx| {
             for (k, v) in pairs {
                 s.write(tx, &format!("{}/{k}", self.fe), v.as_bytes())?;
             }
@@ -646,7 +646,7 @@ impl<'w> HostileBackend<'w> {
     /// Writes `pairs` and `state` in one transaction, as dom0.
     fn publish(&self, pairs: &[(String, String)], state: &str) {
         let s = &self.w.xs;
-        store::transaction(s, |tx| {
+        xenstore::transaction(s, |tx| {
             for (k, v) in pairs {
                 s.write(tx, &format!("{}/{k}", self.be), v.as_bytes())?;
             }

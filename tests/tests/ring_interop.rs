@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use ring_stream::{make_req, make_rsp, parse_stats, rust_back, rust_front, Reaper, Req, Rsp};
 use shmem::{inheritable, Event, SharedPages};
-use xenmq::ring::{self, BackRing, Error, FrontRing};
+use xenmq::ring::{self, compat, Error};
 use xenmq::sync::Ordering;
 use zerocopy::IntoBytes;
 
@@ -52,7 +52,7 @@ fn c_program(name: &str) -> PathBuf {
 fn stream(rust_is_front: bool, pages: usize, start: u32, count: u64) {
     let mem = SharedPages::new(pages).unwrap();
     let region = mem.region();
-    ring::init_shared(&region).unwrap();
+    ring::compat::init_shared(&region).unwrap();
     for (off, v) in [(0, start), (4, start + 1), (8, start), (12, start + 1)] {
         region.store_u32(off, v, Ordering::Relaxed).unwrap();
     }
@@ -97,7 +97,9 @@ fn stream(rust_is_front: bool, pages: usize, start: u32, count: u64) {
     assert_eq!(ours.received + left_to_rust, theirs.notifies);
     assert!(ours.pushes > 0 && theirs.pushes > 0);
     // One response per request, so at least one push per ring's worth.
-    let size = ring::Layout::new::<Req, Rsp>(pages * 4096).unwrap().size as u64;
+    let size = ring::compat::Layout::new::<Req, Rsp>(pages * 4096)
+        .unwrap()
+        .size as u64;
     assert!(ours.pushes >= count / size && theirs.pushes >= count / size);
     drop(mem);
 }
@@ -162,12 +164,12 @@ fn replay_rust(pages: usize, start: u32, ops: &[String]) -> Result<String, Error
     let mem = SharedPages::new(pages).unwrap();
     let region = mem.region();
     region.fill(0, region.len(), 0xa5).unwrap();
-    ring::init_shared(&region).unwrap();
+    ring::compat::init_shared(&region).unwrap();
     for (off, v) in [(0, start), (4, start + 1), (8, start), (12, start + 1)] {
         region.store_u32(off, v, Ordering::Relaxed).unwrap();
     }
-    let mut front = FrontRing::<Req, Rsp>::attach(region, start)?;
-    let mut back = BackRing::<Req, Rsp>::attach(region, start)?;
+    let mut front = compat::Front::<Req, Rsp>::attach_at(region, start)?;
+    let mut back = compat::Back::<Req, Rsp>::attach_at(region, start)?;
     let mut next_req = 0u64;
     let mut log = String::new();
     for op in ops {
@@ -255,7 +257,9 @@ fn replay_c(pages: usize, start: u32, ops: &[String]) -> String {
 }
 
 fn replay(pages: usize, start: u32, seed: u64) {
-    let size = ring::Layout::new::<Req, Rsp>(pages * 4096).unwrap().size;
+    let size = ring::compat::Layout::new::<Req, Rsp>(pages * 4096)
+        .unwrap()
+        .size;
     let ops = script(seed, size, 20_000);
     let c = replay_c(pages, start, &ops);
     let rust = replay_rust(pages, start, &ops).unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use xenmq::evtchn::{Channel as _, Events};
 use xenmq::grant::{Access, Grants, Pages, Shared as _};
-use xenmq::ring::{BackRing, Error as RingError, FrontRing};
+use xenmq::ring::{compat, Error as RingError};
 use xenmq_runtime::sim::{fault, Domain, Host};
 use xenmq_tests::run_dir;
 
@@ -34,7 +34,7 @@ fn requests_and_responses_cross_domains_through_the_ring() {
 
     // Frontend: share a page, initialise the ring on it, offer a port.
     let page = guest.share(0, 1, Access::ReadWrite).unwrap();
-    let mut front: FrontRing<u64, u64> = FrontRing::init(page.region()).unwrap();
+    let mut front: compat::Front<u64, u64> = compat::Front::init(page.region()).unwrap();
     let fch = guest.alloc_unbound(0).unwrap();
     let (gref, port) = (page.refs()[0], fch.port());
 
@@ -43,7 +43,7 @@ fn requests_and_responses_cross_domains_through_the_ring() {
     let backend = std::thread::spawn(move || {
         let mapped = dom0.map(id, &[gref], Access::ReadWrite).unwrap();
         let bch = dom0.bind_interdomain(id, port).unwrap();
-        let mut back: BackRing<u64, u64> = BackRing::init(mapped.region()).unwrap();
+        let mut back: compat::Back<u64, u64> = compat::Back::attach(mapped.region()).unwrap();
         let mut answered = 0u64;
         loop {
             while let Some(q) = back.consume_request().unwrap() {
@@ -104,9 +104,9 @@ fn corrupted_ring_indices_are_a_peer_fault_not_a_crash() {
     let dom0 = Domain::connect(&dir, 0).unwrap();
     let guest = Domain::connect(&dir, id).unwrap();
     let page = guest.share(0, 1, Access::ReadWrite).unwrap();
-    let mut front: FrontRing<u64, u64> = FrontRing::init(page.region()).unwrap();
+    let mut front: compat::Front<u64, u64> = compat::Front::init(page.region()).unwrap();
     let mapped = dom0.map(id, page.refs(), Access::ReadWrite).unwrap();
-    let mut back: BackRing<u64, u64> = BackRing::init(mapped.region()).unwrap();
+    let mut back: compat::Back<u64, u64> = compat::Back::attach(mapped.region()).unwrap();
     front.produce_request(&7).unwrap();
     front.push_requests().unwrap();
     assert_eq!(back.consume_request().unwrap(), Some(7));
@@ -135,7 +135,7 @@ fn corrupted_ring_indices_are_a_peer_fault_not_a_crash() {
     let b = host.corrupt(id, page.refs()[0], 77, &[REQ_PROD]).unwrap();
     assert_eq!(a, b);
     assert_eq!(a, fault::corruption(77, &[REQ_PROD]));
-    let mut fresh: BackRing<u64, u64> = BackRing::attach(mapped.region(), 1).unwrap();
+    let mut fresh: compat::Back<u64, u64> = compat::Back::attach_at(mapped.region(), 1).unwrap();
     match fresh.unconsumed_requests() {
         Ok(n) => assert!(n <= fresh.size()),
         Err(e) => assert!(matches!(e, RingError::PeerOverflow { .. }), "{e:?}"),

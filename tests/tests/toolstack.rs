@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use xenmq::store::{Errno, Store, Tx};
 use xenmq::xenstore::perms::Perms;
-use xenmq::xenstore::MsgType;
+use xenmq::xenstore::wire::MsgType;
+use xenmq::xenstore::{Errno, Store, Tx};
 use xenmq_runtime::toolstack::{self, Detached, Device, Error};
-use xenmq_runtime::xs::Client;
+use xenmq_runtime::xenstore::Connection;
 use xenmq_tests::ours::OurXenstored;
 use xenmq_tests::ref_xenstored::{wait_for, RefXenstored};
 
@@ -32,7 +32,7 @@ fn vkv() -> Device {
 }
 
 /// What a toolstack does for a new guest: introduce it and give it its home.
-fn make_guest(xs: &Client) {
+fn make_guest(xs: &Connection) {
     xs.request(
         MsgType::Introduce,
         N,
@@ -49,7 +49,7 @@ fn make_guest(xs: &Client) {
 
 /// Plays a backend that closes when asked: waits for Closing, writes Closed.
 fn closing_backend(dom0: PathBuf, dir: String) -> thread::JoinHandle<()> {
-    let xs = Client::connect(&dom0).expect("connect backend");
+    let xs = Connection::connect(&dom0).expect("connect backend");
     let state = format!("{dir}/state");
     xs.watch(&state, "be").unwrap();
     thread::spawn(move || {
@@ -66,12 +66,12 @@ fn closing_backend(dom0: PathBuf, dir: String) -> thread::JoinHandle<()> {
     })
 }
 
-fn refused<T: std::fmt::Debug>(r: Result<T, xenmq::store::Error>) -> Errno {
+fn refused<T: std::fmt::Debug>(r: Result<T, xenmq::xenstore::Error>) -> Errno {
     r.expect_err("must be refused").errno().expect("an errno")
 }
 
 fn exercise(dom0: &Path, guest: &dyn Fn() -> PathBuf) {
-    let xs = Client::connect(dom0).expect("connect dom0");
+    let xs = Connection::connect(dom0).expect("connect dom0");
     make_guest(&xs);
     let dev = vkv();
     let (fe, be) = (dev.frontend_path(), dev.backend_path());
@@ -103,7 +103,7 @@ fn exercise(dom0: &Path, guest: &dyn Fn() -> PathBuf) {
     );
 
     // The guest owns its end and may only read the backend's.
-    let g = Client::connect(&guest()).expect("connect guest");
+    let g = Connection::connect(&guest()).expect("connect guest");
     g.write(N, &format!("{fe}/state"), b"2").unwrap();
     g.write(N, &format!("{fe}/ring-ref"), b"8").unwrap();
     g.write(N, &format!("{fe}/event-channel"), b"11").unwrap();

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use xenmq::xenbus::{Action, Backend, Event, Frontend, Keys, Output, Params, State};
+use xenmq::xenbus::{Action, BackMachine, Event, FrontMachine, Keys, Output, Params, State};
 
 mod xenbus_sim;
 use xenbus_sim::{back_params, front_params};
@@ -294,7 +294,7 @@ fn params(front: bool, r: &mut Rng) -> Params {
 fn random_streams_frontend() {
     for seed in 0..20_000u64 {
         let mut r = Rng(seed);
-        let mut f = Frontend::new(params(true, &mut r), 1).unwrap();
+        let mut f = FrontMachine::new(params(true, &mut r), 1).unwrap();
         let mut b = Books {
             front: true,
             next_gref: 1,
@@ -314,7 +314,7 @@ fn random_streams_frontend() {
 fn random_streams_backend() {
     for seed in 0..20_000u64 {
         let mut r = Rng(seed);
-        let mut k = Backend::new(params(false, &mut r), 1).unwrap();
+        let mut k = BackMachine::new(params(false, &mut r), 1).unwrap();
         let mut b = Books {
             next_gref: 1,
             ..Books::default()

@@ -21,7 +21,7 @@ fn connected_world(front_max: u8, back_max: u8) -> World {
 #[test]
 fn single_page_handshake_publishes_xen_keys() {
     let w = connected_world(0, 0);
-    // Backend: identity, limits, instance.
+    // BackMachine: identity, limits, instance.
     assert_eq!(w.key(Side::Back, "max-ring-page-order"), Some("0"));
     assert_eq!(w.key(Side::Back, "xenmq-protocol"), Some("vkv"));
     assert_eq!(w.key(Side::Back, "xenmq-version"), Some("1"));
@@ -31,7 +31,7 @@ fn single_page_handshake_publishes_xen_keys() {
     );
     assert_eq!(w.key(Side::Back, "xenmq-ring-layout"), Some("ring.h"));
     assert_eq!(w.key(Side::Back, "xenmq-instance"), Some("1"));
-    // Frontend: one page is a bare `ring-ref`, no order key.
+    // FrontMachine: one page is a bare `ring-ref`, no order key.
     let gref = w.granted.iter().next().copied().expect("a grant");
     assert_eq!(
         w.key(Side::Front, "ring-ref"),
@@ -120,7 +120,7 @@ fn conflicting_transactions_are_retried() {
         .iter()
         .filter(|(_, a)| matches!(a, Action::Commit { .. }))
         .count();
-    // Backend InitWait, frontend Initialised, backend Connected, + 5 retries.
+    // BackMachine InitWait, frontend Initialised, backend Connected, + 5 retries.
     assert_eq!(commits, 3 + 5);
 }
 
@@ -285,8 +285,8 @@ fn local_close_then_start_again() {
 fn fingerprint_mismatch_closes_with_an_error_naming_both() {
     let mut p = xenbus_sim::back_params(0);
     p.identity.fingerprint = 0xdead_beef;
-    let back = xenmq::xenbus::Backend::new(p, 1).unwrap();
-    let front = xenmq::xenbus::Frontend::new(xenbus_sim::front_params(0), 1).unwrap();
+    let back = xenmq::xenbus::BackMachine::new(p, 1).unwrap();
+    let front = xenmq::xenbus::FrontMachine::new(xenbus_sim::front_params(0), 1).unwrap();
     let mut w = World::with(front, back);
     w.start();
     w.run();
@@ -321,8 +321,8 @@ fn ring_layout_mismatch_closes_both_ends_before_a_ring_is_shared() {
         fp.identity.ring = fe;
         let mut bp = xenbus_sim::back_params(0);
         bp.identity.ring = be;
-        let front = xenmq::xenbus::Frontend::new(fp, 1).unwrap();
-        let back = xenmq::xenbus::Backend::new(bp, 1).unwrap();
+        let front = xenmq::xenbus::FrontMachine::new(fp, 1).unwrap();
+        let back = xenmq::xenbus::BackMachine::new(bp, 1).unwrap();
         let mut w = World::with(front, back);
         w.start();
         w.run();
@@ -356,8 +356,8 @@ fn native_layout_on_both_ends_connects() {
     fp.identity.ring = xenmq::ring::Kind::Native;
     let mut bp = xenbus_sim::back_params(2);
     bp.identity.ring = xenmq::ring::Kind::Native;
-    let front = xenmq::xenbus::Frontend::new(fp, 1).unwrap();
-    let back = xenmq::xenbus::Backend::new(bp, 1).unwrap();
+    let front = xenmq::xenbus::FrontMachine::new(fp, 1).unwrap();
+    let back = xenmq::xenbus::BackMachine::new(bp, 1).unwrap();
     let mut w = World::with(front, back);
     w.start();
     w.run();
@@ -373,8 +373,8 @@ fn version_and_name_mismatch() {
         let mut p = xenbus_sim::front_params(0);
         p.identity.name = name.into();
         p.identity.version = version;
-        let front = xenmq::xenbus::Frontend::new(p, 1).unwrap();
-        let back = xenmq::xenbus::Backend::new(xenbus_sim::back_params(0), 1).unwrap();
+        let front = xenmq::xenbus::FrontMachine::new(p, 1).unwrap();
+        let back = xenmq::xenbus::BackMachine::new(xenbus_sim::back_params(0), 1).unwrap();
         let mut w = World::with(front, back);
         w.start();
         w.run();
@@ -528,8 +528,8 @@ fn a_layout_change_is_caught_by_the_handshake() {
     fp.identity.fingerprint = fp1;
     let mut bp = xenbus_sim::back_params(0);
     bp.identity.fingerprint = fp2;
-    let front = xenmq::xenbus::Frontend::new(fp, 1).unwrap();
-    let back = xenmq::xenbus::Backend::new(bp, 1).unwrap();
+    let front = xenmq::xenbus::FrontMachine::new(fp, 1).unwrap();
+    let back = xenmq::xenbus::BackMachine::new(bp, 1).unwrap();
     let mut w = World::with(front, back);
     w.start();
     w.run();
@@ -549,8 +549,8 @@ fn a_layout_change_is_caught_by_the_handshake() {
     let mut fp = xenbus_sim::front_params(0);
     fp.identity.fingerprint = fp1;
     let mut w = World::with(
-        xenmq::xenbus::Frontend::new(fp, 1).unwrap(),
-        xenmq::xenbus::Backend::new(bp, 1).unwrap(),
+        xenmq::xenbus::FrontMachine::new(fp, 1).unwrap(),
+        xenmq::xenbus::BackMachine::new(bp, 1).unwrap(),
     );
     w.start();
     w.run();
@@ -574,12 +574,15 @@ struct FrontFeatures {
 }
 
 fn featured(back: BackFeatures, front: FrontFeatures) -> World {
-    use xenmq::xenbus::{Backend, Features, Frontend};
+    use xenmq::xenbus::{BackMachine, Features, FrontMachine};
     let mut bp = xenbus_sim::back_params(0);
     bp.features = Features::new::<BackFeatures, FrontFeatures>(&back);
     let mut fp = xenbus_sim::front_params(0);
     fp.features = Features::new::<FrontFeatures, BackFeatures>(&front);
-    let mut w = World::with(Frontend::new(fp, 1).unwrap(), Backend::new(bp, 1).unwrap());
+    let mut w = World::with(
+        FrontMachine::new(fp, 1).unwrap(),
+        BackMachine::new(bp, 1).unwrap(),
+    );
     w.start();
     w.run();
     w
@@ -659,7 +662,7 @@ fn feature_keys_may_not_collide_with_the_handshake() {
     let mut p = xenbus_sim::front_params(0);
     p.features = xenmq::xenbus::Features::new::<Sneaky, Sneaky>(&Sneaky { event_channel: 1 });
     assert!(matches!(
-        xenmq::xenbus::Frontend::new(p, 1),
+        xenmq::xenbus::FrontMachine::new(p, 1),
         Err(Error::Params(_))
     ));
 }

@@ -6,7 +6,7 @@
 mod xenbus_sim;
 
 use xenbus_sim::{back_params, front_params, FE_DIR};
-use xenmq::xenbus::{Action, Backend, Error, Event, Frontend, Keys, Output, State};
+use xenmq::xenbus::{Action, BackMachine, Error, Event, FrontMachine, Keys, Output, State};
 
 fn keys(pairs: &[(&str, String)]) -> Keys {
     let mut k = Keys::new();
@@ -47,8 +47,8 @@ fn with(
 }
 
 /// A backend (max order `max`) that has asked for the frontend's keys.
-fn reading_backend(max: u8) -> Backend {
-    let mut b = Backend::new(back_params(max), 1).unwrap();
+fn reading_backend(max: u8) -> BackMachine {
+    let mut b = BackMachine::new(back_params(max), 1).unwrap();
     let _ = b.handle(Event::Start);
     let _ = b.handle(Event::Committed);
     let out = b.handle(Event::PeerState(State::Initialised));
@@ -256,7 +256,7 @@ fn missing_event_channel() {
 /// A frontend claiming Connected without having published anything.
 #[test]
 fn connected_without_the_keys() {
-    let mut b = Backend::new(back_params(0), 1).unwrap();
+    let mut b = BackMachine::new(back_params(0), 1).unwrap();
     let _ = b.handle(Event::Start);
     let _ = b.handle(Event::Committed);
     let out = b.handle(Event::PeerState(State::Connected));
@@ -406,7 +406,7 @@ fn garbage_peer_states() {
         assert!(!b.holds_ring());
     }
     // A vanished state key reads as Unknown: the peer is gone.
-    let mut b = Backend::new(back_params(0), 1).unwrap();
+    let mut b = BackMachine::new(back_params(0), 1).unwrap();
     let _ = b.handle(Event::Start);
     let _ = b.handle(Event::Committed);
     let out = b.handle(Event::PeerStateValue(None));
@@ -428,8 +428,8 @@ fn good_backend() -> Vec<(&'static str, String)> {
     .collect()
 }
 
-fn reading_frontend(max: u8) -> Frontend {
-    let mut f = Frontend::new(front_params(max), 1).unwrap();
+fn reading_frontend(max: u8) -> FrontMachine {
+    let mut f = FrontMachine::new(front_params(max), 1).unwrap();
     let _ = f.handle(Event::Start);
     let out = f.handle(Event::PeerState(State::InitWait));
     assert!(matches!(out.actions[..], [Action::ReadPeer { .. }]));
@@ -539,7 +539,7 @@ fn wrong_grant_count_from_the_platform_is_released() {
 
 #[test]
 fn stray_answers_are_reported_and_grants_in_them_released() {
-    let mut f = Frontend::new(front_params(0), 1).unwrap();
+    let mut f = FrontMachine::new(front_params(0), 1).unwrap();
     let _ = f.handle(Event::Start);
     let out = f.handle(Event::RingShared {
         grefs: vec![4],
@@ -569,7 +569,7 @@ fn stray_answers_are_reported_and_grants_in_them_released() {
         assert!(out.actions.is_empty());
         assert!(matches!(out.error, Some(Error::Unexpected { .. })));
     }
-    let mut b = Backend::new(back_params(0), 1).unwrap();
+    let mut b = BackMachine::new(back_params(0), 1).unwrap();
     for ev in [
         Event::Committed,
         Event::RingMapped,
@@ -611,7 +611,7 @@ fn stop_mid_handshake_releases_what_arrives_later() {
 fn params_are_checked() {
     let mut p = front_params(0);
     p.max_ring_page_order = 5;
-    assert!(matches!(Frontend::new(p, 1), Err(Error::Params(_))));
+    assert!(matches!(FrontMachine::new(p, 1), Err(Error::Params(_))));
 }
 
 // The same, with both machines wired through the in-memory store of

@@ -2,7 +2,7 @@
 //! what each end must do. Pure state-machine tests: the machines are driven
 //! by hand, no store involved.
 
-use xenmq::xenbus::{Action, Backend, Error, Event, Frontend, Keys, Output, State};
+use xenmq::xenbus::{Action, BackMachine, Error, Event, FrontMachine, Keys, Output, State};
 
 mod xenbus_sim;
 use xenbus_sim::{back_params, front_params};
@@ -84,9 +84,9 @@ fn feed<M>(m: &mut M, handle: fn(&mut M, Event) -> Output, evs: Vec<(Event, &str
     }
 }
 
-fn front(recipe: &str) -> Frontend {
-    let mut f = Frontend::new(front_params(0), 1).unwrap();
-    let h = Frontend::handle;
+fn front(recipe: &str) -> FrontMachine {
+    let mut f = FrontMachine::new(front_params(0), 1).unwrap();
+    let h = FrontMachine::handle;
     feed(&mut f, h, vec![(Event::Start, "S1")]);
     if recipe == "initialising" {
         return f;
@@ -131,9 +131,9 @@ fn front(recipe: &str) -> Frontend {
     f
 }
 
-fn back(recipe: &str) -> Backend {
-    let mut b = Backend::new(back_params(0), 1).unwrap();
-    let h = Backend::handle;
+fn back(recipe: &str) -> BackMachine {
+    let mut b = BackMachine::new(back_params(0), 1).unwrap();
+    let h = BackMachine::handle;
     feed(&mut b, h, vec![(Event::Start, "Co2")]);
     if recipe == "publishing" {
         return b;

@@ -1,4 +1,4 @@
-//! The Xenstore client (`xenmq_runtime::xs::Client`) against our server and
+//! The Xenstore client (`xenmq_runtime::xenstore::Connection`) against our server and
 //! against Debian's real C xenstored: every `Store` operation, watch events
 //! queued while a reply is awaited, transactions, conflicts and the
 //! retry-on-EAGAIN helper, and a guest's view.
@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use xenmq::store::{transaction, Errno, Error, Store, Tx, WatchEvent};
 use xenmq::xenstore::perms::Perms;
-use xenmq::xenstore::MsgType;
-use xenmq_runtime::xs::Client;
+use xenmq::xenstore::wire::MsgType;
+use xenmq::xenstore::{transaction, Errno, Error, Store, Tx, WatchEvent};
+use xenmq_runtime::xenstore::Connection;
 use xenmq_tests::ours::OurXenstored;
 use xenmq_tests::ref_xenstored::{wait_for, RefXenstored};
 
@@ -37,8 +37,8 @@ const T: Option<Duration> = Some(Duration::from_secs(5));
 const SHORT: Option<Duration> = Some(Duration::from_millis(150));
 
 fn exercise(dom0: &Path, guest: &dyn Fn() -> PathBuf) {
-    let xs = Client::connect(dom0).expect("connect");
-    let other = Client::connect(dom0).expect("connect");
+    let xs = Connection::connect(dom0).expect("connect");
+    let other = Connection::connect(dom0).expect("connect");
     let n = Tx::NONE;
 
     // Plain operations.
@@ -140,7 +140,7 @@ fn exercise(dom0: &Path, guest: &dyn Fn() -> PathBuf) {
     let home = format!("/local/domain/{GUEST}");
     xs.mkdir(n, &home).unwrap();
     xs.set_perms(n, &home, &perms(&["n5"])).unwrap();
-    let g = Client::connect(&guest()).expect("connect guest");
+    let g = Connection::connect(&guest()).expect("connect guest");
     g.write(n, "rel", b"mine").unwrap();
     assert_eq!(g.read(n, &format!("{home}/rel")).unwrap(), b"mine");
     assert_eq!(g.get_perms(n, "rel").unwrap(), perms(&["n5"]));
@@ -183,7 +183,7 @@ fn client_against_c_xenstored() {
 fn client_sees_the_connection_close() {
     let mut xs = OurXenstored::start("xsclose");
     xs.server.introduce(9);
-    let g = Client::connect(&xs.listen(9)).unwrap();
+    let g = Connection::connect(&xs.listen(9)).unwrap();
     g.watch("/", "t").unwrap();
     assert!(g.next_event(T).unwrap().is_some());
     xs.server.release(9);
@@ -208,7 +208,7 @@ fn a_cancellable_client_ends_its_reader_thread_when_dropped() {
     };
 
     let (dev, mut server) = UnixStream::pair().unwrap();
-    let plain = Client::new(dev.try_clone().unwrap(), dev).unwrap();
+    let plain = Connection::new(dev.try_clone().unwrap(), dev).unwrap();
     drop(plain);
     assert!(
         !closed(&mut server, Duration::from_millis(300)),
@@ -216,7 +216,7 @@ fn a_cancellable_client_ends_its_reader_thread_when_dropped() {
     );
 
     let (dev, mut server) = UnixStream::pair().unwrap();
-    let client = Client::cancellable(dev.try_clone().unwrap(), dev).unwrap();
+    let client = Connection::cancellable(dev.try_clone().unwrap(), dev).unwrap();
     drop(client);
     assert!(
         closed(&mut server, Duration::from_secs(10)),
@@ -231,7 +231,7 @@ fn a_cancellable_client_against_our_server() {
     use std::os::unix::net::UnixStream;
     let xs = OurXenstored::start("xscancel");
     let sock = UnixStream::connect(xs.socket()).unwrap();
-    let c = Client::cancellable(sock.try_clone().unwrap(), sock).unwrap();
+    let c = Connection::cancellable(sock.try_clone().unwrap(), sock).unwrap();
     c.write(Tx::NONE, "/cancel/a", b"1").unwrap();
     c.watch("/cancel", "w").unwrap();
     assert_eq!(c.next_event(T).unwrap(), ev("/cancel", "w"));

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use xenmq_runtime::sim::xenstored::{Config, Listener, Xenstored};
+use xenmq_runtime::xenstore::server::{Limits, Listener, Xenstored};
 use xenmq_tests::ref_xenstored::{wait_for, RefXenstored};
 use xenmq_tests::wire::{Conn, Got};
 
@@ -133,7 +133,7 @@ impl Ours {
     fn start(tag: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("xenmq-xsdiff-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let xs = Xenstored::new(Config::default());
+        let xs = Xenstored::new(Limits::default());
         let mut ls = vec![xs.listen(&dir.join("dom0"), 0).expect("listen")];
         for g in GUESTS {
             ls.push(xs.listen(&dir.join(format!("dom{g}")), g).expect("listen"));

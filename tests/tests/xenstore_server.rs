@@ -6,27 +6,27 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use xenmq::store::{Store, Tx};
 use xenmq::xenstore::perms::Perms;
-use xenmq_runtime::sim::xenstored::{Config, Xenstored};
-use xenmq_runtime::xs::Client;
+use xenmq::xenstore::{Store, Tx};
+use xenmq_runtime::xenstore::server::{Limits, Xenstored};
+use xenmq_runtime::xenstore::Connection;
 
 fn setup(
     tag: &str,
 ) -> (
     Xenstored,
     std::path::PathBuf,
-    Vec<xenmq_runtime::sim::xenstored::Listener>,
+    Vec<xenmq_runtime::xenstore::server::Listener>,
 ) {
     let dir = std::env::temp_dir().join(format!("xenmq-xssrv-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let xs = Xenstored::new(Config::default());
+    let xs = Xenstored::new(Limits::default());
     let mut ls = vec![xs.listen(&dir.join("dom0"), 0).unwrap()];
     for d in [5u16, 6] {
         xs.introduce(d);
         ls.push(xs.listen(&dir.join(format!("dom{d}")), d).unwrap());
     }
-    let dom0 = Client::connect(&dir.join("dom0")).unwrap();
+    let dom0 = Connection::connect(&dir.join("dom0")).unwrap();
     for d in [5, 6] {
         let home = format!("/local/domain/{d}");
         dom0.mkdir(Tx::NONE, &home).unwrap();
@@ -51,8 +51,8 @@ fn a_guest_that_never_reads_its_events_stalls_nobody() {
     w.write_all(&m).unwrap();
     std::thread::sleep(Duration::from_millis(100));
 
-    let dom0 = Client::connect(&dir.join("dom0")).unwrap();
-    let other = Client::connect(&dir.join("dom6")).unwrap();
+    let dom0 = Connection::connect(&dir.join("dom0")).unwrap();
+    let other = Connection::connect(&dir.join("dom6")).unwrap();
     let start = Instant::now();
     for i in 0..6000 {
         dom0.write(Tx::NONE, &format!("/local/domain/5/x{i}"), b"v")
@@ -101,7 +101,7 @@ fn a_request_flood_is_throttled_and_stalls_nobody() {
         sent < 16 << 20,
         "server read {sent} bytes without replies read"
     );
-    let dom0 = Client::connect(&dir.join("dom0")).unwrap();
+    let dom0 = Connection::connect(&dir.join("dom0")).unwrap();
     let t = Instant::now();
     for i in 0..100 {
         dom0.write(Tx::NONE, &format!("/d0/{i}"), b"v").unwrap();
@@ -114,7 +114,7 @@ fn a_request_flood_is_throttled_and_stalls_nobody() {
 #[test]
 fn oversize_and_garbage_close_only_that_connection() {
     let (_xs, dir, _ls) = setup("garbage");
-    let dom0 = Client::connect(&dir.join("dom0")).unwrap();
+    let dom0 = Connection::connect(&dir.join("dom0")).unwrap();
     let mut bad = UnixStream::connect(dir.join("dom5")).unwrap();
     let mut m = Vec::new();
     for v in [11u32, 1, 0, 5000] {
@@ -196,36 +196,36 @@ fn random_requests_always_get_one_reply() {
             }
         }
     }
-    let dom0 = Client::connect(&dir.join("dom0")).unwrap();
+    let dom0 = Connection::connect(&dir.join("dom0")).unwrap();
     dom0.write(Tx::NONE, "/still/alive", b"yes").unwrap();
     assert_eq!(dom0.read(Tx::NONE, "/still/alive").unwrap(), b"yes");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The quotas come from `Config`, not constants.
+/// The quotas come from `Limits`, not constants.
 #[test]
 fn quotas_follow_the_config() {
     let dir = std::env::temp_dir().join(format!("xenmq-xscfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let xs = Xenstored::new(Config {
+    let xs = Xenstored::new(Limits {
         max_nodes: 3,
         max_watches: 1,
         max_transactions: 0,
         max_perms: 2,
         max_node_size: 64,
-        ..Config::default()
+        ..Limits::default()
     });
     xs.introduce(5);
     let _l0 = xs.listen(&dir.join("dom0"), 0).unwrap();
     let _l5 = xs.listen(&dir.join("dom5"), 5).unwrap();
-    let dom0 = Client::connect(&dir.join("dom0")).unwrap();
+    let dom0 = Connection::connect(&dir.join("dom0")).unwrap();
     dom0.mkdir(Tx::NONE, "/local/domain/5").unwrap();
     let p = |s: &[&str]| Perms::parse(s.iter().map(|x| x.as_bytes())).unwrap();
     dom0.set_perms(Tx::NONE, "/local/domain/5", &p(&["n5"]))
         .unwrap();
-    let g = Client::connect(&dir.join("dom5")).unwrap();
-    let refused = |r: Result<(), xenmq::store::Error>| r.unwrap_err().errno().unwrap();
-    use xenmq::store::Errno;
+    let g = Connection::connect(&dir.join("dom5")).unwrap();
+    let refused = |r: Result<(), xenmq::xenstore::Error>| r.unwrap_err().errno().unwrap();
+    use xenmq::xenstore::Errno;
     g.write(Tx::NONE, "a", b"").unwrap();
     g.write(Tx::NONE, "b", b"").unwrap();
     assert_eq!(refused(g.write(Tx::NONE, "c", b"")), Errno::ENOSPC);
@@ -259,14 +259,14 @@ fn quotas_follow_the_config() {
 fn unread_events_expire() {
     let dir = std::env::temp_dir().join(format!("xenmq-xsexp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let xs = Xenstored::new(Config {
+    let xs = Xenstored::new(Limits {
         event_timeout: Duration::from_millis(50),
-        ..Config::default()
+        ..Limits::default()
     });
     xs.introduce(5);
     let _l0 = xs.listen(&dir.join("dom0"), 0).unwrap();
     let _l5 = xs.listen(&dir.join("dom5"), 5).unwrap();
-    let dom0 = Client::connect(&dir.join("dom0")).unwrap();
+    let dom0 = Connection::connect(&dir.join("dom0")).unwrap();
     let raw = UnixStream::connect(dir.join("dom5")).unwrap();
     let mut w = raw.try_clone().unwrap();
     let body = b"/\0t\0";
@@ -298,12 +298,12 @@ fn unread_events_expire() {
 /// `connect` serves a socket pair; dom0's `XS_CONTROL` is not provided.
 #[test]
 fn in_process_connections() {
-    use xenmq::store::Errno;
-    use xenmq::xenstore::MsgType;
-    let xs = Xenstored::new(Config::default());
-    let dom0 = Client::from_stream(xs.connect(0).unwrap()).unwrap();
+    use xenmq::xenstore::wire::MsgType;
+    use xenmq::xenstore::Errno;
+    let xs = Xenstored::new(Limits::default());
+    let dom0 = Connection::from_stream(xs.connect(0).unwrap()).unwrap();
     xs.introduce(3);
-    let g = Client::from_stream(xs.connect(3).unwrap()).unwrap();
+    let g = Connection::from_stream(xs.connect(3).unwrap()).unwrap();
     dom0.write(Tx::NONE, "/local/domain/3/x", b"1").unwrap();
     assert_eq!(
         g.read(Tx::NONE, "/local/domain/3/x").unwrap_err().errno(),

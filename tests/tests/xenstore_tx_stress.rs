@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use xenmq::store::{Errno, Error, Store, Tx};
-use xenmq_runtime::xs::Client;
+use xenmq::xenstore::{Errno, Error, Store, Tx};
+use xenmq_runtime::xenstore::Connection;
 use xenmq_tests::ours::OurXenstored;
 use xenmq_tests::ref_xenstored::RefXenstored;
 
@@ -25,7 +25,7 @@ struct Outcome {
     again: u32,
 }
 
-fn read_u32(xs: &Client, tx: Tx, path: &str) -> Result<u32, Error> {
+fn read_u32(xs: &Connection, tx: Tx, path: &str) -> Result<u32, Error> {
     match xs.read_string(tx, path) {
         Ok(v) => Ok(v.parse().expect("a counter holds a number")),
         Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(0),
@@ -36,7 +36,7 @@ fn read_u32(xs: &Client, tx: Tx, path: &str) -> Result<u32, Error> {
 /// `COMMITS` acknowledged transactions, each incrementing counter
 /// `i % COUNTERS` and writing a record of itself in the same transaction.
 fn worker(socket: &Path, me: u32, base: &str) -> Outcome {
-    let xs = Client::connect(socket).expect("connect");
+    let xs = Connection::connect(socket).expect("connect");
     let mut out = Outcome::default();
     let mut done = 0;
     while done < COMMITS {
@@ -64,7 +64,7 @@ fn worker(socket: &Path, me: u32, base: &str) -> Outcome {
 }
 
 fn hammer(socket: &Path, base: &str) {
-    let admin = Client::connect(socket).expect("connect");
+    let admin = Connection::connect(socket).expect("connect");
     let _ = admin.rm(Tx::NONE, base);
     let outcomes: Vec<Outcome> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)

@@ -635,7 +635,7 @@ fn slots(which: Impl, pages: u32) -> Result<u32, Error> {
     let bytes = ring_bytes(pages);
     Ok(match which {
         Impl::Native => native::Layout::new::<Request, Response>(bytes)?.slots(),
-        Impl::Compat => xenmq::ring::Layout::new::<Request, Response>(bytes)?.size,
+        Impl::Compat => xenmq::ring::compat::Layout::new::<Request, Response>(bytes)?.size,
         Impl::CRing | Impl::Socket => {
             let n = ((bytes - 64) / 64) as u32;
             1 << (31 - n.leading_zeros())

@@ -435,7 +435,7 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     use xenmq::driver::{Client, FrontRingOf};
-    use xenmq::ring::BackRing;
+    use xenmq::ring::compat;
 
     use super::{Back, Chan, Front, Phase};
     use crate::proto::{Compat1, Request, Response, GOLDEN, OP_DATA, OP_STOP};
@@ -499,7 +499,7 @@ mod tests {
             // A backend on the raw ring that answers the third request with
             // the wrong sequence number (and the right framework id).
             s.spawn(|| {
-                let mut back = BackRing::<Request, Response>::init(ring).unwrap();
+                let mut back = compat::Back::<Request, Response>::attach(ring).unwrap();
                 let mut n = 0;
                 loop {
                     while let Some(req) = back.consume_request().unwrap() {

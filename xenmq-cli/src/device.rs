@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use xenmq_runtime::toolstack::{self, status_header, Detached, Device};
-use xenmq_runtime::xs::Client;
+use xenmq_runtime::xenstore::Connection;
 
 pub const ATTACH_USAGE: &str =
     "usage: xenmq attach --frontend-domain N --device TYPE [--id K] [--backend-domain M]
@@ -74,7 +74,7 @@ impl Target {
         PathBuf::from("/dev/xen/xenbus")
     }
 
-    fn connect(&self) -> Result<Client, String> {
+    fn connect(&self) -> Result<Connection, String> {
         let path = self.resolve();
         let is_socket = {
             use std::os::unix::fs::FileTypeExt;
@@ -83,7 +83,7 @@ impl Target {
                 .unwrap_or(false)
         };
         let client = if is_socket {
-            Client::connect(&path)
+            Connection::connect(&path)
         } else {
             // A guest's /dev/xen/xenbus: one file, read and written.
             OpenOptions::new()
@@ -92,7 +92,7 @@ impl Target {
                 .open(&path)
                 .and_then(|f| {
                     let w = f.try_clone()?;
-                    Client::new(f, w)
+                    Connection::new(f, w)
                 })
         };
         client.map_err(|e| format!("cannot reach a Xenstore at {}: {e}", path.display()))

@@ -71,7 +71,7 @@ const RESERVED_NAMES: &str =
 /// them. (Enum variants are listed too: harmless, and simpler to check.)
 const TAKEN_TYPES: &str =
     "Arc AsMut AsRef AtomicBool AtomicU32 Backend Backends BadLength BadOp Box Channel \
-     Child Client Clone Command Copy Debug Default Device Domain Driver Drop Duration Enum Eq Err \
+     Child Client Clone Command Connection Copy Debug Default Device Domain Driver Drop Duration Enum Eq Err \
      Error ExitCode Extend File Fn FnMut FnOnce From Frontend Hash Host Instant Into \
      IntoIterator Io Iterator JoinHandle Malformed None Now Ok Op Option Ord Ordering \
      OutOfRange Pair PartialEq PartialOrd PathBuf Protocol Read Refused Relaxed Reply \

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use xenmq_runtime::sim::xenstored::{Config, Xenstored};
 use xenmq_runtime::sim::{self, Domain, Faults, Host, StoreHost};
+use xenmq_runtime::xenstore::server::{Limits, Xenstored};
 
 pub const USAGE: &str = "usage:
   xenmq sim --run-dir DIR                 run the host until SIGINT/SIGTERM
@@ -31,7 +31,7 @@ A domain process finds the host through XENMQ_SIM_DIR and XENMQ_SIM_DOMID
 /// The Xenstore server the host runs: the simulator's own, with C
 /// xenstored's default quotas.
 fn store() -> Arc<dyn StoreHost> {
-    Arc::new(Xenstored::new(Config::default()))
+    Arc::new(Xenstored::new(Limits::default()))
 }
 
 struct Args {

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use xenmq::store::{Store, Tx};
-use xenmq_runtime::sim::xenstored::{Config, Xenstored};
-use xenmq_runtime::xs::Client;
+use xenmq::xenstore::{Store, Tx};
+use xenmq_runtime::xenstore::server::{Limits, Xenstored};
+use xenmq_runtime::xenstore::Connection;
 
 fn xenmq(args: &[&str], socket: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xenmq"))
@@ -32,7 +32,7 @@ fn attach_status_detach_from_the_command_line() {
     let dir = std::env::temp_dir().join(format!("xenmq-cli-device-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let socket = dir.join("socket");
-    let server = Xenstored::new(Config::default());
+    let server = Xenstored::new(Limits::default());
     let listener = server.listen(&socket, 0).unwrap();
 
     let out = xenmq(&["status"], &socket);
@@ -52,7 +52,7 @@ fn attach_status_detach_from_the_command_line() {
     ];
     let out = xenmq(&attach, &socket);
     assert!(out.status.success(), "{}", text(&out));
-    let xs = Client::connect(&socket).unwrap();
+    let xs = Connection::connect(&socket).unwrap();
     let be = "/local/domain/0/backend/vblk/3/51712";
     assert_eq!(
         xs.read(Tx::NONE, &format!("{be}/params")).unwrap(),

@@ -271,7 +271,7 @@ fn expand(input: &DeriveInput, fields: &[Field]) -> TokenStream {
 
     let keys = fields.iter().map(|f| {
         let (ty, key) = (&f.ty, &f.key);
-        quote_spanned!(f.ty.span()=> <#ty as #cfg::Field>::keys(#key, __out);)
+        quote_spanned!(f.ty.span()=> <#ty as #cfg::Setting>::keys(#key, __out);)
     });
     let reads = fields.iter().zip(&vars).map(|(f, var)| {
         let (ty, key) = (&f.ty, &f.key);
@@ -280,7 +280,7 @@ fn expand(input: &DeriveInput, fields: &[Field]) -> TokenStream {
             Some(Expr::Lit(syn::ExprLit {
                 lit: Lit::Str(s), ..
             })) => quote_spanned! {s.span()=>
-                let #var: #ty = match <#ty as #cfg::Field>::read(__dir, #key, __get)? {
+                let #var: #ty = match <#ty as #cfg::Setting>::read(__dir, #key, __get)? {
                     ::core::option::Option::Some(__v) => __v,
                     ::core::option::Option::None => {
                         <#string as ::core::convert::From<&::core::primitive::str>>::from(#s)
@@ -288,13 +288,13 @@ fn expand(input: &DeriveInput, fields: &[Field]) -> TokenStream {
                 };
             },
             Some(d) => quote_spanned! {d.span()=>
-                let #var: #ty = match <#ty as #cfg::Field>::read(__dir, #key, __get)? {
+                let #var: #ty = match <#ty as #cfg::Setting>::read(__dir, #key, __get)? {
                     ::core::option::Option::Some(__v) => __v,
                     ::core::option::Option::None => #d,
                 };
             },
             None => quote! {
-                let #var: #ty = <#ty as #cfg::Field>::read_required(__dir, #key, __get)?;
+                let #var: #ty = <#ty as #cfg::Setting>::read_required(__dir, #key, __get)?;
             },
         };
         let bounds = if f.attrs.min.is_some() || f.attrs.max.is_some() {
@@ -319,7 +319,7 @@ fn expand(input: &DeriveInput, fields: &[Field]) -> TokenStream {
     });
     let writes = fields.iter().map(|f| {
         let (ident, ty, key) = (&f.ident, &f.ty, &f.key);
-        quote!(<#ty as #cfg::Field>::write(&self.#ident, #key, __put);)
+        quote!(<#ty as #cfg::Setting>::write(&self.#ident, #key, __put);)
     });
     let idents = fields.iter().map(|f| &f.ident);
 

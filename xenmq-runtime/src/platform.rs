@@ -33,25 +33,43 @@ use std::path::Path;
 use xenmq::driver::{Backend, Protocol};
 use xenmq::evtchn::Events;
 use xenmq::grant::{DomId, Grants};
-use xenmq::store::{Store, Tx};
+use xenmq::xenstore::Store;
+#[cfg(feature = "linux")]
+use xenmq::xenstore::Tx;
 
 use crate::device::{self, Backends, Env};
+#[cfg(feature = "sim")]
 use crate::sim::{self, Domain};
-use crate::xs::Client;
+#[cfg(any(feature = "sim", feature = "linux"))]
+use crate::xenstore::Connection;
 
 /// The variable that forces a platform: `sim` or `xen`.
 pub const ENV_PLATFORM: &str = "XENMQ_PLATFORM";
+
+/// The variable a simulator domain process finds its host by
+/// (`xenmq_runtime::sim::ENV_DIR` when the `sim` feature is on).
+const SIM_DIR: &str = "XENMQ_SIM_DIR";
 
 /// The device whose presence means "this is a Xen domain".
 pub const XEN_PROBE: &str = "/dev/xen/evtchn";
 
 /// The platforms a hosted driver runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum Choice {
     /// The simulator ([`crate::sim`]).
     Sim,
     /// Linux userspace on real Xen ([`crate::linux`]).
     Xen,
+}
+
+impl Choice {
+    /// The name `XENMQ_PLATFORM` takes for it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Choice::Sim => "sim",
+            Choice::Xen => "xen",
+        }
+    }
 }
 
 /// Why no platform could be chosen or joined.
@@ -62,37 +80,42 @@ pub enum Error {
     #[error("{ENV_PLATFORM}={0:?} is neither `sim` nor `xen`")]
     Unknown(String),
     /// Neither the simulator's variables nor `/dev/xen/evtchn` are there.
-    #[error("no platform: {} is unset and {XEN_PROBE} is missing", sim::ENV_DIR)]
+    #[error("no platform: {SIM_DIR} is unset and {XEN_PROBE} is missing")]
     None,
+    /// The platform chosen was left out of this build.
+    #[error("this build of xenmq-runtime has no `{0}` platform (its Cargo feature is off)")]
+    NotBuilt(&'static str),
     /// The simulated host is not reachable as this domain.
+    #[cfg(feature = "sim")]
     #[error("cannot join the simulator")]
     Sim(#[source] sim::Error),
     /// A `/dev/xen` device could not be opened.
+    #[cfg(feature = "linux")]
     #[error("cannot open the xen devices")]
     Xen(#[source] crate::linux::Error),
     /// This domain's id could not be learned from Xenstore.
     #[error("cannot read this domain's id from xenstore")]
-    Domid(#[source] xenmq::store::Error),
+    Domid(#[source] xenmq::xenstore::Error),
     /// Xenstore's `domid` key is not a domain id.
     #[error("xenstore's domid key is not a domain id: {0:?}")]
     BadDomid(String),
 }
 
 /// The platform the environment names (see the module's documentation).
-pub fn detect() -> Result<Kind, Error> {
+pub fn detect() -> Result<Choice, Error> {
     detect_from(
         std::env::var(ENV_PLATFORM).ok().as_deref(),
-        std::env::var_os(sim::ENV_DIR).is_some(),
+        std::env::var_os(SIM_DIR).is_some(),
         Path::new(XEN_PROBE).exists(),
     )
 }
 
-fn detect_from(forced: Option<&str>, sim_dir: bool, xen_dev: bool) -> Result<Kind, Error> {
+fn detect_from(forced: Option<&str>, sim_dir: bool, xen_dev: bool) -> Result<Choice, Error> {
     match forced {
-        Some("sim") => Ok(Kind::Sim),
-        Some("xen") => Ok(Kind::Xen),
-        Some("") | None if sim_dir => Ok(Kind::Sim),
-        Some("") | None if xen_dev => Ok(Kind::Xen),
+        Some("sim") => Ok(Choice::Sim),
+        Some("xen") => Ok(Choice::Xen),
+        Some("") | None if sim_dir => Ok(Choice::Sim),
+        Some("") | None if xen_dev => Ok(Choice::Xen),
         Some("") | None => Err(Error::None),
         Some(other) => Err(Error::Unknown(other.to_owned())),
     }
@@ -143,11 +166,13 @@ pub trait Platform: Clone + Send + 'static {
 pub type EnvOf<P> = Env<<P as Platform>::Store, <P as Platform>::Grants, <P as Platform>::Events>;
 
 /// The simulator, joined as the domain the environment names.
+#[cfg(feature = "sim")]
 #[derive(Debug, Clone)]
 pub struct Sim {
     dom: Domain,
 }
 
+#[cfg(feature = "sim")]
 impl Sim {
     /// Joins the host in [`sim::ENV_DIR`] as [`sim::ENV_DOMID`].
     pub fn from_env() -> Result<Sim, Error> {
@@ -163,9 +188,10 @@ impl Sim {
     }
 }
 
+#[cfg(feature = "sim")]
 impl Platform for Sim {
     const NAME: &'static str = "sim";
-    type Store = Client;
+    type Store = Connection;
     type Grants = Domain;
     type Events = Domain;
 
@@ -173,21 +199,23 @@ impl Platform for Sim {
         self.dom.id()
     }
 
-    fn store(&self) -> Result<Client, device::Error> {
-        Ok(Client::connect(&self.dom.store_path())?)
+    fn store(&self) -> Result<Connection, device::Error> {
+        Ok(Connection::connect(&self.dom.store_path())?)
     }
 
-    fn env(&self) -> Result<Env<Client, Domain, Domain>, device::Error> {
+    fn env(&self) -> Result<Env<Connection, Domain, Domain>, device::Error> {
         Ok(Env::new(self.store()?, self.dom.clone(), self.dom.clone()))
     }
 }
 
 /// Real Xen, through `/dev/xen` (Xenstore through `/dev/xen/xenbus`).
+#[cfg(feature = "linux")]
 #[derive(Debug, Clone)]
 pub struct Xen {
     domid: DomId,
 }
 
+#[cfg(feature = "linux")]
 impl Xen {
     /// Opens Xenstore and reads this domain's id (its `domid` key).
     pub fn open() -> Result<Xen, Error> {
@@ -203,15 +231,17 @@ impl Xen {
     }
 }
 
-fn xenbus() -> Result<Client, Error> {
+#[cfg(feature = "linux")]
+fn xenbus() -> Result<Connection, Error> {
     crate::linux::Xenbus::open()
         .and_then(crate::linux::Xenbus::client)
         .map_err(Error::Xen)
 }
 
+#[cfg(feature = "linux")]
 impl Platform for Xen {
     const NAME: &'static str = "xen";
-    type Store = Client;
+    type Store = Connection;
     type Grants = crate::linux::Grants;
     type Events = crate::linux::Events;
 
@@ -220,7 +250,7 @@ impl Platform for Xen {
     }
 
     /// A new `/dev/xen/xenbus` connection.
-    fn store(&self) -> Result<Client, device::Error> {
+    fn store(&self) -> Result<Connection, device::Error> {
         crate::linux::Xenbus::open()
             .and_then(crate::linux::Xenbus::client)
             .map_err(|e| device::Error::Setup {
@@ -249,10 +279,15 @@ pub trait Body {
 }
 
 /// Runs `body` on the platform [`detect`] picks.
+#[cfg_attr(not(all(feature = "sim", feature = "linux")), allow(unused_variables))]
 pub fn run<B: Body>(body: B) -> Result<B::Output, Error> {
     match detect()? {
-        Kind::Sim => Ok(body.run(&Sim::from_env()?)),
-        Kind::Xen => Ok(body.run(&Xen::open()?)),
+        #[cfg(feature = "sim")]
+        Choice::Sim => Ok(body.run(&Sim::from_env()?)),
+        #[cfg(feature = "linux")]
+        Choice::Xen => Ok(body.run(&Xen::open()?)),
+        #[allow(unreachable_patterns)]
+        other => Err(Error::NotBuilt(other.name())),
     }
 }
 
@@ -260,10 +295,22 @@ pub fn run<B: Body>(body: B) -> Result<B::Output, Error> {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "sim")]
+    #[test]
+    fn sim_dir_is_the_simulators_variable() {
+        assert_eq!(SIM_DIR, crate::sim::ENV_DIR);
+    }
+
     #[test]
     fn forced_platform_wins() {
-        assert_eq!(detect_from(Some("sim"), false, true).ok(), Some(Kind::Sim));
-        assert_eq!(detect_from(Some("xen"), true, false).ok(), Some(Kind::Xen));
+        assert_eq!(
+            detect_from(Some("sim"), false, true).ok(),
+            Some(Choice::Sim)
+        );
+        assert_eq!(
+            detect_from(Some("xen"), true, false).ok(),
+            Some(Choice::Xen)
+        );
         assert!(
             matches!(detect_from(Some("kvm"), true, true), Err(Error::Unknown(s)) if s == "kvm")
         );
@@ -271,8 +318,8 @@ mod tests {
 
     #[test]
     fn simulator_before_xen_devices() {
-        assert_eq!(detect_from(None, true, true).ok(), Some(Kind::Sim));
-        assert_eq!(detect_from(Some(""), false, true).ok(), Some(Kind::Xen));
+        assert_eq!(detect_from(None, true, true).ok(), Some(Choice::Sim));
+        assert_eq!(detect_from(Some(""), false, true).ok(), Some(Choice::Xen));
         assert!(matches!(detect_from(None, false, false), Err(Error::None)));
     }
 }

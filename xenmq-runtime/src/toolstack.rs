@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use xenmq::grant::DomId;
-use xenmq::store::{self, Errno, Store, Tx};
-use xenmq::xenstore::perms::{Access, Perm, Perms};
+use xenmq::xenstore::perms::{Mode, Perm, Perms};
+use xenmq::xenstore::{self, Errno, Store, Tx};
 
 /// XenbusState values the toolstack writes or waits for.
 const STATE_INITIALISING: &str = "1";
@@ -67,11 +67,11 @@ pub enum Error {
         path: String,
         /// Why.
         #[source]
-        source: store::Error,
+        source: xenstore::Error,
     },
 }
 
-fn at<'a>(op: &'static str, path: &'a str) -> impl FnOnce(store::Error) -> Error + 'a {
+fn at<'a>(op: &'static str, path: &'a str) -> impl FnOnce(xenstore::Error) -> Error + 'a {
     move |source| Error::Store {
         op,
         path: path.to_owned(),
@@ -130,16 +130,16 @@ impl Device {
 fn owned_by(owner: DomId, reader: DomId) -> Perms {
     let mut entries = vec![Perm {
         id: u32::from(owner),
-        access: Access::None,
+        access: Mode::None,
     }];
     if reader != owner {
         entries.push(Perm {
             id: u32::from(reader),
-            access: Access::Read,
+            access: Mode::Read,
         });
     }
     // Never empty: it has the owner entry.
-    Perms::from_entries(entries).unwrap_or_else(|| Perms::new(u32::from(owner), Access::None))
+    Perms::from_entries(entries).unwrap_or_else(|| Perms::new(u32::from(owner), Mode::None))
 }
 
 fn exists<S: Store + ?Sized>(store: &S, tx: Tx, path: &str) -> Result<bool, Error> {
@@ -184,13 +184,13 @@ pub fn attach<S: Store + ?Sized>(
     let fe = dev.frontend_path();
     let be = dev.backend_path();
     let mut failure = None;
-    let result = store::transaction(store, |tx| {
+    let result = xenstore::transaction(store, |tx| {
         match attach_in(store, tx, dev, &fe, &be, backend_keys) {
             Ok(()) => Ok(()),
             Err(e) => {
                 // Abort the transaction; the typed error is kept aside.
                 failure = Some(e);
-                Err(store::Error::Refused(Errno::EINVAL))
+                Err(xenstore::Error::Refused(Errno::EINVAL))
             }
         }
     });
@@ -278,7 +278,7 @@ pub fn detach<S: Store + ?Sized>(
     }
     for dir in [&fe, &be] {
         match store.rm(Tx::NONE, dir) {
-            Ok(()) | Err(store::Error::Refused(Errno::ENOENT)) => {}
+            Ok(()) | Err(xenstore::Error::Refused(Errno::ENOENT)) => {}
             Err(e) => return Err(at("rm", dir)(e)),
         }
     }
@@ -313,7 +313,7 @@ fn wait_closed<S: Store + ?Sized>(store: &S, be: &str, timeout: Duration) -> Res
         loop {
             let state = match store.read(Tx::NONE, &state_path) {
                 Ok(v) => String::from_utf8_lossy(&v).into_owned(),
-                Err(store::Error::Refused(Errno::ENOENT)) => return Ok(()),
+                Err(xenstore::Error::Refused(Errno::ENOENT)) => return Ok(()),
                 Err(e) => return Err(at("read", &state_path)(e)),
             };
             if state == STATE_CLOSED {
@@ -375,7 +375,7 @@ fn key<S: Store + ?Sized>(store: &S, dir: &str, key: &str) -> Result<Option<Stri
     let path = format!("{dir}/{key}");
     match store.read(Tx::NONE, &path) {
         Ok(v) => Ok(Some(String::from_utf8_lossy(&v).into_owned())),
-        Err(store::Error::Refused(Errno::ENOENT | Errno::EACCES)) => Ok(None),
+        Err(xenstore::Error::Refused(Errno::ENOENT | Errno::EACCES)) => Ok(None),
         Err(e) => Err(at("read", &path)(e)),
     }
 }
@@ -384,7 +384,7 @@ fn key<S: Store + ?Sized>(store: &S, dir: &str, key: &str) -> Result<Option<Stri
 fn list<S: Store + ?Sized>(store: &S, dir: &str) -> Result<Vec<String>, Error> {
     match store.directory(Tx::NONE, dir) {
         Ok(v) => Ok(v),
-        Err(store::Error::Refused(Errno::ENOENT | Errno::EACCES)) => Ok(Vec::new()),
+        Err(xenstore::Error::Refused(Errno::ENOENT | Errno::EACCES)) => Ok(Vec::new()),
         Err(e) => Err(at("directory", dir)(e)),
     }
 }

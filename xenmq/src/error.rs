@@ -1,6 +1,6 @@
 //! The crate's error: any module's error, for code that crosses modules.
 
-use crate::{driver, evtchn, grant, ring, shm, store, wire, xenbus};
+use crate::{driver, evtchn, grant, ring, shm, wire, xenbus, xenstore};
 
 /// Anything that can go wrong in xenmq, by module. Each variant wraps the
 /// module's own error as its source.
@@ -24,7 +24,7 @@ pub enum Error {
     Evtchn(#[from] evtchn::Error),
     /// A Xenstore operation failed.
     #[error("xenstore error")]
-    Store(#[from] store::Error),
+    Store(#[from] xenstore::Error),
     /// Negotiation or the device lifecycle failed.
     #[error("xenbus error")]
     Xenbus(#[from] xenbus::Error),

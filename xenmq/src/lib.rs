@@ -6,7 +6,48 @@
 //! simulator, Linux userspace on real Xen and a kernel module.
 //!
 //! Platforms live in `xenmq-runtime`; they implement the traits in
-//! [`grant`], [`evtchn`] and [`store`].
+//! [`grant`], [`evtchn`] and [`xenstore`].
+//!
+//! A driver is its messages, a protocol tying them together, and the two
+//! ends' logic. This one doubles numbers in the backend domain:
+//!
+//! ```
+//! use xenmq::prelude::*;
+//!
+//! /// A request; `id` belongs to the framework, which matches answers.
+//! #[xenmq::message]
+//! pub struct Num { pub id: u64, pub value: u64 }
+//!
+//! /// The answer.
+//! #[xenmq::message]
+//! pub struct Doubled { pub id: u64, pub value: u64 }
+//!
+//! /// Both ends publish its name, version and a fingerprint of the two
+//! /// layouts in Xenstore, and refuse a peer that differs.
+//! #[xenmq::protocol(name = "double", version = 1, request = Num, response = Doubled)]
+//! pub struct Double;
+//!
+//! #[derive(Default)]
+//! pub struct Back;
+//!
+//! impl Backend for Back {
+//!     type Protocol = Double;
+//!     fn handle(&mut self, req: Num, _io: &mut Io<'_, Double>) -> Reply<Doubled> {
+//!         Reply::Now(Doubled { id: 0, value: req.value.wrapping_mul(2) })
+//!     }
+//! }
+//!
+//! #[derive(Default)]
+//! pub struct Front;
+//!
+//! impl Frontend for Front {
+//!     type Protocol = Double;
+//! }
+//! ```
+//!
+//! `xenmq_runtime::device::{FrontDevice, BackDevice}` run the two ends on
+//! the simulator or on real Xen; `Client::call` sends a request and waits
+//! for its answer.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,7 +65,6 @@ pub mod evtchn;
 pub mod grant;
 pub mod ring;
 pub mod shm;
-pub mod store;
 pub mod sync;
 pub mod wire;
 pub mod xenbus;

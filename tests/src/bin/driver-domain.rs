@@ -31,7 +31,7 @@ use xenmq_examples::vkv::{self, KvBack, KvFront, Vkv};
 use xenmq_runtime::device::sim::{self, SimFront};
 use xenmq_runtime::device::Backends;
 use xenmq_runtime::platform::{Platform, Sim};
-use xenmq_runtime::xs::Client;
+use xenmq_runtime::xenstore::Connection;
 
 type Result = std::result::Result<(), Box<dyn std::error::Error>>;
 
@@ -250,7 +250,7 @@ fn blk_backends() -> Result {
     };
     let mut all = Backends::<Blk, FileDisk, _, _, _>::new(
         env,
-        move || Ok(Client::connect(&path)?),
+        move || Ok(Connection::connect(&path)?),
         move |fe, id| disk(fe, id).expect("create the disk file"),
     )?;
     say("ready");

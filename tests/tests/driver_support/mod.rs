@@ -10,21 +10,21 @@ use std::time::{Duration, Instant};
 
 use xenmq::grant::DomId;
 use xenmq_runtime::sim::{self, DomainInfo, Host};
-use xenmq_runtime::xs::Client;
+use xenmq_runtime::xenstore::Connection;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
 pub struct World {
     pub host: Host,
     pub dir: PathBuf,
-    pub xs: Client,
+    pub xs: Connection,
 }
 
 impl World {
     pub fn new(tag: &str) -> World {
         let dir = xenmq_tests::run_dir(&format!("drv-{tag}"));
         let host = Host::with_xenstored(&dir).expect("start host");
-        let xs = Client::connect(&dir.join("socket")).expect("dom0 xenstore");
+        let xs = Connection::connect(&dir.join("socket")).expect("dom0 xenstore");
         World { host, dir, xs }
     }
 
@@ -64,7 +64,7 @@ impl World {
 
     /// A Xenstore value, read as dom0.
     pub fn xs_read(&self, path: &str) -> Option<String> {
-        use xenmq::store::{Store, Tx};
+        use xenmq::xenstore::{Store, Tx};
         self.xs.read_string(Tx::NONE, path).ok()
     }
 

@@ -7,7 +7,7 @@
 use std::process::Child;
 use std::time::Duration;
 
-use xenmq::ring::{BackRing, FrontRing};
+use xenmq::ring::compat;
 use xenmq::shm::Region;
 use xenmq::sync::Ordering;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -103,7 +103,8 @@ pub fn rust_front(
     evt_in: &Event,
     evt_out: &Event,
 ) -> Result<Stats, String> {
-    let mut front = FrontRing::<Req, Rsp>::attach(region, start).map_err(|e| e.to_string())?;
+    let mut front =
+        compat::Front::<Req, Rsp>::attach_at(region, start).map_err(|e| e.to_string())?;
     let mut st = Stats::default();
     let (mut sent, mut got) = (0u64, 0u64);
     while got < count {
@@ -149,7 +150,7 @@ pub fn rust_back(
     evt_in: &Event,
     evt_out: &Event,
 ) -> Result<Stats, String> {
-    let mut back = BackRing::<Req, Rsp>::attach(region, start).map_err(|e| e.to_string())?;
+    let mut back = compat::Back::<Req, Rsp>::attach_at(region, start).map_err(|e| e.to_string())?;
     let mut st = Stats::default();
     let mut done = 0u64;
     while done < count {

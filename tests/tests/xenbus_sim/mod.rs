@@ -11,7 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use xenmq::xenbus::{Action, Backend, Error, Event, Frontend, Identity, Keys, Params, State};
+use xenmq::xenbus::{
+    Action, BackMachine, Error, Event, FrontMachine, Identity, Keys, Params, State,
+};
 
 pub const FE_DIR: &str = "/local/domain/3/device/vkv/0";
 pub const BE_DIR: &str = "/local/domain/0/backend/vkv/3/0";
@@ -67,8 +69,8 @@ pub fn back_params(max_order: u8) -> Params {
 
 pub struct World {
     pub store: BTreeMap<String, String>,
-    pub front: Frontend,
-    pub back: Backend,
+    pub front: FrontMachine,
+    pub back: BackMachine,
     queue: Vec<(Side, Item)>,
     rng: Option<u64>,
     next_gref: u32,
@@ -98,12 +100,12 @@ pub struct World {
 impl World {
     pub fn new(front_max: u8, back_max: u8) -> Self {
         World::with(
-            Frontend::new(front_params(front_max), 1).expect("front params"),
-            Backend::new(back_params(back_max), 1).expect("back params"),
+            FrontMachine::new(front_params(front_max), 1).expect("front params"),
+            BackMachine::new(back_params(back_max), 1).expect("back params"),
         )
     }
 
-    pub fn with(front: Frontend, back: Backend) -> Self {
+    pub fn with(front: FrontMachine, back: BackMachine) -> Self {
         let mut store = BTreeMap::new();
         // What the toolstack writes before either driver runs.
         store.insert(format!("{FE_DIR}/state"), "1".to_string());
@@ -326,7 +328,7 @@ impl World {
         self.bound = None;
         self.back_connected = false;
         self.queue.retain(|(s, _)| *s != Side::Back);
-        self.back = Backend::new(back_params(max_order), instance).expect("params");
+        self.back = BackMachine::new(back_params(max_order), instance).expect("params");
         self.push(Side::Back, Event::Start);
         self.queue.push((Side::Back, Item::Watch));
     }
@@ -343,7 +345,8 @@ impl World {
         self.front_connected = false;
         self.queue.retain(|(s, _)| *s != Side::Front);
         self.front_instance += 1;
-        self.front = Frontend::new(front_params(max_order), self.front_instance).expect("params");
+        self.front =
+            FrontMachine::new(front_params(max_order), self.front_instance).expect("params");
         self.push(Side::Front, Event::Start);
         self.queue.push((Side::Front, Item::Watch));
     }

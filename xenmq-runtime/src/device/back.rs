@@ -7,8 +7,8 @@ use xenmq::driver::{self, BackRingOf, Backend, Both, Pool, PoolKeys, Protocol, S
 use xenmq::evtchn::Events;
 use xenmq::grant::{Access, DomId, Grants, Pages};
 use xenmq::ring::BackSide;
-use xenmq::store::Store;
 use xenmq::xenbus::{self, Action, Event, Features, Params, State};
+use xenmq::xenstore::Store;
 
 use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
 use super::{instance, Env, Error, TICK};
@@ -127,14 +127,14 @@ impl<P: Protocol, B: Backend<Protocol = P>, G: Grants, E: Events> Ends<P, B, G, 
 }
 
 /// The backend of one device: its lifecycle and its [`Server`].
-pub struct Back<P: Protocol, B, S, G: Grants, E: Events> {
+pub struct BackDevice<P: Protocol, B, S, G: Grants, E: Events> {
     lc: Lifecycle<S>,
     ends: Ends<P, B, G, E>,
     batches: u64,
     devid: u32,
 }
 
-impl<P, B, S, G, E> Back<P, B, S, G, E>
+impl<P, B, S, G, E> BackDevice<P, B, S, G, E>
 where
     P: Protocol,
     B: Backend<Protocol = P>,
@@ -156,7 +156,7 @@ where
         params.max_ring_page_order = P::MAX_RING_PAGE_ORDER;
         params.features =
             Features::new::<P::BackendConfig, Both<P::FrontendConfig, PoolKeys>>(&driver.config());
-        let machine = xenbus::Backend::new(params, instance())?;
+        let machine = xenbus::BackMachine::new(params, instance())?;
         let mut lc = Lifecycle::new(env.store, own_dir, peer_dir, Machine::Back(machine));
         let mut ends = Ends {
             driver,
@@ -169,7 +169,7 @@ where
             connects: 0,
         };
         lc.start(&mut ends)?;
-        let mut back = Back {
+        let mut back = BackDevice {
             lc,
             ends,
             batches: 0,
@@ -312,7 +312,7 @@ where
             // frontend that corrupts its ring is not served again).
             let msg = error_chain(&e);
             let _ = self.lc.store.write(
-                xenmq::store::Tx::NONE,
+                xenmq::xenstore::Tx::NONE,
                 &format!("{}/error", self.lc.own_dir),
                 msg.as_bytes(),
             );
@@ -346,7 +346,7 @@ where
     }
 }
 
-impl<P: Protocol, B, S, G: Grants, E: Events> Drop for Back<P, B, S, G, E> {
+impl<P: Protocol, B, S, G: Grants, E: Events> Drop for BackDevice<P, B, S, G, E> {
     fn drop(&mut self) {
         // The data path first, so nothing uses a region after its pages.
         let _ = self.ends.server.detach();

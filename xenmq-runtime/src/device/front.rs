@@ -9,15 +9,15 @@ use xenmq::driver::{
 use xenmq::evtchn::{Channel, Events};
 use xenmq::grant::{Access, DomId, Grants, Pages, Shared};
 use xenmq::ring::FrontSide;
-use xenmq::store::Store;
 use xenmq::xenbus::{self, Action, Config, Event, Features, Params, State};
+use xenmq::xenstore::Store;
 
 use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
 use super::{instance, Env, Error, TICK};
 
 /// What the frontend holds for one connection.
 struct Held<P: Protocol, G: Grants, C> {
-    // Kept for the ring's region (the FrontRing points into it).
+    // Kept for the ring's region (the compat::Front points into it).
     _ring_pages: G::Shared,
     pool: Option<G::Shared>,
     ring: Option<FrontRingOf<P>>,
@@ -133,19 +133,19 @@ impl<P: Protocol, F: Frontend<Protocol = P>, G: Grants, E: Events> Ends<P, F, G,
 
 /// The frontend of one device: its lifecycle and its [`Client`].
 ///
-/// Requests go through [`call`](Front::call) or
-/// [`submit`](Front::submit)/[`poll`](Front::poll)/[`wait`](Front::wait).
+/// Requests go through [`call`](FrontDevice::call) or
+/// [`submit`](FrontDevice::submit)/[`poll`](FrontDevice::poll)/[`wait`](FrontDevice::wait).
 /// When the backend goes away, every request in flight completes with
-/// [`driver::Error::Disconnected`]; [`connect`](Front::connect) waits for
+/// [`driver::Error::Disconnected`]; [`connect`](FrontDevice::connect) waits for
 /// the device to come back.
-pub struct Front<P: Protocol, F, S, G: Grants, E: Events> {
+pub struct FrontDevice<P: Protocol, F, S, G: Grants, E: Events> {
     lc: Lifecycle<S>,
     ends: Ends<P, F, G, E>,
     /// Why the driver refused the backend, if it did.
     refusal: Option<String>,
 }
 
-impl<P, F, S, G, E> Front<P, F, S, G, E>
+impl<P, F, S, G, E> FrontDevice<P, F, S, G, E>
 where
     P: Protocol,
     F: Frontend<Protocol = P>,
@@ -167,7 +167,7 @@ where
         let mut params = Params::new(&own_dir, &peer_dir, P::identity());
         params.max_ring_page_order = P::RING_PAGE_ORDER;
         params.features = Features::new::<P::FrontendConfig, P::BackendConfig>(&driver.config());
-        let machine = xenbus::Frontend::new(params, instance())?;
+        let machine = xenbus::FrontMachine::new(params, instance())?;
         let mut lc = Lifecycle::new(env.store, own_dir, peer_dir, Machine::Front(machine));
         let mut ends = Ends {
             driver,
@@ -181,7 +181,7 @@ where
             lost: 0,
         };
         lc.start(&mut ends)?;
-        let mut front = Front {
+        let mut front = FrontDevice {
             lc,
             ends,
             refusal: None,
@@ -288,7 +288,7 @@ where
                 // device for good.
                 let why = format!("{e}: {ring}");
                 let _ = self.lc.store.write(
-                    xenmq::store::Tx::NONE,
+                    xenmq::xenstore::Tx::NONE,
                     &format!("{}/error", self.lc.own_dir),
                     why.as_bytes(),
                 );
@@ -403,7 +403,7 @@ where
     }
 }
 
-impl<P: Protocol, F, S, G: Grants, E: Events> Drop for Front<P, F, S, G, E> {
+impl<P: Protocol, F, S, G: Grants, E: Events> Drop for FrontDevice<P, F, S, G, E> {
     fn drop(&mut self) {
         // The client's channel and the pages drop with the fields; the
         // data path first, so nothing uses a region after its pages.

@@ -4,15 +4,15 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use xenmq::store::{Errno, Store, Tx, WatchEvent};
 use xenmq::xenbus::{self, Action, Event, Output, State};
+use xenmq::xenstore::{Errno, Store, Tx, WatchEvent};
 
 use super::Error;
 
 /// Either machine.
 pub(crate) enum Machine {
-    Front(xenbus::Frontend),
-    Back(xenbus::Backend),
+    Front(xenbus::FrontMachine),
+    Back(xenbus::BackMachine),
 }
 
 impl Machine {
@@ -58,7 +58,7 @@ pub(crate) trait Perform {
 
 /// The Xenstore operations an end's `perform` may need, object-safe.
 pub(crate) trait StoreOps {
-    fn write_own(&self, key: &str, value: &str) -> Result<(), xenmq::store::Error>;
+    fn write_own(&self, key: &str, value: &str) -> Result<(), xenmq::xenstore::Error>;
 }
 
 struct Own<'a, S> {
@@ -67,7 +67,7 @@ struct Own<'a, S> {
 }
 
 impl<S: Store> StoreOps for Own<'_, S> {
-    fn write_own(&self, key: &str, value: &str) -> Result<(), xenmq::store::Error> {
+    fn write_own(&self, key: &str, value: &str) -> Result<(), xenmq::xenstore::Error> {
         self.store
             .write(Tx::NONE, &format!("{}/{key}", self.dir), value.as_bytes())
     }

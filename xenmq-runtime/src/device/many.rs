@@ -1,6 +1,6 @@
 //! Every device of a protocol that this domain backs, served from one
 //! thread: the backend directory is watched for devices the toolstack
-//! adds, each device gets its own [`Back`], and the thread sleeps on all
+//! adds, each device gets its own [`BackDevice`], and the thread sleeps on all
 //! their event channels at once.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,17 +11,17 @@ use rustix::event::{poll, PollFd, PollFlags};
 use xenmq::driver::{Backend, Protocol};
 use xenmq::evtchn::Events;
 use xenmq::grant::{DomId, Grants};
-use xenmq::store::{Errno, Store, Tx};
 use xenmq::xenbus::State;
+use xenmq::xenstore::{Errno, Store, Tx};
 
-use super::{Back, Env, Error, TICK};
+use super::{BackDevice, Env, Error, TICK};
 
 /// The most devices one [`Backends`] serves.
 pub const MAX_DEVICES: usize = 256;
 
 /// All devices of protocol `P` this domain backs, served from one thread:
 /// the backend directory is watched for devices the toolstack adds, each
-/// device gets its own [`Back`], and [`step`](Backends::step) sleeps on all
+/// device gets its own [`BackDevice`], and [`step`](Backends::step) sleeps on all
 /// their event channels at once.
 pub struct Backends<P: Protocol, B, S, G: Grants, E: Events> {
     store: S,
@@ -32,7 +32,7 @@ pub struct Backends<P: Protocol, B, S, G: Grants, E: Events> {
     connect: Box<dyn FnMut() -> Result<S, Error>>,
     make: Box<dyn FnMut(DomId, u32) -> B>,
     only: Box<dyn FnMut(DomId, u32) -> bool>,
-    devices: Vec<Back<P, B, S, G, E>>,
+    devices: Vec<BackDevice<P, B, S, G, E>>,
     /// Devices whose set-up failed, with why; not retried until they go.
     failed: BTreeMap<(DomId, u32), String>,
 }
@@ -85,7 +85,7 @@ where
     }
 
     /// The devices served now.
-    pub fn devices(&mut self) -> &mut [Back<P, B, S, G, E>] {
+    pub fn devices(&mut self) -> &mut [BackDevice<P, B, S, G, E>] {
         &mut self.devices
     }
 
@@ -117,7 +117,7 @@ where
             }
             let made = (self.connect)().and_then(|store| {
                 let env = Env::new(store, self.grants.clone(), self.events.clone());
-                Back::new(env, fe, devid, (self.make)(fe, devid))
+                BackDevice::new(env, fe, devid, (self.make)(fe, devid))
             });
             match made {
                 Ok(dev) => self.devices.push(dev),
@@ -132,7 +132,7 @@ where
     /// directory is then removed, the toolstack's clean-up, which the
     /// simulator has no daemon for), or the toolstack removed or re-created
     /// their directory (a new device, maybe of a new domain with the same
-    /// id, gets a new [`Back`]). Returns whether any was dropped.
+    /// id, gets a new [`BackDevice`]). Returns whether any was dropped.
     fn reap(&mut self) -> bool {
         let store = &self.store;
         let before = self.devices.len();

@@ -1,14 +1,14 @@
 //! The userspace device runtime: one split device end, driven from
 //! Xenstore, serving a driver on the platform's grants and event channels.
 //!
-//! - [`Front`] runs a [`Frontend`](xenmq::driver::Frontend) driver and is
+//! - [`FrontDevice`] runs a [`Frontend`](xenmq::driver::Frontend) driver and is
 //!   the frontend's [`Client`](xenmq::driver::Client): `call`, `submit`,
 //!   `poll`.
-//! - [`Back`] runs a [`Backend`](xenmq::driver::Backend) driver: it serves
+//! - [`BackDevice`] runs a [`Backend`](xenmq::driver::Backend) driver: it serves
 //!   batches of requests until told to stop.
 //! - [`Backends`] serves every device of a protocol that this domain backs
 //!   from one thread, sleeping on all their event channels at once (each
-//!   end exposes its channel's descriptor, [`Front::fd`], [`Back::fd`]).
+//!   end exposes its channel's descriptor, [`FrontDevice::fd`], [`BackDevice::fd`]).
 //! - [`sim`] names the simulator's types ([`sim::SimFront`],
 //!   [`sim::SimBack`]) and finds a domain process's host from its
 //!   environment.
@@ -29,22 +29,23 @@
 //!
 //! A simulator domain lives as long as its connection to the host: keep a
 //! clone of its [`Domain`](crate::sim::Domain) while the process should
-//! count as running (a [`Front`] drops its own on close).
+//! count as running (a [`FrontDevice`] drops its own on close).
 
 mod back;
 mod front;
 mod lifecycle;
 mod many;
+#[cfg(feature = "sim")]
 pub mod sim;
 
 use std::time::Duration;
 
 use xenmq::evtchn::Events;
 use xenmq::grant::{DomId, Grants};
-use xenmq::store::Store;
+use xenmq::xenstore::Store;
 
-pub use back::Back;
-pub use front::Front;
+pub use back::BackDevice;
+pub use front::FrontDevice;
 pub use many::{Backends, MAX_DEVICES};
 
 /// How long an idle end sleeps on its channel before looking at Xenstore.
@@ -56,7 +57,7 @@ pub const TICK: Duration = Duration::from_millis(20);
 pub enum Error {
     /// A Xenstore operation failed.
     #[error("xenstore operation failed")]
-    Store(#[from] xenmq::store::Error),
+    Store(#[from] xenmq::xenstore::Error),
     /// A grant operation failed.
     #[error("grant operation failed")]
     Grant(#[from] xenmq::grant::Error),

@@ -4,16 +4,16 @@
 
 use crate::sim::{self, Domain};
 
-use crate::xs::Client;
+use crate::xenstore::Connection;
 
-use super::{Back, Env, Error, Front};
+use super::{BackDevice, Env, Error, FrontDevice};
 
 /// The environment of a domain on the simulator.
-pub type SimEnv = Env<Client, Domain, Domain>;
+pub type SimEnv = Env<Connection, Domain, Domain>;
 /// A frontend on the simulator.
-pub type SimFront<P, F> = Front<P, F, Client, Domain, Domain>;
+pub type SimFront<P, F> = FrontDevice<P, F, Connection, Domain, Domain>;
 /// A backend on the simulator.
-pub type SimBack<P, B> = Back<P, B, Client, Domain, Domain>;
+pub type SimBack<P, B> = BackDevice<P, B, Connection, Domain, Domain>;
 
 /// Why joining the simulator failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +42,14 @@ impl From<JoinError> for Error {
 /// Xenstore connection.
 pub fn env() -> Result<SimEnv, JoinError> {
     let dom = Domain::from_env()?;
-    let store = Client::connect(&dom.store_path())?;
+    let store = Connection::connect(&dom.store_path())?;
     Ok(Env::new(store, dom.clone(), dom))
 }
 
 /// Another Xenstore connection for the same domain (each device end
 /// carries its own watch).
 pub fn another(env: &SimEnv) -> Result<SimEnv, JoinError> {
-    let store = Client::connect(&env.grants.store_path())?;
+    let store = Connection::connect(&env.grants.store_path())?;
     Ok(Env::new(store, env.grants.clone(), env.events.clone()))
 }
 
@@ -57,6 +57,6 @@ pub fn another(env: &SimEnv) -> Result<SimEnv, JoinError> {
 /// tests that run domains as threads).
 pub fn attach(dir: &std::path::Path, domid: u16) -> Result<SimEnv, JoinError> {
     let dom = Domain::connect(dir, domid)?;
-    let store = Client::connect(&dom.store_path())?;
+    let store = Connection::connect(&dom.store_path())?;
     Ok(Env::new(store, dom.clone(), dom))
 }

@@ -2,7 +2,7 @@
 //!
 //! Each `write` carries (part of) an `xs_wire.h` message; replies and watch
 //! events are read back in the same framing. The Xenstore client
-//! ([`crate::xs::Client`]) does the framing: this is only the transport,
+//! ([`crate::xenstore::Connection`]) does the framing: this is only the transport,
 //! `Read + Write`. Replies go to the open file that sent the request, so the
 //! client's reader and writer must share one open file ([`Xenbus::try_clone`],
 //! which [`Xenbus::client`] uses), not two opens of the device.
@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use super::{dev_err, Error, Result};
-use crate::xs::Client;
+use crate::xenstore::Connection;
 
 /// The open `/dev/xen/xenbus` device.
 #[derive(Debug)]
@@ -45,10 +45,10 @@ impl Xenbus {
 
     /// A Xenstore client over this connection. The device has no shutdown,
     /// so its reader thread also polls a socket the client closes when it
-    /// is dropped ([`Client::cancellable`]): the thread ends with it.
-    pub fn client(self) -> Result<Client> {
+    /// is dropped ([`Connection::cancellable`]): the thread ends with it.
+    pub fn client(self) -> Result<Connection> {
         let reader = self.try_clone()?;
-        Client::cancellable(reader, self).map_err(dev_err("start of the Xenstore client"))
+        Connection::cancellable(reader, self).map_err(dev_err("start of the Xenstore client"))
     }
 }
 

@@ -28,17 +28,17 @@ use std::time::{Duration, Instant};
 
 use xenmq::evtchn::Port;
 use xenmq::grant::{DomId, GrantRef, DOMID_FIRST_RESERVED, PAGE_SIZE};
-use xenmq::store::{self, Store, Tx};
-use xenmq::xenstore::perms::{Access as PermAccess, Perm, Perms};
+use xenmq::xenstore::perms::{Mode, Perm, Perms};
+use xenmq::xenstore::{self, Store, Tx};
 
 use crate::sim::fault::{self, Faults};
 use crate::sim::proto::{self, Code, Refusal, Request, Writer};
 use crate::sim::{sys, Error};
-use crate::xs;
+use crate::xenstore::Connection;
 
 /// What the host needs of a Xenstore server: serve a connection as a
 /// domain, and announce domains coming and going. Implemented by the
-/// simulator's [`Xenstored`](crate::sim::xenstored::Xenstored) (see
+/// simulator's [`Xenstored`](crate::xenstore::server::Xenstored) (see
 /// [`Host::with_xenstored`]); any server honouring the
 /// `xs_wire.h` protocol will do.
 pub trait StoreHost: Send + Sync + 'static {
@@ -152,7 +152,7 @@ struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     store: Option<Arc<dyn StoreHost>>,
-    xs: Option<xs::Client>,
+    xs: Option<Connection>,
 }
 
 /// A listening socket served by a thread; dropping it stops the thread and
@@ -297,8 +297,8 @@ impl Host {
             Some(store) => {
                 let (ours, theirs) = UnixStream::pair().map_err(Error::Store)?;
                 store.serve(theirs, 0).map_err(Error::Store)?;
-                let client = xs::Client::from_stream(ours).map_err(Error::Store)?;
-                let store_err = |e: store::Error| Error::Store(io::Error::other(e));
+                let client = Connection::from_stream(ours).map_err(Error::Store)?;
+                let store_err = |e: xenstore::Error| Error::Store(io::Error::other(e));
                 client
                     .write(Tx::NONE, "/local/domain/0/name", b"Domain-0")
                     .map_err(store_err)?;
@@ -1096,16 +1096,16 @@ impl Shared {
         let ro = Perms::from_entries(vec![
             Perm {
                 id: 0,
-                access: PermAccess::None,
+                access: Mode::None,
             },
             Perm {
                 id,
-                access: PermAccess::Read,
+                access: Mode::Read,
             },
         ])
         .ok_or_else(|| io::Error::other("empty permission list"))?;
-        let rw = Perms::new(id, PermAccess::None);
-        store::transaction(xs, |tx| {
+        let rw = Perms::new(id, Mode::None);
+        xenstore::transaction(xs, |tx| {
             xs.mkdir(tx, &base)?;
             xs.set_perms(tx, &base, &ro)?;
             xs.write(tx, &format!("{base}/name"), name.as_bytes())?;

@@ -12,7 +12,7 @@
 //! (`@introduceDomain`) and writes `/local/domain/<domid>` as libxl does;
 //! its death removes that tree and fires `@releaseDomain`. Each domain's
 //! Xenstore socket speaks as that domain, so `XENSTORED_PATH` pointed at it
-//! makes Debian's `xenstore-*` clients (or [`crate::xs::Client`]) a guest's.
+//! makes Debian's `xenstore-*` clients (or [`crate::xenstore::Connection`]) a guest's.
 //!
 //! ```text
 //! DIR/control, DIR/socket                      dom0: control, Xenstore
@@ -64,9 +64,8 @@ pub mod domain;
 pub mod fault;
 pub mod host;
 pub mod proto;
-mod store;
 mod sys;
-pub mod xenstored;
+mod xenstore;
 
 pub use domain::{
     domain_command, wait_any, Channel, Domain, MappedPages, OutOfBounds, SharedPages, ENV_DIR,

@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use super::*;
 use crate::evtchn::{self, Port, Status};
-use crate::ring::{BackRing, FrontRing};
+use crate::ring::compat;
 use crate::shm::leak_pages;
 
 #[xenmq::message]
@@ -119,10 +119,10 @@ fn connect() -> (Client<Test, Loop>, Server<Test, Loop>, crate::shm::Region) {
     let (fc, bc) = pair();
     let mut client = Client::new();
     client.set_spin(0);
-    client.attach(FrontRing::init(region).unwrap(), fc, Some(pool));
+    client.attach(compat::Front::init(region).unwrap(), fc, Some(pool));
     let mut server = Server::new();
     server.set_spin(0);
-    server.attach(BackRing::init(region).unwrap(), bc, Some(pool));
+    server.attach(compat::Back::attach(region).unwrap(), bc, Some(pool));
     (client, server, region)
 }
 
@@ -262,7 +262,7 @@ fn forged_and_repeated_responses_are_strays() {
         .unwrap();
     // A hostile backend answers our one request three times: the right id,
     // the same id again, and an invented one.
-    let mut evil = BackRing::<Req, Rsp>::init(region).unwrap();
+    let mut evil = compat::Back::<Req, Rsp>::attach(region).unwrap();
     evil.consume_request().unwrap().unwrap();
     evil.produce_response(&Rsp {
         id: tag.id(),
@@ -299,7 +299,7 @@ fn a_stale_id_is_counted_not_completed() {
             val: 6,
         })
         .unwrap();
-    let mut evil = BackRing::<Req, Rsp>::init(region).unwrap();
+    let mut evil = compat::Back::<Req, Rsp>::attach(region).unwrap();
     evil.consume_request().unwrap();
     evil.consume_request().unwrap();
     evil.produce_response(&Rsp {
@@ -389,8 +389,8 @@ fn tickets_die_with_their_connection() {
     assert_eq!(s.pending(), 1);
     let chan = s.detach().unwrap();
     let region = leak_pages(1);
-    FrontRing::<Req, Rsp>::init(region).unwrap();
-    s.attach(BackRing::init(region).unwrap(), chan, None);
+    compat::Front::<Req, Rsp>::init(region).unwrap();
+    s.attach(compat::Back::attach(region).unwrap(), chan, None);
     struct Late(Option<Ticket>, Option<Error>);
     impl Backend for Late {
         type Protocol = Test;
@@ -449,7 +449,9 @@ fn spin_budget_adapts() {
 fn long_batches_are_published_every_quarter_ring() {
     use crate::sync::Ordering::Relaxed;
     let (mut c, mut s, region) = connect();
-    let size = crate::ring::Layout::new::<Req, Rsp>(4096).unwrap().size;
+    let size = crate::ring::compat::Layout::new::<Req, Rsp>(4096)
+        .unwrap()
+        .size;
     let quarter = size / 4;
     assert!(quarter > 1);
     let req = |val| Req {
@@ -566,7 +568,7 @@ fn poll_each_hands_over_every_completion_and_takes_leases_back() {
         .unwrap()
     };
     let (t, _u) = (sub(&mut c, 1), sub(&mut c, 2));
-    let mut evil = BackRing::<Req, Rsp>::attach(region, 3).unwrap();
+    let mut evil = compat::Back::<Req, Rsp>::attach_at(region, 3).unwrap();
     evil.consume_request().unwrap().unwrap();
     evil.consume_request().unwrap().unwrap();
     for val in [9, 10] {

@@ -13,13 +13,13 @@
 
 use core::fmt;
 
-use super::{native, BackRing, Entry, Error, FrontRing};
+use super::{compat, native, Entry, Error};
 use crate::shm::Region;
 
 /// A ring layout, as both ends publish it (`xenmq-ring-layout`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum Kind {
-    /// `xen/io/ring.h`'s layout: [`FrontRing`] and [`BackRing`].
+    /// `xen/io/ring.h`'s layout: [`compat::Front`] and [`compat::Back`].
     #[default]
     Compat,
     /// xenmq's own layout: [`native::Front`] and [`native::Back`].
@@ -118,8 +118,8 @@ pub enum Native {}
 
 impl Rings for Compat {
     const KIND: Kind = Kind::Compat;
-    type Front<Req: Entry, Rsp: Entry> = FrontRing<Req, Rsp>;
-    type Back<Req: Entry, Rsp: Entry> = BackRing<Req, Rsp>;
+    type Front<Req: Entry, Rsp: Entry> = compat::Front<Req, Rsp>;
+    type Back<Req: Entry, Rsp: Entry> = compat::Back<Req, Rsp>;
 }
 
 impl Rings for Native {
@@ -128,71 +128,71 @@ impl Rings for Native {
     type Back<Req: Entry, Rsp: Entry> = native::Back<Req, Rsp>;
 }
 
-impl<Req: Entry, Rsp: Entry> FrontSide<Req, Rsp> for FrontRing<Req, Rsp> {
+impl<Req: Entry, Rsp: Entry> FrontSide<Req, Rsp> for compat::Front<Req, Rsp> {
     fn init(region: Region) -> Result<Self, Error> {
-        FrontRing::init(region)
+        compat::Front::init(region)
     }
     #[inline(always)]
     fn size(&self) -> u32 {
-        FrontRing::size(self)
+        compat::Front::size(self)
     }
     #[inline(always)]
     fn is_full(&self) -> bool {
-        FrontRing::is_full(self)
+        compat::Front::is_full(self)
     }
     #[inline(always)]
     fn produce_request(&mut self, req: &Req) -> Result<(), Error> {
-        FrontRing::produce_request(self, req)
+        compat::Front::produce_request(self, req)
     }
     #[inline(always)]
     fn push_requests(&mut self) -> Result<bool, Error> {
-        FrontRing::push_requests(self)
+        compat::Front::push_requests(self)
     }
     #[inline(always)]
     fn consume_response(&mut self) -> Result<Option<Rsp>, Error> {
-        FrontRing::consume_response(self)
+        compat::Front::consume_response(self)
     }
     #[inline(always)]
     fn has_responses(&mut self) -> Result<bool, Error> {
-        self.has_unconsumed_responses()
+        self.has_responses()
     }
     #[inline(always)]
     fn final_check_for_responses(&mut self) -> Result<bool, Error> {
-        FrontRing::final_check_for_responses(self)
+        compat::Front::final_check_for_responses(self)
     }
 }
 
-impl<Req: Entry, Rsp: Entry> BackSide<Req, Rsp> for BackRing<Req, Rsp> {
+impl<Req: Entry, Rsp: Entry> BackSide<Req, Rsp> for compat::Back<Req, Rsp> {
     fn attach(region: Region) -> Result<Self, Error> {
-        BackRing::init(region)
+        compat::Back::attach(region)
     }
     #[inline(always)]
     fn size(&self) -> u32 {
-        BackRing::size(self)
+        compat::Back::size(self)
     }
     #[inline(always)]
     fn consume_request(&mut self) -> Result<Option<Req>, Error> {
-        BackRing::consume_request(self)
+        compat::Back::consume_request(self)
     }
     #[inline(always)]
     fn produce_response(&mut self, rsp: &Rsp) -> Result<(), Error> {
-        BackRing::produce_response(self, rsp)
+        compat::Back::produce_response(self, rsp)
     }
     #[inline(always)]
     fn pending_responses(&self) -> u32 {
-        BackRing::pending_responses(self)
+        compat::Back::pending_responses(self)
     }
     #[inline(always)]
     fn push_responses(&mut self) -> Result<bool, Error> {
-        BackRing::push_responses(self)
+        compat::Back::push_responses(self)
     }
     #[inline(always)]
     fn has_requests(&mut self) -> Result<bool, Error> {
-        self.has_unconsumed_requests()
+        self.has_requests()
     }
     #[inline(always)]
     fn final_check_for_requests(&mut self) -> Result<bool, Error> {
-        BackRing::final_check_for_requests(self)
+        compat::Back::final_check_for_requests(self)
     }
 }
 
@@ -210,7 +210,7 @@ impl<Req: Entry, Rsp: Entry> FrontSide<Req, Rsp> for native::Front<Req, Rsp> {
     }
     #[inline(always)]
     fn produce_request(&mut self, req: &Req) -> Result<(), Error> {
-        self.put_request(req)
+        self.produce_request(req)
     }
     #[inline(always)]
     fn push_requests(&mut self) -> Result<bool, Error> {
@@ -218,7 +218,7 @@ impl<Req: Entry, Rsp: Entry> FrontSide<Req, Rsp> for native::Front<Req, Rsp> {
     }
     #[inline(always)]
     fn consume_response(&mut self) -> Result<Option<Rsp>, Error> {
-        self.take_response()
+        self.consume_response()
     }
     #[inline(always)]
     fn has_responses(&mut self) -> Result<bool, Error> {
@@ -240,11 +240,11 @@ impl<Req: Entry, Rsp: Entry> BackSide<Req, Rsp> for native::Back<Req, Rsp> {
     }
     #[inline(always)]
     fn consume_request(&mut self) -> Result<Option<Req>, Error> {
-        self.take_request()
+        self.consume_request()
     }
     #[inline(always)]
     fn produce_response(&mut self, rsp: &Rsp) -> Result<(), Error> {
-        self.put_response(rsp)
+        self.produce_response(rsp)
     }
     #[inline(always)]
     fn pending_responses(&self) -> u32 {

@@ -70,19 +70,19 @@ impl Phase {
 
 /// The backend end of a device's lifecycle. See the [module](super) docs.
 #[derive(Debug)]
-pub struct Backend {
+pub struct BackMachine {
     core: Core,
     phase: Phase,
     instance: u64,
 }
 
-impl Backend {
+impl BackMachine {
     /// A backend for the device described by `params`. `instance` must
     /// differ between incarnations of the backend of one device (a random
     /// number): the frontend echoes it, which tells its fresh keys from
     /// those it published for a predecessor of ours.
     pub fn new(params: Params, instance: u64) -> Result<Self, Error> {
-        Ok(Backend {
+        Ok(BackMachine {
             core: Core::new(Role::Backend, params)?,
             phase: Phase::Idle,
             instance,

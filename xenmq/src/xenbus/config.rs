@@ -2,7 +2,7 @@
 //! keys of a device directory.
 //!
 //! `#[derive(XenstoreConfig)]` implements [`Config`] for a struct from its
-//! fields, each of which implements [`Field`]. Nothing here knows a concrete
+//! fields, each of which implements [`Setting`]. Nothing here knows a concrete
 //! store: reading takes a closure that answers a key relative to the
 //! directory, writing takes a closure that receives key/value pairs, so the
 //! same code runs over the platform `Store`, Linux's xenbus API or a map in a
@@ -228,7 +228,7 @@ pub trait Value: Sized {
     label = "no Xenstore representation",
     note = "fields are integers, `bool`, `String`, `Fingerprint`, `RingRefs`, or an `Option` of a scalar"
 )]
-pub trait Field: Sized {
+pub trait Setting: Sized {
     /// What the key should hold, for error messages.
     const EXPECTED: &'static str;
     /// Appends the keys this field reads under the name `key`.
@@ -242,7 +242,7 @@ pub trait Field: Sized {
     /// The value a missing key stands for, if any.
     fn missing() -> Option<Self>;
     /// Reads a field that has no default: absent is an error unless the
-    /// type gives absence a meaning ([`Field::missing`]).
+    /// type gives absence a meaning ([`Setting::missing`]).
     fn read_required(
         dir: &str,
         key: &str,
@@ -257,7 +257,7 @@ pub trait Field: Sized {
     fn write(&self, key: &str, put: &mut dyn FnMut(&str, String));
 }
 
-impl<T: Value> Field for T {
+impl<T: Value> Setting for T {
     const EXPECTED: &'static str = T::EXPECTED;
     fn keys(key: &str, out: &mut Vec<String>) {
         out.push(key.to_string());
@@ -283,7 +283,7 @@ impl<T: Value> Field for T {
     }
 }
 
-impl<T: Value> Field for Option<T> {
+impl<T: Value> Setting for Option<T> {
     const EXPECTED: &'static str = T::EXPECTED;
     fn keys(key: &str, out: &mut Vec<String>) {
         out.push(key.to_string());
@@ -293,7 +293,7 @@ impl<T: Value> Field for Option<T> {
         key: &str,
         get: &mut dyn FnMut(&str) -> Option<String>,
     ) -> Result<Option<Self>, Error> {
-        <T as Field>::read(dir, key, get).map(|v| Some(v.or_else(T::missing)))
+        <T as Setting>::read(dir, key, get).map(|v| Some(v.or_else(T::missing)))
     }
     fn missing() -> Option<Self> {
         Some(T::missing())
@@ -517,7 +517,7 @@ impl RingRefs {
     }
 }
 
-impl Field for RingRefs {
+impl Setting for RingRefs {
     const EXPECTED: &'static str = "a grant reference";
     fn keys(key: &str, out: &mut Vec<String>) {
         out.push(key.to_string());
@@ -531,13 +531,15 @@ impl Field for RingRefs {
         key: &str,
         get: &mut dyn FnMut(&str) -> Option<String>,
     ) -> Result<Option<Self>, Error> {
-        let order = match <u8 as Field>::read(dir, RING_PAGE_ORDER, get)? {
+        let order = match <u8 as Setting>::read(dir, RING_PAGE_ORDER, get)? {
             // Single page: `ring-ref` alone, as blkfront/netfront write it.
             None => {
-                return Ok(<GrantRef as Field>::read(dir, key, get)?.map(|r| RingRefs {
-                    order: 0,
-                    refs: alloc::vec![r],
-                }));
+                return Ok(
+                    <GrantRef as Setting>::read(dir, key, get)?.map(|r| RingRefs {
+                        order: 0,
+                        refs: alloc::vec![r],
+                    }),
+                );
             }
             Some(o) => o,
         };
@@ -553,7 +555,7 @@ impl Field for RingRefs {
         let mut refs = Vec::with_capacity(n);
         for i in 0..n {
             let k = format!("{key}{i}");
-            match <GrantRef as Field>::read(dir, &k, get)? {
+            match <GrantRef as Setting>::read(dir, &k, get)? {
                 Some(r) => refs.push(r),
                 None => return Err(Error::missing(dir, &k, Self::EXPECTED)),
             }

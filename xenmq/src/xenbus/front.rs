@@ -75,20 +75,20 @@ impl Phase {
 
 /// The frontend end of a device's lifecycle. See the [module](super) docs.
 #[derive(Debug)]
-pub struct Frontend {
+pub struct FrontMachine {
     core: Core,
     phase: Phase,
     instance: u64,
 }
 
-impl Frontend {
+impl FrontMachine {
     /// A frontend for the device described by `params`; nothing happens
     /// until [`Event::Start`]. `instance` must differ between incarnations
     /// of the frontend of one device (a random number): the backend echoes
     /// it with Connected, which tells a connection to us from one to a
     /// predecessor of ours.
     pub fn new(params: Params, instance: u64) -> Result<Self, Error> {
-        Ok(Frontend {
+        Ok(FrontMachine {
             core: Core::new(Role::Frontend, params)?,
             phase: Phase::Idle,
             instance,

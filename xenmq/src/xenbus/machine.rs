@@ -89,14 +89,14 @@ pub enum Action {
         /// Keys relative to the peer's directory.
         keys: Vec<String>,
     },
-    /// Frontend: grant `pages` zeroed pages read-write to the peer and
+    /// FrontMachine: grant `pages` zeroed pages read-write to the peer and
     /// allocate an unbound event channel for it. Answer with
     /// [`Event::RingShared`] or [`Event::RingFailed`].
     ShareRing {
         /// How many pages (a power of two).
         pages: usize,
     },
-    /// Backend: map the peer's grants and bind its port. Answer with
+    /// BackMachine: map the peer's grants and bind its port. Answer with
     /// [`Event::RingMapped`] or [`Event::RingFailed`].
     MapRing {
         /// The frontend's ring.
@@ -104,7 +104,7 @@ pub enum Action {
         /// The frontend's port.
         port: Port,
     },
-    /// Frontend: end access to the grants (the page is freed later if the
+    /// FrontMachine: end access to the grants (the page is freed later if the
     /// peer still maps it) and close the port. No answer.
     ReleaseRing {
         /// The grants given out.
@@ -112,7 +112,7 @@ pub enum Action {
         /// The port allocated.
         port: Port,
     },
-    /// Backend: unbind the port and unmap the grants. No answer.
+    /// BackMachine: unbind the port and unmap the grants. No answer.
     UnmapRing {
         /// The grants mapped.
         grefs: Vec<GrantRef>,

@@ -1,6 +1,6 @@
 //! Xenstore negotiation and the device lifecycle, platform-free.
 //!
-//! [`Frontend`] and [`Backend`] are state machines driven by [`Event`]s (the
+//! [`FrontMachine`] and [`BackMachine`] are state machines driven by [`Event`]s (the
 //! peer's `state` changed, keys were read, a transaction committed, a ring
 //! was shared or mapped) that answer with [`Action`]s (commit these keys and
 //! this state in one transaction, share N ring pages and allocate an event
@@ -46,8 +46,8 @@
 //!
 //! # Driving a machine
 //!
-//! A runtime feeds each event to [`Frontend::handle`] or
-//! [`Backend::handle`] and performs the returned actions in order; an
+//! A runtime feeds each event to [`FrontMachine::handle`] or
+//! [`BackMachine::handle`] and performs the returned actions in order; an
 //! action that expects an answer ([`Action::Commit`], [`Action::ReadPeer`],
 //! [`Action::ShareRing`], [`Action::MapRing`]) is answered by a later event,
 //! and at most one is outstanding at a time. Peer state changes (a watch on
@@ -55,11 +55,11 @@
 //! happen, as [`Event::PeerState`] or [`Event::PeerStateValue`].
 //!
 //! ```
-//! use xenmq::xenbus::{Action, Event, Frontend, Identity, Params, State};
+//! use xenmq::xenbus::{Action, Event, FrontMachine, Identity, Params, State};
 //!
 //! let id = Identity { name: "vkv".into(), version: 1, fingerprint: 0x1234, ring: Default::default() };
 //! let params = Params::new("/local/domain/3/device/vkv/0", "/local/domain/0/backend/vkv/3/0", id);
-//! let mut fe = Frontend::new(params, 0x5eed)?;
+//! let mut fe = FrontMachine::new(params, 0x5eed)?;
 //! assert_eq!(fe.handle(Event::Start).actions, [Action::SwitchState(State::Initialising)]);
 //! let out = fe.handle(Event::PeerState(State::InitWait));
 //! assert!(matches!(&out.actions[..], [Action::ReadPeer { .. }]));
@@ -85,9 +85,9 @@ mod machine;
 mod published;
 mod state;
 
-pub use back::Backend;
+pub use back::BackMachine;
 pub use config::{Config, Fingerprint, Keys, RingRefs};
-pub use front::Frontend;
+pub use front::FrontMachine;
 pub use machine::{Action, Connection, Event, Output};
 pub use state::State;
 

@@ -2,7 +2,7 @@
 //!
 //! Rules of C xenstored 4.17: an absolute path starts with `/`, does not end
 //! with `/` (except `/` itself), has no `//`, uses only `[A-Za-z0-9-/_@]`,
-//! and is at most [`REL_PATH_MAX`](super::REL_PATH_MAX) bytes long, not
+//! and is at most [`REL_PATH_MAX`](super::wire::REL_PATH_MAX) bytes long, not
 //! counting a leading `/local/domain/<id>/`. A relative path is relative to
 //! the connection's home, `/local/domain/<domid>`. Names starting with `@`
 //! are special watch names, never nodes.
@@ -64,7 +64,7 @@ pub fn is_valid(path: &str) -> bool {
     if path.contains("//") {
         return false;
     }
-    if path.len() > local_prefix_len(path).saturating_add(super::REL_PATH_MAX) {
+    if path.len() > local_prefix_len(path).saturating_add(super::wire::REL_PATH_MAX) {
         return false;
     }
     valid_chars(path.as_bytes())
@@ -72,7 +72,7 @@ pub fn is_valid(path: &str) -> bool {
 
 /// Whether `path` is a special (`@`) name acceptable for a watch.
 pub fn is_valid_special(path: &str) -> bool {
-    path.starts_with('@') && path.len() <= super::REL_PATH_MAX && valid_chars(path.as_bytes())
+    path.starts_with('@') && path.len() <= super::wire::REL_PATH_MAX && valid_chars(path.as_bytes())
 }
 
 /// The parent of a valid absolute path (`/` is its own parent).

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 /// What a domain may do with a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Access {
+pub enum Mode {
     /// `n`: nothing.
     None,
     /// `r`: read.
@@ -18,25 +18,25 @@ pub enum Access {
     Both,
 }
 
-impl Access {
+impl Mode {
     /// The letter on the wire.
     pub fn letter(self) -> char {
         match self {
-            Access::None => 'n',
-            Access::Read => 'r',
-            Access::Write => 'w',
-            Access::Both => 'b',
+            Mode::None => 'n',
+            Mode::Read => 'r',
+            Mode::Write => 'w',
+            Mode::Both => 'b',
         }
     }
 
     /// Whether this allows reading.
     pub fn can_read(self) -> bool {
-        matches!(self, Access::Read | Access::Both)
+        matches!(self, Mode::Read | Mode::Both)
     }
 
     /// Whether this allows writing.
     pub fn can_write(self) -> bool {
-        matches!(self, Access::Write | Access::Both)
+        matches!(self, Mode::Write | Mode::Both)
     }
 }
 
@@ -47,7 +47,7 @@ pub struct Perm {
     /// The domain.
     pub id: u32,
     /// Its access.
-    pub access: Access,
+    pub access: Mode,
 }
 
 /// A node's permission list; never empty.
@@ -67,7 +67,7 @@ pub struct Rights {
 
 impl Perms {
     /// Permissions owned by `owner`, with `others` for everyone else.
-    pub fn new(owner: u32, others: Access) -> Self {
+    pub fn new(owner: u32, others: Mode) -> Self {
         Perms(alloc::vec![Perm {
             id: owner,
             access: others
@@ -108,13 +108,13 @@ impl Perms {
         for s in strings {
             let (&letter, num) = s.split_first()?;
             let access = match letter {
-                b'n' => Access::None,
-                b'r' => Access::Read,
-                b'w' => Access::Write,
-                b'b' => Access::Both,
+                b'n' => Mode::None,
+                b'r' => Mode::Read,
+                b'w' => Mode::Write,
+                b'b' => Mode::Both,
                 _ => return None,
             };
-            let (id, used) = super::args::strtol(num);
+            let (id, used) = super::wire::args::strtol(num);
             if num.is_empty() || used != num.len() {
                 return None;
             }

@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use xenmq_runtime::linux::{Evtchn, Gntalloc, Gntdev, Mapping, PortStatus};
-use xenmq_runtime::xs::Client;
+use xenmq_runtime::xenstore::Connection;
 
 use crate::{e, env_u16, xs_read, xs_write, Res};
 
@@ -42,7 +42,7 @@ fn read_bytes(m: &Mapping, at: usize, len: usize) -> Res<Vec<u8>> {
     Ok(b)
 }
 
-pub fn domu(xs: &Client) -> Res<()> {
+pub fn domu(xs: &Connection) -> Res<()> {
     let me = env_u16("XENMQ_LAB_DOMID")?;
     let peer = env_u16("XENMQ_LAB_PEER_DOMID")?;
     let ga = Gntalloc::open().map_err(e("gntalloc"))?;
@@ -107,7 +107,7 @@ pub fn domu(xs: &Client) -> Res<()> {
     Ok(())
 }
 
-pub fn dom0(xs: &Client) -> Res<()> {
+pub fn dom0(xs: &Connection) -> Res<()> {
     let peer = env_u16("XENMQ_LAB_PEER_DOMID")?;
     let gd = Gntdev::open().map_err(e("gntdev"))?;
     let ev = Evtchn::open().map_err(e("evtchn"))?;

@@ -1,15 +1,15 @@
 //! `xenmq-lab-smoke`: both sides of the lab smoke test in one binary, the
 //! role taken from `XENMQ_LAB_ROLE` (set by `xenmq lab run`). The phases run
 //! in order on both sides; the exit code is 0 only if every check of every
-//! phase passed. Xenstore is reached with `xenmq_runtime::xs::Client` over
+//! phase passed. Xenstore is reached with `xenmq_runtime::xenstore::Connection` over
 //! `xenmq_runtime::linux::Xenbus` (`/dev/xen/xenbus`) on both sides.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
-use xenmq::store::{Store as _, Tx};
+use xenmq::xenstore::{Store as _, Tx};
 use xenmq_runtime::linux::Xenbus;
-use xenmq_runtime::xs::Client;
+use xenmq_runtime::xenstore::Connection;
 
 mod grant;
 mod platform;
@@ -31,12 +31,12 @@ pub fn e<E: std::error::Error>(what: &'static str) -> impl FnOnce(E) -> String {
 }
 
 /// Reads a node as text.
-pub fn xs_read(xs: &Client, path: &str) -> Res<String> {
+pub fn xs_read(xs: &Connection, path: &str) -> Res<String> {
     xs.read_string(Tx::NONE, path).map_err(e("xenstore read"))
 }
 
 /// Writes a node.
-pub fn xs_write(xs: &Client, path: &str, value: &str) -> Res<()> {
+pub fn xs_write(xs: &Connection, path: &str, value: &str) -> Res<()> {
     xs.write(Tx::NONE, path, value.as_bytes())
         .map_err(e("xenstore write"))
 }
@@ -50,7 +50,11 @@ pub fn env_u16(name: &str) -> Res<u16> {
 }
 
 /// The phases: name, dom0 side, domU side.
-type Phase = (&'static str, fn(&Client) -> Res<()>, fn(&Client) -> Res<()>);
+type Phase = (
+    &'static str,
+    fn(&Connection) -> Res<()>,
+    fn(&Connection) -> Res<()>,
+);
 
 const PHASES: &[Phase] = &[
     ("xenstore", store::dom0, store::domu),

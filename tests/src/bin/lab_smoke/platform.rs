@@ -17,7 +17,7 @@ use xenmq::evtchn::{Channel as _, Error as EvError, Events as _, Status};
 use xenmq::grant::{Access, Error as GrantError, Grants as _, Pages as _, Shared as _};
 use xenmq::shm::Region;
 use xenmq_runtime::linux::{Events, Grants};
-use xenmq_runtime::xs::Client;
+use xenmq_runtime::xenstore::Connection;
 
 use crate::{env_u16, xs_read, xs_write, Res};
 
@@ -41,7 +41,7 @@ fn bytes(r: &Region, at: usize, n: usize) -> Res<Vec<u8>> {
     Ok(b)
 }
 
-pub fn domu(xs: &Client) -> Res<()> {
+pub fn domu(xs: &Connection) -> Res<()> {
     let me = env_u16("XENMQ_LAB_DOMID")?;
     let grants = Grants::open(me).map_err(e("grants"))?;
     let events = Events::new();
@@ -91,7 +91,7 @@ pub fn domu(xs: &Client) -> Res<()> {
     Ok(())
 }
 
-pub fn dom0(xs: &Client) -> Res<()> {
+pub fn dom0(xs: &Connection) -> Res<()> {
     let peer = env_u16("XENMQ_LAB_PEER_DOMID")?;
     let grants = Grants::open(0).map_err(e("grants"))?;
     let events = Events::new();

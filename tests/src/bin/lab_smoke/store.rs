@@ -1,4 +1,4 @@
-//! Phase `xenstore`: `xenmq_runtime::xs::Client` over `/dev/xen/xenbus` in
+//! Phase `xenstore`: `xenmq_runtime::xenstore::Connection` over `/dev/xen/xenbus` in
 //! both domains, against the real xenstored in dom0.
 //!
 //! - domU: checks its home path, writes two keys in one transaction, lists
@@ -8,13 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use xenmq::store::{transaction, Store as _, Tx};
-use xenmq_runtime::xs::Client;
+use xenmq::xenstore::{transaction, Store as _, Tx};
+use xenmq_runtime::xenstore::Connection;
 
 use crate::{e, env_u16, xs_read, xs_write, Res};
 
 /// Waits for a watch event whose node then reads `want`, up to 90 s.
-fn wait_for(xs: &Client, path: &str, want: &str) -> Res<usize> {
+fn wait_for(xs: &Connection, path: &str, want: &str) -> Res<usize> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut events = 0;
     loop {
@@ -37,7 +37,7 @@ fn wait_for(xs: &Client, path: &str, want: &str) -> Res<usize> {
     }
 }
 
-pub fn domu(xs: &Client) -> Res<()> {
+pub fn domu(xs: &Connection) -> Res<()> {
     let me = env_u16("XENMQ_LAB_DOMID")?;
     let home = xs
         .get_domain_path(u32::from(me))
@@ -66,7 +66,7 @@ pub fn domu(xs: &Client) -> Res<()> {
     Ok(())
 }
 
-pub fn dom0(xs: &Client) -> Res<()> {
+pub fn dom0(xs: &Connection) -> Res<()> {
     let peer = env_u16("XENMQ_LAB_PEER_DOMID")?;
     let dir = format!("/local/domain/{peer}/data/xenmq-xs");
     xs.watch(&format!("{dir}/ready"), "ready")

@@ -10,11 +10,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use xenmq::driver::Backend;
-use xenmq::store::{Store as _, Tx};
+use xenmq::xenstore::{Store as _, Tx};
 use xenmq_examples::blk::FileDisk;
 use xenmq_examples::echo::{Echo, EchoBack};
 use xenmq_examples::vkv::KvBack;
-use xenmq_runtime::device::Back;
+use xenmq_runtime::device::BackDevice;
 use xenmq_runtime::platform::Platform;
 use xenmq_runtime::toolstack::{self, Device};
 
@@ -49,8 +49,8 @@ where
     B: Backend,
 {
     let env = p.env().map_err(e("backend env"))?;
-    let mut back =
-        Back::<B::Protocol, B, _, _, _>::new(env, fe, id, driver).map_err(e("backend set-up"))?;
+    let mut back = BackDevice::<B::Protocol, B, _, _, _>::new(env, fe, id, driver)
+        .map_err(e("backend set-up"))?;
     // Relaxed: a flag; the joins order everything else.
     while !stop.load(Ordering::Relaxed) {
         back.step(Duration::from_millis(20))
@@ -65,7 +65,7 @@ where
 /// Serves echo/1, /2 and /3 from this one thread (echo/0 is the example
 /// backend's), sleeping on all their event channels at once. Returns what
 /// each device's backend saw, summed over its incarnations (a device that
-/// closed and was set up again gets a new `Back`).
+/// closed and was set up again gets a new `BackDevice`).
 fn serve_echoes<P: Platform>(p: P, stop: Arc<AtomicBool>) -> Res<BTreeMap<u32, Seen>> {
     let mut all = p
         .backends::<Echo, _>(|_, _| EchoBack::default())

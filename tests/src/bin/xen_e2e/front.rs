@@ -4,11 +4,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use xenmq::store::{Store as _, Tx};
+use xenmq::xenstore::{Store as _, Tx};
 use xenmq_examples::blk::{self, BlkFront, SECTOR};
 use xenmq_examples::echo::{self, EchoFront, Ping};
 use xenmq_examples::vkv::{self, KvError, KvFront};
-use xenmq_runtime::device::Front;
+use xenmq_runtime::device::FrontDevice;
 use xenmq_runtime::platform::Platform;
 
 use crate::back::{DEVICES, DISK_BYTES};
@@ -71,7 +71,7 @@ fn wait_for_devices<P: Platform>(p: &P) -> Res<()> {
 /// `count` round trips on an echo frontend, each payload distinct and
 /// checked.
 fn checked_pings<P: Platform>(
-    f: &mut Front<echo::Echo, EchoFront, P::Store, P::Grants, P::Events>,
+    f: &mut FrontDevice<echo::Echo, EchoFront, P::Store, P::Grants, P::Events>,
     count: u32,
 ) -> Res<()> {
     for i in 0..count {
@@ -92,7 +92,8 @@ fn checked_pings<P: Platform>(
 
 fn echo_round_trips<P: Platform>(p: &P) -> Res<()> {
     let env = p.env().map_err(e("env"))?;
-    let mut f = Front::<echo::Echo, _, _, _, _>::new(env, 0, EchoFront).map_err(e("front"))?;
+    let mut f =
+        FrontDevice::<echo::Echo, _, _, _, _>::new(env, 0, EchoFront).map_err(e("front"))?;
     f.connect(CONNECT).map_err(e("connect"))?;
     // echo is a native-layout protocol: both ends must have said so.
     let env = p.env().map_err(e("env"))?;
@@ -129,7 +130,7 @@ fn value(i: usize) -> Vec<u8> {
 fn vkv_values<P: Platform>(p: &P) -> Res<()> {
     let env = p.env().map_err(e("env"))?;
     let mut f =
-        Front::<vkv::Vkv, _, _, _, _>::new(env, 0, KvFront::default()).map_err(e("front"))?;
+        FrontDevice::<vkv::Vkv, _, _, _, _>::new(env, 0, KvFront::default()).map_err(e("front"))?;
     f.connect(CONNECT).map_err(e("connect"))?;
     let n = 64;
     let c = f.client();
@@ -160,8 +161,8 @@ fn vkv_values<P: Platform>(p: &P) -> Res<()> {
 
 fn blk_disk<P: Platform>(p: &P) -> Res<()> {
     let env = p.env().map_err(e("env"))?;
-    let mut f =
-        Front::<blk::Blk, _, _, _, _>::new(env, 0, BlkFront::default()).map_err(e("front"))?;
+    let mut f = FrontDevice::<blk::Blk, _, _, _, _>::new(env, 0, BlkFront::default())
+        .map_err(e("front"))?;
     f.connect(CONNECT).map_err(e("connect"))?;
     let disk = f.driver().disk;
     let bytes = disk.sectors * SECTOR;
@@ -193,7 +194,8 @@ fn blk_disk<P: Platform>(p: &P) -> Res<()> {
 pub fn echo_child<P: Platform>(p: &P) -> bool {
     let r = (|| -> Res<()> {
         let env = p.env().map_err(e("env"))?;
-        let mut f = Front::<echo::Echo, _, _, _, _>::new(env, 1, EchoFront).map_err(e("front"))?;
+        let mut f =
+            FrontDevice::<echo::Echo, _, _, _, _>::new(env, 1, EchoFront).map_err(e("front"))?;
         f.connect(CONNECT).map_err(e("connect"))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut n = 0u32;
@@ -237,7 +239,8 @@ fn killed_frontend<P: Platform>(p: &P) -> Res<()> {
     let status = child.wait().map_err(e("wait"))?;
     println!("domU: kill: child killed after {seen} pongs ({status}); reconnecting");
     let env = p.env().map_err(e("env"))?;
-    let mut f = Front::<echo::Echo, _, _, _, _>::new(env, 1, EchoFront).map_err(e("front"))?;
+    let mut f =
+        FrontDevice::<echo::Echo, _, _, _, _>::new(env, 1, EchoFront).map_err(e("front"))?;
     f.connect(CONNECT).map_err(e("connect after the kill"))?;
     checked_pings::<P>(&mut f, 50)?;
     println!("domU: kill: a new frontend connected and got 50 checked pongs");
@@ -264,12 +267,14 @@ pub fn mappings(dev: &str) -> Res<Vec<u64>> {
 fn hostile_frontend<P: Platform>(p: &P) -> Res<()> {
     use std::io::{Read as _, Seek as _, SeekFrom};
     let env = p.env().map_err(e("env"))?;
-    let mut good = Front::<echo::Echo, _, _, _, _>::new(env, 3, EchoFront).map_err(e("front 3"))?;
+    let mut good =
+        FrontDevice::<echo::Echo, _, _, _, _>::new(env, 3, EchoFront).map_err(e("front 3"))?;
     good.connect(CONNECT).map_err(e("connect echo/3"))?;
     checked_pings::<P>(&mut good, 10)?;
     let before = mappings("/dev/xen/gntalloc")?;
     let env = p.env().map_err(e("env"))?;
-    let mut bad = Front::<echo::Echo, _, _, _, _>::new(env, 2, EchoFront).map_err(e("front 2"))?;
+    let mut bad =
+        FrontDevice::<echo::Echo, _, _, _, _>::new(env, 2, EchoFront).map_err(e("front 2"))?;
     bad.connect(CONNECT).map_err(e("connect echo/2"))?;
     checked_pings::<P>(&mut bad, 10)?;
     let new: Vec<u64> = mappings("/dev/xen/gntalloc")?

@@ -1,14 +1,14 @@
 impl ::xenmq::xenbus::config::Config for Ring {
     fn keys(__out: &mut ::xenmq::__private::Vec<::xenmq::__private::String>) {
-        <::xenmq::xenbus::RingRefs as ::xenmq::xenbus::config::Field>::keys(
+        <::xenmq::xenbus::RingRefs as ::xenmq::xenbus::config::Setting>::keys(
             "ring-ref",
             __out,
         );
-        <u32 as ::xenmq::xenbus::config::Field>::keys("event-channel", __out);
-        <Option<String> as ::xenmq::xenbus::config::Field>::keys("protocol", __out);
-        <bool as ::xenmq::xenbus::config::Field>::keys("feature-persistent", __out);
-        <u16 as ::xenmq::xenbus::config::Field>::keys("max-segments", __out);
-        <String as ::xenmq::xenbus::config::Field>::keys("type", __out);
+        <u32 as ::xenmq::xenbus::config::Setting>::keys("event-channel", __out);
+        <Option<String> as ::xenmq::xenbus::config::Setting>::keys("protocol", __out);
+        <bool as ::xenmq::xenbus::config::Setting>::keys("feature-persistent", __out);
+        <u16 as ::xenmq::xenbus::config::Setting>::keys("max-segments", __out);
+        <String as ::xenmq::xenbus::config::Setting>::keys("type", __out);
     }
     fn read(
         __dir: &::core::primitive::str,
@@ -16,25 +16,25 @@ impl ::xenmq::xenbus::config::Config for Ring {
             &::core::primitive::str,
         ) -> ::core::option::Option<::xenmq::__private::String>,
     ) -> ::core::result::Result<Self, ::xenmq::xenbus::config::Error> {
-        let __f0: ::xenmq::xenbus::RingRefs = <::xenmq::xenbus::RingRefs as ::xenmq::xenbus::config::Field>::read_required(
+        let __f0: ::xenmq::xenbus::RingRefs = <::xenmq::xenbus::RingRefs as ::xenmq::xenbus::config::Setting>::read_required(
             __dir,
             "ring-ref",
             __get,
         )?;
-        let __f1: u32 = <u32 as ::xenmq::xenbus::config::Field>::read_required(
+        let __f1: u32 = <u32 as ::xenmq::xenbus::config::Setting>::read_required(
             __dir,
             "event-channel",
             __get,
         )?;
         let __f2: Option<String> = <Option<
             String,
-        > as ::xenmq::xenbus::config::Field>::read_required(__dir, "protocol", __get)?;
-        let __f3: bool = <bool as ::xenmq::xenbus::config::Field>::read_required(
+        > as ::xenmq::xenbus::config::Setting>::read_required(__dir, "protocol", __get)?;
+        let __f3: bool = <bool as ::xenmq::xenbus::config::Setting>::read_required(
             __dir,
             "feature-persistent",
             __get,
         )?;
-        let __f4: u16 = match <u16 as ::xenmq::xenbus::config::Field>::read(
+        let __f4: u16 = match <u16 as ::xenmq::xenbus::config::Setting>::read(
             __dir,
             "max-segments",
             __get,
@@ -49,7 +49,7 @@ impl ::xenmq::xenbus::config::Config for Ring {
             ::core::option::Option::Some(1),
             ::core::option::Option::Some(256),
         )?;
-        let __f5: String = match <String as ::xenmq::xenbus::config::Field>::read(
+        let __f5: String = match <String as ::xenmq::xenbus::config::Setting>::read(
             __dir,
             "type",
             __get,
@@ -77,29 +77,29 @@ impl ::xenmq::xenbus::config::Config for Ring {
             ::xenmq::__private::String,
         ),
     ) {
-        <::xenmq::xenbus::RingRefs as ::xenmq::xenbus::config::Field>::write(
+        <::xenmq::xenbus::RingRefs as ::xenmq::xenbus::config::Setting>::write(
             &self.ring,
             "ring-ref",
             __put,
         );
-        <u32 as ::xenmq::xenbus::config::Field>::write(
+        <u32 as ::xenmq::xenbus::config::Setting>::write(
             &self.event_channel,
             "event-channel",
             __put,
         );
         <Option<
             String,
-        > as ::xenmq::xenbus::config::Field>::write(&self.protocol, "protocol", __put);
-        <bool as ::xenmq::xenbus::config::Field>::write(
+        > as ::xenmq::xenbus::config::Setting>::write(&self.protocol, "protocol", __put);
+        <bool as ::xenmq::xenbus::config::Setting>::write(
             &self.feature_persistent,
             "feature-persistent",
             __put,
         );
-        <u16 as ::xenmq::xenbus::config::Field>::write(
+        <u16 as ::xenmq::xenbus::config::Setting>::write(
             &self.max_segments,
             "max-segments",
             __put,
         );
-        <String as ::xenmq::xenbus::config::Field>::write(&self.r#type, "type", __put);
+        <String as ::xenmq::xenbus::config::Setting>::write(&self.r#type, "type", __put);
     }
 }

@@ -15,7 +15,7 @@ use crate::sync::Ordering;
 /// goes into the slot of the request it answers, so there are never more
 /// responses than consumed requests. A peer fault is kept, and every later
 /// call reports it.
-pub struct BackRing<Req, Rsp> {
+pub struct Back<Req, Rsp> {
     shared: Shared<Req, Rsp>,
     rsp_prod_pvt: Idx,
     rsp_pushed: Idx,
@@ -27,9 +27,9 @@ pub struct BackRing<Req, Rsp> {
     _entries: PhantomData<fn(Rsp) -> Req>,
 }
 
-impl<Req, Rsp> fmt::Debug for BackRing<Req, Rsp> {
+impl<Req, Rsp> fmt::Debug for Back<Req, Rsp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BackRing")
+        f.debug_struct("Back")
             .field("size", &self.shared.size())
             .field("rsp_prod_pvt", &self.rsp_prod_pvt)
             .field("rsp_pushed", &self.rsp_pushed)
@@ -39,17 +39,17 @@ impl<Req, Rsp> fmt::Debug for BackRing<Req, Rsp> {
     }
 }
 
-impl<Req: Entry, Rsp: Entry> BackRing<Req, Rsp> {
+impl<Req: Entry, Rsp: Entry> Back<Req, Rsp> {
     /// `BACK_RING_INIT`: attaches at index 0. Only the frontend initialises
     /// the shared ring; the page is untouched.
-    pub fn init(region: Region) -> Result<Self, Error> {
-        Self::attach(region, 0)
+    pub fn attach(region: Region) -> Result<Self, Error> {
+        Self::attach_at(region, 0)
     }
 
     /// `BACK_RING_ATTACH`: takes over a ring whose indices are at `index`
     /// (both `rsp_prod_pvt` and `req_cons`). The shared page is untouched.
-    pub fn attach(region: Region, index: Idx) -> Result<Self, Error> {
-        Ok(BackRing {
+    pub fn attach_at(region: Region, index: Idx) -> Result<Self, Error> {
+        Ok(Back {
             shared: Shared::new(region)?,
             rsp_prod_pvt: index,
             rsp_pushed: index,
@@ -136,7 +136,7 @@ impl<Req: Entry, Rsp: Entry> BackRing<Req, Rsp> {
     }
 
     /// Whether any request is waiting.
-    pub fn has_unconsumed_requests(&mut self) -> Result<bool, Error> {
+    pub fn has_requests(&mut self) -> Result<bool, Error> {
         Ok(self.unconsumed_requests()? > 0)
     }
 
@@ -220,10 +220,10 @@ impl<Req: Entry, Rsp: Entry> BackRing<Req, Rsp> {
     }
 }
 
-/// The requests waiting when [`BackRing::requests`] was called, copied out
+/// The requests waiting when [`Back::requests`] was called, copied out
 /// one by one.
 pub struct Requests<'a, Req, Rsp> {
-    ring: &'a mut BackRing<Req, Rsp>,
+    ring: &'a mut Back<Req, Rsp>,
     prod: Idx,
 }
 

@@ -1,16 +1,16 @@
 //! A blocking Xenstore client over any byte transport.
 //!
-//! [`Client`] speaks the `xs_wire.h` protocol over a Unix socket (dom0's
+//! [`Connection`] speaks the `xs_wire.h` protocol over a Unix socket (dom0's
 //! xenstored, the simulator's per-domain sockets) or any `Read` + `Write`
 //! pair (`/dev/xen/xenbus` in a guest). It is shared by threads (`&self`):
 //! each request gets its own `req_id`, and a reader thread hands each reply
 //! to the request waiting for it, while watch events go to a bounded queue
-//! read with [`Store::next_event`]. It implements [`xenmq::store::Store`],
+//! read with [`Store::next_event`]. It implements [`xenmq::xenstore::Store`],
 //! so platform-free code runs on it unchanged.
 //!
 //! ```no_run
-//! use xenmq::store::{transaction, Store, Tx};
-//! let xs = xenmq_runtime::xs::Client::connect("/run/xenstored/socket".as_ref())?;
+//! use xenmq::xenstore::{transaction, Store, Tx};
+//! let xs = xenmq_runtime::xenstore::Connection::connect("/run/xenstored/socket".as_ref())?;
 //! xs.write(Tx::NONE, "/local/domain/0/hello", b"world")?;
 //! transaction(&xs, |tx| xs.write(tx, "/local/domain/0/a", b"1"))?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -25,12 +25,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xenmq::store::{Error, Store, Tx, WatchEvent};
 use xenmq::xenstore::perms::Perms;
-use xenmq::xenstore::{self as wire, args, Errno, Header, MsgType, HEADER_LEN};
+use xenmq::xenstore::wire::{self, args, Errno, Header, MsgType, HEADER_LEN};
+use xenmq::xenstore::{Error, Store, Tx, WatchEvent};
 
 /// Watch events kept while nobody reads them; later ones are dropped (and
-/// counted, see [`Client::dropped_events`]).
+/// counted, see [`Connection::dropped_events`]).
 pub const DEFAULT_EVENT_QUEUE: usize = 1024;
 
 struct Reply {
@@ -64,7 +64,7 @@ impl Inner {
 }
 
 /// A connection to a Xenstore server.
-pub struct Client {
+pub struct Connection {
     inner: Arc<Inner>,
     /// Closed with the client, which ends the reader thread: the socket
     /// (shut down both ways) or the cancel end of [`Cancellable`].
@@ -105,17 +105,17 @@ impl<R: Read + AsFd> Read for Cancellable<R> {
     }
 }
 
-impl Client {
+impl Connection {
     /// Connects to a server's Unix socket.
-    pub fn connect(path: &Path) -> io::Result<Client> {
-        Client::from_stream(UnixStream::connect(path)?)
+    pub fn connect(path: &Path) -> io::Result<Connection> {
+        Connection::from_stream(UnixStream::connect(path)?)
     }
 
     /// Uses a connected Unix socket.
-    pub fn from_stream(stream: UnixStream) -> io::Result<Client> {
+    pub fn from_stream(stream: UnixStream) -> io::Result<Connection> {
         let reader = stream.try_clone()?;
         let writer = stream.try_clone()?;
-        let mut c = Client::new(reader, writer)?;
+        let mut c = Connection::new(reader, writer)?;
         c.shutdown = Some(stream);
         Ok(c)
     }
@@ -123,7 +123,7 @@ impl Client {
     /// Uses any transport, as a reader and a writer of the same stream
     /// (e.g. two handles of `/dev/xen/xenbus`). The reader is read by a
     /// thread of the client's own until it reports end of file or an error.
-    pub fn new<R, W>(reader: R, writer: W) -> io::Result<Client>
+    pub fn new<R, W>(reader: R, writer: W) -> io::Result<Connection>
     where
         R: Read + Send + 'static,
         W: Write + Send + 'static,
@@ -138,23 +138,23 @@ impl Client {
         thread::Builder::new()
             .name("xenstore-client".into())
             .spawn(move || read_loop(reader, &for_reader))?;
-        Ok(Client {
+        Ok(Connection {
             inner,
             shutdown: None,
         })
     }
 
-    /// As [`new`](Client::new), for a transport that cannot be shut down
+    /// As [`new`](Connection::new), for a transport that cannot be shut down
     /// from another thread (`/dev/xen/xenbus`): the reader thread waits on
     /// the transport and on a socket the client closes when dropped, so it
     /// ends with the client instead of staying blocked in `read`.
-    pub fn cancellable<R, W>(reader: R, writer: W) -> io::Result<Client>
+    pub fn cancellable<R, W>(reader: R, writer: W) -> io::Result<Connection>
     where
         R: Read + AsFd + Send + 'static,
         W: Write + Send + 'static,
     {
         let (mine, cancel) = UnixStream::pair()?;
-        let mut c = Client::new(Cancellable { reader, cancel }, writer)?;
+        let mut c = Connection::new(Cancellable { reader, cancel }, writer)?;
         c.shutdown = Some(mine);
         Ok(c)
     }
@@ -228,7 +228,7 @@ impl Client {
     }
 }
 
-impl Drop for Client {
+impl Drop for Connection {
     fn drop(&mut self) {
         if let Some(s) = &self.shutdown {
             // Ends the reader thread; failure means the socket is gone.
@@ -300,7 +300,7 @@ fn ok_reply(v: Vec<u8>) -> Result<(), Error> {
     Ok(())
 }
 
-impl Store for Client {
+impl Store for Connection {
     fn read(&self, tx: Tx, path: &str) -> Result<Vec<u8>, Error> {
         self.request(MsgType::Read, tx, &path_arg(path)?)
     }

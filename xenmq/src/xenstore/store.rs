@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::xenstore::perms::Perms;
-pub use crate::xenstore::Errno;
+pub use crate::xenstore::wire::Errno;
 
 /// A transaction id; [`Tx::NONE`] means "not in a transaction".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -43,7 +43,7 @@ pub enum Error {
     Refused(Errno),
     /// The server sent something the protocol does not allow.
     #[error("xenstore protocol violation")]
-    Protocol(#[source] crate::xenstore::Error),
+    Protocol(#[source] crate::xenstore::wire::Error),
     /// An argument cannot be sent: a NUL inside a path or token, or a
     /// request longer than the 4096-byte payload limit.
     #[error("argument cannot be sent to xenstore: {0}")]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use xenmq::xenstore::perms::{Access, Perms};
+use xenmq::xenstore::perms::{Mode, Perms};
 
 /// One node.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ impl Tree {
                 p.to_owned(),
                 Node {
                     value: Vec::new(),
-                    perms: Perms::new(0, Access::None),
+                    perms: Perms::new(0, Mode::None),
                     children: kids.into_iter().map(str::to_owned).collect(),
                     generation: 0,
                 },

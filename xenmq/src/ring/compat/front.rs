@@ -13,7 +13,7 @@ use crate::sync::Ordering;
 /// Private state: `req_prod_pvt` (the next slot to fill), the index last
 /// published (for the notify decision) and `rsp_cons` (the next response to
 /// take). A peer fault is kept, and every later call reports it.
-pub struct FrontRing<Req, Rsp> {
+pub struct Front<Req, Rsp> {
     shared: Shared<Req, Rsp>,
     req_prod_pvt: Idx,
     req_pushed: Idx,
@@ -25,9 +25,9 @@ pub struct FrontRing<Req, Rsp> {
     _entries: PhantomData<fn(Req) -> Rsp>,
 }
 
-impl<Req, Rsp> fmt::Debug for FrontRing<Req, Rsp> {
+impl<Req, Rsp> fmt::Debug for Front<Req, Rsp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FrontRing")
+        f.debug_struct("Front")
             .field("size", &self.shared.size())
             .field("req_prod_pvt", &self.req_prod_pvt)
             .field("req_pushed", &self.req_pushed)
@@ -37,20 +37,20 @@ impl<Req, Rsp> fmt::Debug for FrontRing<Req, Rsp> {
     }
 }
 
-impl<Req: Entry, Rsp: Entry> FrontRing<Req, Rsp> {
+impl<Req: Entry, Rsp: Entry> Front<Req, Rsp> {
     /// `XEN_FRONT_RING_INIT`: initialises the shared ring
     /// ([`init_shared`]) and attaches at index 0. Do it before the backend
     /// learns of the ring.
     pub fn init(region: Region) -> Result<Self, Error> {
-        let ring = Self::attach(region, 0)?;
+        let ring = Self::attach_at(region, 0)?;
         init_shared(&region)?;
         Ok(ring)
     }
 
     /// `FRONT_RING_ATTACH`: takes over a ring whose indices are at `index`
     /// (both `req_prod_pvt` and `rsp_cons`). The shared page is untouched.
-    pub fn attach(region: Region, index: Idx) -> Result<Self, Error> {
-        Ok(FrontRing {
+    pub fn attach_at(region: Region, index: Idx) -> Result<Self, Error> {
+        Ok(Front {
             shared: Shared::new(region)?,
             req_prod_pvt: index,
             req_pushed: index,
@@ -62,7 +62,7 @@ impl<Req: Entry, Rsp: Entry> FrontRing<Req, Rsp> {
     }
 }
 
-impl<Req: Entry, Rsp: Entry> FrontRing<Req, Rsp> {
+impl<Req: Entry, Rsp: Entry> Front<Req, Rsp> {
     /// `RING_SIZE`: the number of entries, a power of two.
     pub fn size(&self) -> u32 {
         self.shared.size()
@@ -187,7 +187,7 @@ impl<Req: Entry, Rsp: Entry> FrontRing<Req, Rsp> {
     }
 
     /// Whether any response is waiting.
-    pub fn has_unconsumed_responses(&mut self) -> Result<bool, Error> {
+    pub fn has_responses(&mut self) -> Result<bool, Error> {
         Ok(self.unconsumed_responses()? > 0)
     }
 
@@ -228,10 +228,10 @@ impl<Req: Entry, Rsp: Entry> FrontRing<Req, Rsp> {
     }
 }
 
-/// The responses waiting when [`FrontRing::responses`] was called, copied
+/// The responses waiting when [`Front::responses`] was called, copied
 /// out one by one.
 pub struct Responses<'a, Req, Rsp> {
-    ring: &'a mut FrontRing<Req, Rsp>,
+    ring: &'a mut Front<Req, Rsp>,
     prod: Idx,
 }
 

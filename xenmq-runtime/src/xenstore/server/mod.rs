@@ -8,11 +8,11 @@
 //! The simulator host serves each domain's socket with that domain's id:
 //! connecting to it *is* being that domain, as opening `/dev/xen/xenbus` is
 //! in a guest. Domain 0 is privileged; every other domain is subject to
-//! permissions and quotas ([`Config`]).
+//! permissions and quotas ([`Limits`]).
 //!
 //! ```no_run
-//! use xenmq_runtime::sim::xenstored::{Config, Xenstored};
-//! let xs = Xenstored::new(Config::default());
+//! use xenmq_runtime::xenstore::server::{Limits, Xenstored};
+//! let xs = Xenstored::new(Limits::default());
 //! let _dom0 = xs.listen("/tmp/xs-dom0.sock".as_ref(), 0)?;
 //! xs.introduce(1);
 //! let _dom1 = xs.listen("/tmp/xs-dom1.sock".as_ref(), 1)?;
@@ -35,15 +35,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use xenmq::xenstore::{Header, HEADER_LEN};
+use xenmq::xenstore::wire::{Header, HEADER_LEN};
 
 use outbox::Outbox;
 use state::{ConnState, State};
 
-/// Limits. [`Config::default`] gives C xenstored 4.17's defaults; the
+/// Limits. [`Limits::default`] gives C xenstored 4.17's defaults; the
 /// quotas apply to unprivileged domains only.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct Limits {
     /// Nodes a domain may own (`-E`, 1000).
     pub max_nodes: u32,
     /// Bytes a node may take, as C counts them (`-S`, 2048).
@@ -66,9 +66,9 @@ pub struct Config {
     pub event_timeout: Duration,
 }
 
-impl Default for Config {
+impl Default for Limits {
     fn default() -> Self {
-        Config {
+        Limits {
             max_nodes: 1000,
             max_node_size: 2048,
             max_watches: 128,
@@ -104,7 +104,7 @@ pub struct Xenstored {
 impl Xenstored {
     /// A server with the initial tree of C xenstored (`/`, `/tool`,
     /// `/tool/xenstored`) and domain 0 introduced.
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Limits) -> Self {
         Xenstored {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::new(config)),
@@ -141,7 +141,7 @@ impl Xenstored {
 
     /// A connection served as `domid`, without a socket file: the client
     /// end of a socket pair (for the host's own use, e.g.
-    /// `xs::Client::from_stream(xs.connect(0)?)` to act as dom0).
+    /// `Connection::from_stream(xs.connect(0)?)` to act as dom0).
     pub fn connect(&self, domid: u16) -> io::Result<UnixStream> {
         let (ours, theirs) = UnixStream::pair()?;
         self.serve(ours, domid)?;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use xenmq::grant::DomId;
 
 use crate::sim::host::{Host, StoreHost};
-use crate::sim::xenstored::{Config, Xenstored};
 use crate::sim::Error;
+use crate::xenstore::server::{Limits, Xenstored};
 
 impl StoreHost for Xenstored {
     fn serve(&self, stream: UnixStream, domid: DomId) -> io::Result<()> {
@@ -29,11 +29,11 @@ impl Host {
     /// Starts a host in `dir` with the simulator's own Xenstore server
     /// (C xenstored's default quotas).
     pub fn with_xenstored(dir: impl AsRef<Path>) -> Result<Host, Error> {
-        Host::with_xenstored_config(dir, Config::default())
+        Host::with_xenstored_config(dir, Limits::default())
     }
 
     /// As [`Host::with_xenstored`], with the server's limits given.
-    pub fn with_xenstored_config(dir: impl AsRef<Path>, config: Config) -> Result<Host, Error> {
+    pub fn with_xenstored_config(dir: impl AsRef<Path>, config: Limits) -> Result<Host, Error> {
         Host::with_store(dir, Arc::new(Xenstored::new(config)))
     }
 }

@@ -65,10 +65,10 @@ fn big(id: u32) -> Big {
     }
 }
 
-fn pair(pages: usize) -> (FrontRing<Req, Rsp>, BackRing<Req, Rsp>) {
+fn pair(pages: usize) -> (Front<Req, Rsp>, Back<Req, Rsp>) {
     let region = leak_pages(pages);
-    let front = FrontRing::init(region).unwrap();
-    let back = BackRing::init(region).unwrap();
+    let front = Front::init(region).unwrap();
+    let back = Back::attach(region).unwrap();
     (front, back)
 }
 
@@ -126,7 +126,7 @@ fn layout_rejects_bad_regions_and_entries() {
 fn init_writes_the_shared_ring_init_header() {
     let region = leak_pages(1);
     region.fill(0, 4096, 0xff).unwrap();
-    let front = FrontRing::<Req, Rsp>::init(region).unwrap();
+    let front = Front::<Req, Rsp>::init(region).unwrap();
     let mut header = [0u8; 64];
     region.read_bytes(0, &mut header).unwrap();
     let mut expect = [0u8; 64];
@@ -168,7 +168,7 @@ fn requests_and_responses_round_trip_in_order() {
 
 /// Starts both ends at `index` as ring.h's ATTACH would after the shared
 /// indices were set there.
-fn attached_pair(pages: usize, index: u32) -> (FrontRing<Big, Big>, BackRing<Big, Big>) {
+fn attached_pair(pages: usize, index: u32) -> (Front<Big, Big>, Back<Big, Big>) {
     let region = leak_pages(pages);
     init_shared(&region).unwrap();
     for (field, v) in [
@@ -180,8 +180,8 @@ fn attached_pair(pages: usize, index: u32) -> (FrontRing<Big, Big>, BackRing<Big
         region.store_u32(field, v, Ordering::Relaxed).unwrap();
     }
     (
-        FrontRing::attach(region, index).unwrap(),
-        BackRing::attach(region, index).unwrap(),
+        Front::attach_at(region, index).unwrap(),
+        Back::attach_at(region, index).unwrap(),
     )
 }
 
@@ -437,7 +437,7 @@ fn a_second_shared_memory_error_path_is_a_local_error() {
     // A sub-page region cannot host a ring.
     let region = leak_pages(1).subregion(0, 2048).unwrap();
     assert_eq!(
-        FrontRing::<Req, Rsp>::init(region).err(),
+        Front::<Req, Rsp>::init(region).err(),
         Some(Error::RegionSize { len: 2048 })
     );
     assert!(matches!(
@@ -487,7 +487,7 @@ fn hostile_frontend(pages: usize, start: u32, steps: &[Step]) {
     region
         .store_u32(REQ_PROD, start, Ordering::Relaxed)
         .unwrap();
-    let mut back = BackRing::<Req, Rsp>::attach(region, start).unwrap();
+    let mut back = Back::<Req, Rsp>::attach_at(region, start).unwrap();
     let size = back.size();
     let mut fault: Option<Error> = None;
     for s in steps {
@@ -565,7 +565,7 @@ fn hostile_backend(pages: usize, start: u32, steps: &[Step]) {
     region
         .store_u32(RSP_PROD, start, Ordering::Relaxed)
         .unwrap();
-    let mut front = FrontRing::<Req, Rsp>::attach(region, start).unwrap();
+    let mut front = Front::<Req, Rsp>::attach_at(region, start).unwrap();
     let size = front.size();
     let mut pushed = start;
     let mut fault: Option<Error> = None;
@@ -753,8 +753,8 @@ fn concurrent_scribbler_cannot_break_either_end() {
         })
     };
     for _ in 0..200 {
-        let mut front = FrontRing::<Req, Rsp>::init(region).unwrap();
-        let mut back = BackRing::<Req, Rsp>::init(region).unwrap();
+        let mut front = Front::<Req, Rsp>::init(region).unwrap();
+        let mut back = Back::<Req, Rsp>::attach(region).unwrap();
         for i in 0..200u64 {
             let _ = front.produce_request(&req(i));
             let _ = front.push_requests();
@@ -821,11 +821,11 @@ fn two_threads_stream_without_lost_wakeups() {
     let region = leak_pages(1);
     let to_back = Arc::new(Evtchn(0.into()));
     let to_front = Arc::new(Evtchn(0.into()));
-    let mut front = FrontRing::<Req, Rsp>::init(region).unwrap();
+    let mut front = Front::<Req, Rsp>::init(region).unwrap();
     let backend = {
         let (to_back, to_front) = (Arc::clone(&to_back), Arc::clone(&to_front));
         std::thread::spawn(move || {
-            let mut back = BackRing::<Req, Rsp>::init(region).unwrap();
+            let mut back = Back::<Req, Rsp>::attach(region).unwrap();
             let (mut done, mut seen) = (0u64, 0u32);
             while done < N {
                 for r in back.requests().unwrap() {

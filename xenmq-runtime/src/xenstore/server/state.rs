@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
-use xenmq::xenstore::perms::{Access, Perms};
-use xenmq::xenstore::{args, encode, path, Errno, Header, MsgType, PAYLOAD_MAX};
+use xenmq::xenstore::path;
+use xenmq::xenstore::perms::{Mode, Perms};
+use xenmq::xenstore::wire::{args, encode, Errno, Header, MsgType, PAYLOAD_MAX};
 
 use super::outbox::Outbox;
 use super::tree::{Node, Tree};
-use super::Config;
+use super::Limits;
 
 type Res<T> = Result<T, Errno>;
 
@@ -68,7 +69,7 @@ impl ConnState {
 }
 
 pub(crate) struct State {
-    pub cfg: Config,
+    pub cfg: Limits,
     tree: Tree,
     generation: u64,
     pub conns: BTreeMap<u64, ConnState>,
@@ -182,7 +183,7 @@ pub(crate) struct Outcome {
 }
 
 impl State {
-    pub fn new(cfg: Config) -> Self {
+    pub fn new(cfg: Limits) -> Self {
         State {
             cfg,
             tree: Tree::new(),
@@ -190,8 +191,8 @@ impl State {
             conns: BTreeMap::new(),
             domains: BTreeSet::from([0]),
             targets: HashMap::new(),
-            introduce_perms: Perms::new(0, Access::None),
-            release_perms: Perms::new(0, Access::None),
+            introduce_perms: Perms::new(0, Mode::None),
+            release_perms: Perms::new(0, Mode::None),
         }
     }
 
@@ -559,7 +560,7 @@ impl State {
 
     fn watch_name(&self, who: Who, p: &[u8]) -> Res<(String, bool)> {
         if p.first() == Some(&b'@') {
-            if p.len() > xenmq::xenstore::REL_PATH_MAX {
+            if p.len() > xenmq::xenstore::wire::REL_PATH_MAX {
                 return Err(Errno::EINVAL);
             }
             let s = String::from_utf8_lossy(p).into_owned();
@@ -741,7 +742,7 @@ enum NodeResult {
 /// Creates `name` (and missing parents) with `value`. Parents get empty
 /// values; every new node inherits its parent's permissions, owned by the
 /// creator when the creator is unprivileged.
-fn create(cfg: &Config, view: &mut View<'_>, who: Who, name: &str, value: &[u8]) -> Res<()> {
+fn create(cfg: &Limits, view: &mut View<'_>, who: Who, name: &str, value: &[u8]) -> Res<()> {
     let mut missing = vec![name.to_owned()];
     let mut cur = path::parent(name).to_owned();
     let mut parent = loop {
@@ -787,7 +788,7 @@ fn create(cfg: &Config, view: &mut View<'_>, who: Who, name: &str, value: &[u8])
     Ok(())
 }
 
-fn check_size(cfg: &Config, who: Who, n: &Node) -> Res<()> {
+fn check_size(cfg: &Limits, who: Who, n: &Node) -> Res<()> {
     if !who.privileged && n.charged_size() >= cfg.max_node_size {
         return Err(Errno::ENOSPC);
     }
@@ -803,7 +804,7 @@ fn change(name: &str, exact: bool, perms: Vec<Perms>) -> Change {
 }
 
 fn node_ops(
-    cfg: &Config,
+    cfg: &Limits,
     view: &mut View<'_>,
     who: Who,
     typ: MsgType,

@@ -1,1 +1,0 @@
-//! Glue for running the `no_std` core inside a Linux kernel module.
