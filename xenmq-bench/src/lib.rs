@@ -96,11 +96,11 @@
 //! [`peer_main`] is what the re-executed backend process runs.
 #![deny(unsafe_code)]
 
+mod cring;
 pub mod floor;
 pub mod proto;
 pub mod report;
 pub mod socket;
-mod sys;
 pub mod xring;
 
 #[cfg(test)]
@@ -119,7 +119,8 @@ use xenmq::shm::Region;
 use xenmq::sync::Ordering;
 
 use crate::proto::{Compat1, Compat4, Native1, Native4, Request, Response, BUF, MAX_SLOTS};
-use crate::sys::{EventFd, Mapping};
+use xenmq_sys::process::{allowed_cpus, die_with_parent, kill9, pin_to};
+use xenmq_sys::{EventFd, EventfdFlags, Mapping, MemfdFlags};
 
 /// The environment variable that turns a re-executed benchmark binary into
 /// a backend peer.
@@ -545,12 +546,12 @@ fn ring_bytes(pages: u32) -> usize {
 }
 
 fn peer(spec: &PeerSpec) -> Result<(), Error> {
-    sys::die_with_parent()?;
+    die_with_parent()?;
     if let Ok(cpu) = usize::try_from(spec.cpu) {
-        sys::pin_to(cpu)?;
+        pin_to(cpu)?;
     }
-    let memfd = sys::inherit(spec.memfd)?;
-    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
+    let memfd = xenmq_sys::inherit(spec.memfd)?;
+    let map = Mapping::file(&memfd, 0, SHM_LEN, true)?;
     let shm = map.region();
     let ctl = shm.subregion(0, CTL_LEN)?;
     let ring = shm.subregion(RING_OFF, ring_bytes(spec.pages))?;
@@ -573,7 +574,7 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
             floor::cacheline_peer(ctl, CTL_PING)
         }
         PeerKind::Ring(Impl::Socket) => {
-            let sock = std::os::unix::net::UnixStream::from(sys::inherit(spec.sock)?);
+            let sock = std::os::unix::net::UnixStream::from(xenmq_sys::inherit(spec.sock)?);
             ready()?;
             let window = slots(Impl::Socket, spec.pages)?;
             socket::back_run(sock, window, spec.spin, publish)
@@ -586,7 +587,7 @@ fn peer(spec: &PeerSpec) -> Result<(), Error> {
                     ready()?;
                     let nslots = slots(which, spec.pages)?;
                     let counters = ctl.subregion(CTL_NOTIFIES - CTL_NOTIFIES % 64, 64)?;
-                    sys::c_back_run(
+                    cring::c_back_run(
                         ring,
                         data,
                         u64::from(nslots),
@@ -646,7 +647,7 @@ fn slots(which: Impl, pages: u32) -> Result<u32, Error> {
 // --- the frontend side of one run -------------------------------------------
 
 enum AnyFront<'e> {
-    C(sys::CFrontRing, u64),
+    C(cring::CFrontRing, u64),
     Driver(Box<dyn xring::Phase + 'e>),
     Socket(socket::Front),
 }
@@ -714,7 +715,7 @@ pub fn cpus(pin: bool) -> Result<Option<(usize, usize)>, Error> {
     if !pin {
         return Ok(None);
     }
-    let cpus = sys::allowed_cpus()?;
+    let cpus = allowed_cpus()?;
     match cpus.as_slice() {
         [a, b, ..] => Ok(Some((*a, *b))),
         _ => {
@@ -744,7 +745,7 @@ fn spawn_peer(spec: &PeerSpec, limit: Duration) -> Result<Peer, Error> {
     let pid = child.id();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            sys::kill(pid);
+            let _ = kill9(pid);
             eprintln!("\nxenmq bench: a run took longer than {limit:?}; giving up");
             std::process::exit(1);
         }
@@ -805,15 +806,15 @@ pub fn run_one(
     cpus: Option<(usize, usize)>,
     lat: &mut Vec<u64>,
 ) -> Result<RunResult, Error> {
-    let memfd = sys::memfd(c"xenmq-bench", SHM_LEN)?;
-    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
+    let memfd = xenmq_sys::memfd(c"xenmq-bench", SHM_LEN, MemfdFlags::empty())?;
+    let map = Mapping::file(&memfd, 0, SHM_LEN, true)?;
     let shm = map.region();
     let ctl = shm.subregion(0, CTL_LEN)?;
     let ring = shm.subregion(RING_OFF, ring_bytes(pages))?;
     let data = shm.subregion(DATA_OFF, DATA_LEN)?;
     let ev = Events {
-        back: EventFd::new()?,
-        front: EventFd::new()?,
+        back: EventFd::new(EventfdFlags::empty())?,
+        front: EventFd::new(EventfdFlags::empty())?,
     };
     let nslots = slots(which, pages)?;
 
@@ -821,7 +822,7 @@ pub fn run_one(
     let mut sock_peer = None;
     let mut front = match which {
         Impl::CRing => {
-            let (c, size) = sys::CFrontRing::init(ring, data)?;
+            let (c, size) = cring::CFrontRing::init(ring, data)?;
             if size != nslots {
                 return Err(Error::Setup(format!(
                     "C ring has {size} slots, expected {nslots}"
@@ -855,7 +856,7 @@ pub fn run_one(
             }
         }
         Impl::Socket => {
-            let (a, b) = sys::socket_pair()?;
+            let (a, b) = socket::pair()?;
             sock_peer = Some(b);
             AnyFront::Socket(socket::Front::new(a, nslots))
         }
@@ -1105,7 +1106,7 @@ fn record(figs: &mut Figures, which: Impl, mode: Mode, spin: bool, pages: u32, r
 pub fn run(opts: &Options) -> Result<Figures, Error> {
     let cpus = cpus(opts.pin)?;
     if let Some((front_cpu, _)) = cpus {
-        sys::pin_to(front_cpu)?;
+        pin_to(front_cpu)?;
     }
     let peer_cpu = cpus.map(|c| c.1);
     let mut fr = Framing {
@@ -1303,8 +1304,8 @@ impl Framing<'_> {
 
 /// Spawns the cache-line peer; used by [`floor::cacheline`].
 fn spawn_cacheline_peer(cpu: Option<usize>, limit: Duration) -> Result<(Peer, Mapping), Error> {
-    let memfd = sys::memfd(c"xenmq-bench-cl", SHM_LEN)?;
-    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN)?;
+    let memfd = xenmq_sys::memfd(c"xenmq-bench-cl", SHM_LEN, MemfdFlags::empty())?;
+    let map = Mapping::file(&memfd, 0, SHM_LEN, true)?;
     let spec = PeerSpec {
         what: PeerKind::CacheLine,
         pages: 1,
