@@ -65,9 +65,11 @@ mod enums;
 mod fingerprint;
 #[doc(hidden)]
 pub mod layout;
+mod prefix;
 
 pub use enums::{Enum, Int, WireEnum};
 pub use fingerprint::{combine as combine_fingerprints, Fnv};
+pub use prefix::{read_prefix, write_prefix};
 
 use zerocopy::byteorder::{BigEndian, LittleEndian};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
