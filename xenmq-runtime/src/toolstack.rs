@@ -364,20 +364,13 @@ fn wait_closed<S: Store + ?Sized>(store: &S, be: &str, timeout: Duration) -> Res
     result
 }
 
-/// Keys of a backend directory that `attach` writes itself.
-const TOOLSTACK_KEYS: [&str; 4] = ["frontend", "frontend-id", "online", "state"];
-
-/// Whether `key` belongs to the toolstack or the xenbus handshake: the
-/// keys `attach` writes, every key the handshake writes (`ring-ref*`,
-/// `event-channel`, `protocol`, `error`, ...), and the `xenmq-` namespace.
-// The handshake's list is `xenmq::xenbus::key::RESERVED`; the prefixes
-// cover its numbered and future keys.
+/// Whether `key` belongs to the framework: every key the handshake, the
+/// buffer pool or the toolstack writes ([`xenmq::xenbus::key::is_reserved`]:
+/// `state`, `ring-ref*`, `event-channel`, `protocol`, `error`, `online`,
+/// `frontend`, ...), and the whole `xenmq-` namespace, which later
+/// versions may write too.
 fn reserved_key(key: &str) -> bool {
-    use xenmq::xenbus::key;
-    TOOLSTACK_KEYS.contains(&key)
-        || key::RESERVED.contains(&key)
-        || key.starts_with(key::RING_REF)
-        || key.starts_with("xenmq-")
+    xenmq::xenbus::key::is_reserved(key) || key.starts_with("xenmq-")
 }
 
 /// Checks a key a user gives for a backend directory: a plain name
