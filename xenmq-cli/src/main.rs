@@ -46,6 +46,8 @@ enum Verb {
     Status(device::StatusArgs),
     /// Run a program in dom0 and one in a domU on real Xen under qemu
     Lab(xenmq_lab::cli::Args),
+    /// Turn a C ring protocol header into a Rust module of xenmq messages
+    Port(xenmq_port::Args),
     /// Measure xenmq's rings against a C driver on ring.h and sockets
     #[cfg(feature = "bench")]
     Bench(xenmq_bench::options::Args),
@@ -90,6 +92,13 @@ fn run(verb: Verb) -> Result<ExitCode, Failure> {
         Verb::Detach(a) => device::detach(a),
         Verb::Status(a) => device::status(a),
         Verb::Lab(a) => Ok(xenmq_lab::cli::main(a)),
+        Verb::Port(a) => {
+            let out = xenmq_port::run(&a).map_err(Failure::run)?;
+            for note in &out.notes {
+                eprintln!("note: {note}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         #[cfg(feature = "bench")]
         Verb::Bench(a) => Ok(xenmq_bench::main_with(&a)),
         #[cfg(feature = "demo")]

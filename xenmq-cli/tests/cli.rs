@@ -39,6 +39,7 @@ const VERBS: &[&[&str]] = &[
     &["status"],
     &["lab"],
     &["lab", "run"],
+    &["port"],
     #[cfg(feature = "bench")]
     &["bench"],
     #[cfg(feature = "demo")]
@@ -181,4 +182,39 @@ fn bench_help_explains_the_figures() {
     let o = xenmq(&["bench", "--reps", "0"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(out(&o).1.contains("Usage: xenmq bench"), "{}", out(&o).1);
+}
+
+/// `xenmq port` runs the same port as `xenmq-port`: blkif.h becomes a module
+/// with its request as a message and its ring as a protocol; a header it
+/// cannot port is one line naming the line and the construct, exit 1.
+#[test]
+fn port_turns_a_header_into_a_module() {
+    let header = std::path::Path::new("/usr/include/xen/io/blkif.h");
+    if !header.exists() {
+        panic!("libxen-dev's blkif.h is missing: scripts/test.sh installs it");
+    }
+    let o = xenmq(&[
+        OsStr::new("port"),
+        header.as_os_str(),
+        OsStr::new("--name=blkif=vbd"),
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("pub struct BlkifRequest"), "{stdout}");
+    assert!(
+        stdout.contains("#[::xenmq::protocol(name = \"vbd\""),
+        "{stdout}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("xenmq-cli-port-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bits.h");
+    std::fs::write(&bad, "struct s {\n    unsigned int flag : 1;\n};\n").unwrap();
+    let o = xenmq(&[OsStr::new("port"), bad.as_os_str()]);
+    let (_, stderr) = out(&o);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("bits.h:2"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }

@@ -24,12 +24,8 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
+            // One line: the error and its causes, as every xenmq binary prints them.
+            eprintln!("error: {}", xenmq::error::Chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
