@@ -50,6 +50,24 @@ if command -v rustup >/dev/null; then
     CARGO_TARGET_DIR=target/msrv cargo "+$msrv" build --quiet --workspace --lib --bins
 fi
 
+step "xenmq-cli without its bench and demo features (what installs without libxen-dev)"
+cargo build --quiet -p xenmq-cli --no-default-features
+
+# The benchmark built as on a machine without Xen's headers (XEN_INCLUDE_DIR
+# pointed at a directory without xen/io/ring.h), in a target directory of its
+# own: the build warns that the C contender is left out, and the benchmark
+# runs the others and says why c-ring is missing.
+step "xenmq-bench without Xen's headers: built without the C contender, and says so"
+no_xen=target/no-xen-headers
+XEN_INCLUDE_DIR=/nonexistent CARGO_TARGET_DIR=$no_xen cargo build -p xenmq-bench 2>&1 |
+    tee target/no-xen-headers.log | grep -F 'the C contender (c-ring) is not built' ||
+    { cat target/no-xen-headers.log; exit 1; }
+$no_xen/debug/xenmq-bench --reps 1 --budget-ms 2 --modes tput.block --pages 1 --no-progress |
+    grep -F 'c-ring is not in this build, so no ratios: /nonexistent/xen/io/ring.h is missing'
+if $no_xen/debug/xenmq-bench --only c-ring 2>/dev/null; then
+    echo "xenmq-bench without the C contender accepted --only c-ring"; exit 1
+fi
+
 # --- tests ----------------------------------------------------------------
 step "benchmark smoke run: xenmq bench --quick (figures reported, not asserted)"
 cargo run --release -q -p xenmq-cli -- bench --quick --json target/bench.json --plot target/bench.svg

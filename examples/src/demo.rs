@@ -15,11 +15,36 @@ use xenmq::xenbus::State;
 use xenmq_runtime::device::{BackDevice, FrontDevice};
 use xenmq_runtime::platform::{self, Body, Platform};
 
+/// How many pings the frontend sends when not told.
+pub const DEFAULT_COUNT: u32 = 10_000;
+
 /// `xenmq demo [COUNT]`: starts a simulated host, runs the echo backend in
 /// dom0 and the echo frontend in a guest, as processes re-running the
-/// current program with `prefix` and a role.
+/// current program with `prefix` and a role. A COUNT that is not a number
+/// of pings is refused before anything starts (exit code 2).
 pub fn demo(prefix: &[&str], args: &[String]) -> ExitCode {
+    let launching = !matches!(args.first().map(String::as_str), Some("backend" | "frontend"));
+    if launching {
+        if let Err(e) = count(args) {
+            eprintln!("error: {e}\n\nUsage: echo [COUNT]");
+            return ExitCode::from(2);
+        }
+    }
     launch::run("echo", prefix, args, backend, frontend)
+}
+
+/// The frontend's COUNT: the first argument, a number of pings (1 or
+/// more), or [`DEFAULT_COUNT`]; nothing may follow it.
+pub fn count(args: &[String]) -> std::result::Result<u32, String> {
+    match args {
+        [] => Ok(DEFAULT_COUNT),
+        [n] => n
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("COUNT `{n}` is not a number of pings (1 or more)")),
+        [_, extra, ..] => Err(format!("unexpected argument `{extra}` after COUNT")),
+    }
 }
 
 /// The backend, as a dom0 process: `backend FRONTEND-DOMID`.
@@ -72,7 +97,7 @@ fn run_backend<P: Platform>(p: &P, args: &[String]) -> Result {
 /// The echo frontend on platform `p` (on the simulator, `p` holds the
 /// domain's connection, so the domain lives past the close).
 fn run_frontend<P: Platform>(p: &P, args: &[String]) -> Result {
-    let count: u32 = args.first().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let count = count(args)?;
     let env = p.env()?;
     let me = p.domid();
     let mut front = FrontDevice::<Echo, _, _, _, _>::new(env, 0, EchoFront)?;

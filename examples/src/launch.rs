@@ -55,14 +55,8 @@ pub fn run(
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut msg = e.to_string();
-            let mut src = e.source();
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            eprintln!("{kind} {role}: {msg}");
+            let role = if matches!(role, "backend" | "frontend") { role } else { "launcher" };
+            eprintln!("error: {kind} {role}: {}", xenmq::error::Chain(&*e));
             ExitCode::FAILURE
         }
     }

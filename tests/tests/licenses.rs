@@ -103,7 +103,7 @@ fn every_dependency_has_an_allowed_license() {
         "deny.toml's allow list: {allow:?}"
     );
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["metadata", "--format-version", "1", "--locked"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");

@@ -9,11 +9,15 @@ use xenmq::xenbus::{Config, Fingerprint, RingRefs};
 
 const DIR: &str = "/local/domain/3/device/vkv/0";
 
+// Reads a whole frontend directory, the handshake's keys included: those
+// fields are marked `reserved`.
 #[derive(XenstoreConfig, Debug, PartialEq)]
 struct Vkv {
-    #[xenstore(rename = "ring-ref")]
+    #[xenstore(rename = "ring-ref", reserved)]
     ring: RingRefs,
+    #[xenstore(reserved)]
     event_channel: u32,
+    #[xenstore(reserved)]
     protocol: Option<String>,
     feature_persistent: bool,
     #[xenstore(
@@ -27,6 +31,7 @@ struct Vkv {
     tilt: Option<i8>,
     #[xenstore(default = "vkv")]
     r#type: String,
+    #[xenstore(reserved)]
     xenmq_fingerprint: Fingerprint,
 }
 

@@ -1,5 +1,5 @@
 //! Proves that the xenmq contenders' hot path allocates nothing per
-//! message: a counting global allocator (`sys::counting`), counting per
+//! message: a counting global allocator (`allocation-counter`'s), counting per
 //! thread on the two threads that run the frontend ([`Client`] queue,
 //! flush, submit, poll_each, leases and waits) and the backend ([`Server`] serve
 //! and wait), must see zero allocations while thousands of messages go
@@ -10,15 +10,22 @@
 //! [`Client`]: xenmq::driver::Client
 //! [`Server`]: xenmq::driver::Server
 
-use std::os::fd::AsRawFd;
-
 use xenmq::shm::Region;
+use xenmq_sys::{EventFd, EventfdFlags, Mapping, MemfdFlags};
 
+use crate::peer::{DATA_LEN, DATA_OFF, RING_OFF, SHM_LEN};
 use crate::proto::{Compat1, Compat4, Native1, Native4};
-use crate::sys::counting::counted;
-use crate::sys::{self, EventFd, Mapping};
 use crate::xring::{self, BenchProtocol, Phase};
-use crate::{Mode, DATA_LEN, DATA_OFF, RING_OFF, SHM_LEN};
+use crate::Mode;
+
+/// Runs `f` and returns what it returned and how many allocations (and
+/// reallocations) it made on this thread.
+fn counted<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let mut out = None;
+    let info = allocation_counter::measure(|| out = Some(f()));
+    let out = out.unwrap_or_else(|| unreachable!("measure runs the closure"));
+    (out, info.count_total)
+}
 
 #[test]
 fn the_counter_counts() {
@@ -31,12 +38,15 @@ fn the_counter_counts() {
 /// on two threads over `pages` pages of shared ring, and asserts that
 /// neither allocates.
 fn assert_no_allocation<P: BenchProtocol>(pages: usize) {
-    let memfd = sys::memfd(c"alloc-test", SHM_LEN).unwrap();
-    let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN).unwrap();
+    let memfd = xenmq_sys::memfd(c"alloc-test", SHM_LEN, MemfdFlags::empty()).unwrap();
+    let map = Mapping::file(&memfd, 0, SHM_LEN, true).unwrap();
     let shm = map.region();
     let ring = shm.subregion(RING_OFF, pages * 4096).unwrap();
     let data: Region = shm.subregion(DATA_OFF, DATA_LEN).unwrap();
-    let (ev_back, ev_front) = (EventFd::new().unwrap(), EventFd::new().unwrap());
+    let (ev_back, ev_front) = (
+        EventFd::new(EventfdFlags::empty()).unwrap(),
+        EventFd::new(EventfdFlags::empty()).unwrap(),
+    );
     for spin in [0, 64] {
         // A fresh ring per wait policy (the spin budget is set at attach).
         let mut front = xring::Front::<P>::new(ring, data, &ev_front, &ev_back, spin).unwrap();

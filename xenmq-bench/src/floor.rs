@@ -49,9 +49,9 @@ pub fn cacheline(
     lat: &mut Vec<u64>,
 ) -> Result<f64, Error> {
     let limit = opts.budget * 20 + Duration::from_secs(30);
-    let (peer, map) = crate::spawn_cacheline_peer(peer_cpu, limit)?;
+    let (peer, map) = crate::peer::spawn_cacheline_peer(peer_cpu, limit)?;
     let ctl = map.region().subregion(0, 4096)?;
-    let word = crate::CTL_PING;
+    let word = crate::peer::CTL_PING;
     let mut v = 0u64;
     let mut run = |budget: Duration, lat: &mut Vec<u64>| -> Result<(), Error> {
         lat.clear();
@@ -160,8 +160,8 @@ fn one_cpu<P: crate::xring::BenchProtocol>(budget: Duration, driver: bool) -> Re
     use xenmq::ring::{BackSide, FrontSide};
 
     let bytes = 4 * 4096;
-    let fd = crate::sys::memfd(c"xenmq-overhead", bytes)?;
-    let map = crate::sys::Mapping::new(std::os::fd::AsRawFd::as_raw_fd(&fd), bytes)?;
+    let fd = xenmq_sys::memfd(c"xenmq-overhead", bytes, xenmq_sys::MemfdFlags::CLOEXEC)?;
+    let map = xenmq_sys::Mapping::file(&fd, 0, bytes, true)?;
     let ring = map.region();
     // Slots in the ring: a full ring is one batch.
     let size = u64::from(FrontRingOf::<P>::init(ring)?.size());
@@ -278,8 +278,8 @@ where
     use xenmq::ring::{BackSide, FrontSide};
 
     let bytes = 4 * 4096;
-    let fd = crate::sys::memfd(c"xenmq-threads", bytes)?;
-    let map = crate::sys::Mapping::new(std::os::fd::AsRawFd::as_raw_fd(&fd), bytes)?;
+    let fd = xenmq_sys::memfd(c"xenmq-threads", bytes, xenmq_sys::MemfdFlags::CLOEXEC)?;
+    let map = xenmq_sys::Mapping::file(&fd, 0, bytes, true)?;
     let ring = map.region();
     let size = u64::from(FrontRingOf::<P>::init(ring)?.size());
     // Set by the frontend once every response is in: the backend stops.
@@ -299,7 +299,7 @@ where
         };
         let stop = &stop;
         let backend = scope.spawn(move || -> Result<(), Error> {
-            crate::sys::pin_to(back_cpu)?;
+            xenmq_sys::process::pin_to(back_cpu)?;
             match back {
                 Backer::Ring(mut b) => {
                     while !stop.load(Ordering::Acquire) {
@@ -423,7 +423,7 @@ mod tests {
     /// only one), each response checked.
     #[test]
     fn two_thread_streams_are_checked_and_timed() {
-        let cpus = crate::sys::allowed_cpus().unwrap();
+        let cpus = xenmq_sys::process::allowed_cpus().unwrap();
         let back = *cpus.get(1).or(cpus.first()).unwrap();
         let figs = two_threads(Duration::from_millis(5), back).unwrap();
         let names: Vec<&str> = figs.iter().map(|(n, _)| *n).collect();

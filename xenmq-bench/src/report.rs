@@ -1,9 +1,76 @@
-//! Statistics and output: the terminal table, the targets, JSON and SVG.
+//! The figures ([`Figures`]), their statistics, and the output: the
+//! terminal table with its legend, the targets, JSON and SVG.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::{Figures, Impl, Options};
+use crate::{Impl, Options};
+
+/// One figure: its samples over the repetitions.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// `IMPL.MODE.FIGURE`, or `floor.WHAT.FIGURE`.
+    pub name: String,
+    /// Unit of the samples.
+    pub unit: &'static str,
+    /// One sample per repetition.
+    pub samples: Vec<f64>,
+}
+
+impl Figure {
+    /// Median, min, max of the samples.
+    pub fn stats(&self) -> (f64, f64, f64) {
+        stats(&self.samples)
+    }
+}
+
+/// All figures of a benchmark, in the order they were first recorded.
+#[derive(Debug, Default, Clone)]
+pub struct Figures {
+    order: Vec<String>,
+    map: BTreeMap<String, Figure>,
+}
+
+impl Figures {
+    /// Adds a sample.
+    pub fn add(&mut self, name: String, unit: &'static str, v: f64) {
+        if !self.map.contains_key(&name) {
+            self.order.push(name.clone());
+        }
+        self.map
+            .entry(name.clone())
+            .or_insert_with(|| Figure {
+                name,
+                unit,
+                samples: Vec::new(),
+            })
+            .samples
+            .push(v);
+    }
+
+    /// A figure by name.
+    pub fn get(&self, name: &str) -> Option<&Figure> {
+        self.map.get(name)
+    }
+
+    /// Every figure, in recording order.
+    pub fn iter(&self) -> impl Iterator<Item = &Figure> {
+        self.order.iter().filter_map(|n| self.map.get(n))
+    }
+
+    /// Adds every sample of `other`, in its recording order.
+    pub fn merge(&mut self, other: Figures) {
+        let Figures { order, mut map } = other;
+        for name in order {
+            if let Some(f) = map.remove(&name) {
+                for v in f.samples {
+                    self.add(name.clone(), f.unit, v);
+                }
+            }
+        }
+    }
+}
 
 /// Median, min and max (NaN for no samples).
 pub fn stats(samples: &[f64]) -> (f64, f64, f64) {
@@ -30,38 +97,35 @@ pub fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1] as f64
 }
 
-/// An error with its sources, `a: b: c`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        let _ = write!(s, ": {cause}");
-        src = cause.source();
-    }
-    s
-}
-
-/// The ratio of figure `name` to figure `reference`, paired by repetition:
-/// both are recorded once per repetition, minutes apart at most and seconds
-/// apart usually, so dividing sample by sample cancels what the machine did
-/// to both (other load, CPU placement) before the median is taken. Returns
-/// the median, min and max of the per-repetition ratios; falls back to the
-/// ratio of medians when the sample counts differ.
+/// The ratio of figure `name` to figure `reference`: the ratio of their
+/// medians (so that it agrees with the medians the table prints beside it),
+/// with the lowest and highest of the per-repetition ratios (both figures
+/// are recorded once per repetition, seconds apart, so dividing sample by
+/// sample cancels what the machine did to both; the ratio of the medians
+/// always lies between them). Without paired samples, the range is the
+/// ratio itself. `None` when the reference's median is not positive (two
+/// zeros have no ratio) or a median is missing.
 pub fn ratio(figs: &Figures, name: &str, reference: &str) -> Option<(f64, f64, f64)> {
     let (a, b) = (figs.get(name)?, figs.get(reference)?);
-    if a.samples.len() == b.samples.len() && !a.samples.is_empty() {
-        let r: Vec<f64> = a
+    let (x, y) = (a.stats().0, b.stats().0);
+    if !(x.is_finite() && y.is_finite() && y > 0.0) {
+        return None;
+    }
+    let r = x / y;
+    if a.samples.len() == b.samples.len() {
+        let paired: Vec<f64> = a
             .samples
             .iter()
             .zip(&b.samples)
             .filter(|(_, y)| **y > 0.0)
             .map(|(x, y)| x / y)
             .collect();
-        let (med, min, max) = stats(&r);
-        return med.is_finite().then_some((med, min, max));
+        if paired.len() == a.samples.len() {
+            let (_, min, max) = stats(&paired);
+            return Some((r, min.min(r), max.max(r)));
+        }
     }
-    let (x, y) = (a.stats().0, b.stats().0);
-    (y > 0.0 && x.is_finite()).then_some((x / y, x / y, x / y))
+    Some((r, r, r))
 }
 
 /// Whether bigger is better for a figure (rates and bandwidths).
@@ -112,7 +176,8 @@ fn rows(figs: &Figures, impls: &[Impl]) -> Vec<String> {
 }
 
 /// Prints the table: one row per figure, one column per contender, each
-/// cell `median [min..max] ratio-to-c-ring`.
+/// cell `median [min..max] ratio-to-c-ring` (`n/a` where c-ring's median
+/// is 0 or missing), then the floors and the legend.
 pub fn table(out: &mut impl Write, figs: &Figures, opts: &Options) -> io::Result<()> {
     let impls = &opts.impls;
     writeln!(
@@ -126,15 +191,21 @@ pub fn table(out: &mut impl Write, figs: &Figures, opts: &Options) -> io::Result
             "not pinned"
         }
     )?;
-    writeln!(
-        out,
-        "ratios are to c-ring (median of per-repetition ratios); higher is better for rate and bw,\nlower for p50, p99 and notify\n"
-    )?;
-    write!(out, "{:<22} {:<8}", "figure", "unit")?;
-    for i in impls {
-        write!(out, " {:<31}", i.name())?;
+    match Impl::CRing.absent() {
+        Some(why) => writeln!(out, "c-ring is not in this build, so no ratios: {why}\n")?,
+        None if !impls.contains(&Impl::CRing) => {
+            writeln!(out, "c-ring did not run (--only): no ratios\n")?
+        }
+        None => writeln!(
+            out,
+            "x: ratio to c-ring's median; higher is better for rate and bw, lower for p50, p99\nand notify (legend below)\n"
+        )?,
     }
-    writeln!(out)?;
+    let mut header = format!("{:<22} {:<8}", "figure", "unit");
+    for i in impls {
+        let _ = write!(header, " {:<31}", i.name());
+    }
+    writeln!(out, "{}", header.trim_end())?;
     for row in rows(figs, impls) {
         let reference = format!("c-ring.{row}");
         let mut line = String::new();
@@ -145,8 +216,9 @@ pub fn table(out: &mut impl Write, figs: &Figures, opts: &Options) -> io::Result
                     unit = f.unit;
                     let (med, min, max) = f.stats();
                     let ratio = match ratio(figs, &f.name, &reference) {
-                        Some((r, _, _)) if *i != Impl::CRing => format!(" {r:.2}x"),
-                        _ => String::new(),
+                        _ if *i == Impl::CRing || !impls.contains(&Impl::CRing) => String::new(),
+                        Some((r, _, _)) => format!(" {r:.2}x"),
+                        None => " n/a".to_owned(),
                     };
                     format!(
                         "{} [{}..{}]{ratio}",
@@ -159,14 +231,29 @@ pub fn table(out: &mut impl Write, figs: &Figures, opts: &Options) -> io::Result
             };
             let _ = write!(line, " {cell:<31}");
         }
-        writeln!(out, "{row:<22} {:<8}{line}", unit_label(unit))?;
+        writeln!(
+            out,
+            "{}",
+            format!("{row:<22} {:<8}{line}", unit_label(unit)).trim_end()
+        )?;
     }
     writeln!(out)?;
-    for f in figs.iter().filter(|f| f.name.starts_with("floor.")) {
+    let floors: Vec<&Figure> = figs
+        .iter()
+        .filter(|f| f.name.starts_with("floor."))
+        .collect();
+    // The floors' names are longer than the modes': a column of their own.
+    let width = floors
+        .iter()
+        .map(|f| f.name.len() - "floor.".len())
+        .max()
+        .unwrap_or(0)
+        .max(22);
+    for f in floors {
         let (med, min, max) = f.stats();
         writeln!(
             out,
-            "{:<22} {:<8} {} [{}..{}]",
+            "{:<width$} {:<8} {} [{}..{}]",
             f.name.trim_start_matches("floor."),
             unit_label(f.unit),
             fmt_value(f.unit, med),
@@ -174,10 +261,11 @@ pub fn table(out: &mut impl Write, figs: &Figures, opts: &Options) -> io::Result
             fmt_value(f.unit, max)
         )?;
     }
+    writeln!(out, "\n{}", crate::options::LEGEND)?;
     Ok(())
 }
 
-/// A target of the issue, evaluated on medians.
+/// A target: a ratio the xenmq contenders aim for, evaluated on medians.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// What is asked.
@@ -188,7 +276,7 @@ pub struct Target {
     pub met: bool,
 }
 
-/// Evaluates the issue's targets on what was measured (paired ratios, see
+/// Evaluates the targets on what was measured (ratios of medians, see
 /// [`ratio`]).
 pub fn evaluate(figs: &Figures) -> Vec<Target> {
     let mut t = Vec::new();
@@ -371,7 +459,7 @@ pub fn svg(figs: &Figures, opts: &Options) -> String {
     let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
     let _ = writeln!(
         s,
-        "<text x=\"10\" y=\"20\" font-size=\"14\">xenmq bench: ratio to c-ring per repetition (log scale; median, whiskers min..max)</text>"
+        "<text x=\"10\" y=\"20\" font-size=\"14\">xenmq bench: ratio to c-ring (log scale; bar: ratio of medians, whiskers: per-repetition min..max)</text>"
     );
     let _ = writeln!(
         s,
@@ -469,6 +557,85 @@ mod tests {
         let (med, _, _) = ratio(&f, "x.tput.spin.rate", "c-ring.tput.spin.rate").unwrap();
         assert_eq!(med, 20.0 / 7.5, "unpaired: ratio of medians");
         assert!(ratio(&f, "nope", "c-ring.tput.spin.rate").is_none());
+    }
+
+    #[test]
+    fn merged_samples_keep_their_order_and_units() {
+        let mut figs = Figures::default();
+        figs.add("a.rate".into(), "req/s", 1.0);
+        let mut batch = Figures::default();
+        batch.add("b.p50".into(), "ns", 5.0);
+        batch.add("a.rate".into(), "req/s", 2.0);
+        batch.add("b.p50".into(), "ns", 6.0);
+        figs.merge(batch);
+        let got: Vec<(&str, &str, &[f64])> = figs
+            .iter()
+            .map(|f| (f.name.as_str(), f.unit, f.samples.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.rate", "req/s", &[1.0, 2.0][..]),
+                ("b.p50", "ns", &[5.0, 6.0][..])
+            ]
+        );
+    }
+
+    #[test]
+    fn ratios_agree_with_the_medians_beside_them() {
+        let mut f = Figures::default();
+        // Per-repetition ratios 0.33, 2.5 and 0.86 (their median 0.86 would
+        // say "slower" beside medians of 5 against 3).
+        for (a, b) in [(1.0, 3.0), (5.0, 2.0), (6.0, 7.0)] {
+            f.add("xenmq-native.tput.spin.rate".into(), "req/s", a * 1e6);
+            f.add("c-ring.tput.spin.rate".into(), "req/s", b * 1e6);
+        }
+        // Two zeros have no ratio.
+        for _ in 0..3 {
+            f.add("xenmq-native.tput.spin.notify".into(), "per 1000 req", 0.0);
+            f.add("c-ring.tput.spin.notify".into(), "per 1000 req", 0.0);
+        }
+        let (r, min, max) =
+            ratio(&f, "xenmq-native.tput.spin.rate", "c-ring.tput.spin.rate").unwrap();
+        assert_eq!(r, 5.0 / 3.0);
+        assert!(min <= r && r <= max, "{min} {r} {max}");
+        assert!(ratio(
+            &f,
+            "xenmq-native.tput.spin.notify",
+            "c-ring.tput.spin.notify"
+        )
+        .is_none());
+        let mut opts = Options::quick();
+        opts.impls = vec![Impl::CRing, Impl::Native];
+        let mut out = Vec::new();
+        table(&mut out, &f, &opts).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let row = |name: &str| {
+            out.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} in {out}"))
+                .to_owned()
+        };
+        if Impl::CRing.absent().is_none() {
+            assert!(
+                row("tput.spin.rate ").contains("5.00M [1.00M..6.00M] 1.67x"),
+                "{out}"
+            );
+            assert!(row("tput.spin.notify ").ends_with("n/a"), "{out}");
+        } else {
+            assert!(
+                out.contains("c-ring is not in this build, so no ratios: "),
+                "{out}"
+            );
+        }
+        for word in [
+            "tput ", "lat ", "bulk ", "block ", "spin ", "4p ", "notify ",
+        ] {
+            assert!(
+                out.contains(&format!("\n  {word}")),
+                "legend lacks {word}: {out}"
+            );
+        }
     }
 
     #[test]

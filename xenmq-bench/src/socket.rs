@@ -5,15 +5,21 @@
 
 use std::hint::spin_loop;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::proto::{self, Req, Rsp, BUF, OP_BULK, OP_DATA, OP_STOP};
-use crate::sys;
 use crate::{Error, FrontOut, Mode};
+
+/// A connected pair of Unix stream sockets, the second inherited across
+/// exec (for the peer process).
+pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+    let (a, b) = UnixStream::pair()?;
+    xenmq_sys::keep_on_exec(&b)?;
+    Ok((a, b))
+}
 
 const REQ: usize = std::mem::size_of::<Req>();
 const RSP: usize = std::mem::size_of::<Rsp>();
@@ -58,7 +64,7 @@ impl InBuf {
         let room = &mut self.buf[self.end..];
         let tries = if wait { spin } else { 1 };
         for _ in 0..tries {
-            match sys::recv_dontwait(s.as_raw_fd(), room) {
+            match xenmq_sys::sock::recv_dontwait(&*s, room) {
                 Ok(0) => return Err(Error::Setup("socket closed by the peer".into())),
                 Ok(n) => {
                     self.end += n;

@@ -41,8 +41,8 @@ use xenmq::shm::Region;
 use zerocopy::IntoBytes;
 
 use crate::proto::{self, Request, Response, BUF, OP_BULK, OP_DATA, OP_STOP};
-use crate::sys::EventFd;
 use crate::{Error, FrontOut, Mode};
+use xenmq_sys::EventFd;
 
 /// An event channel over the bench's eventfd pair: `wait` sleeps on one,
 /// `notify` signals the other and counts.
@@ -432,19 +432,19 @@ impl<'a, P: BenchProtocol> Back<'a, P> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsRawFd;
 
     use xenmq::driver::{Client, FrontRingOf};
     use xenmq::ring::compat;
 
     use super::{Back, Chan, Front, Phase};
+    use crate::peer::{DATA_LEN, DATA_OFF, RING_OFF, SHM_LEN};
     use crate::proto::{Compat1, Request, Response, GOLDEN, OP_DATA, OP_STOP};
-    use crate::sys::{self, EventFd, Mapping};
-    use crate::{Mode, DATA_LEN, DATA_OFF, RING_OFF, SHM_LEN};
+    use crate::Mode;
+    use xenmq_sys::{EventFd, EventfdFlags, Mapping, MemfdFlags};
 
     fn shared() -> (Mapping, xenmq::shm::Region, xenmq::shm::Region) {
-        let memfd = sys::memfd(c"xring-test", SHM_LEN).unwrap();
-        let map = Mapping::new(memfd.as_raw_fd(), SHM_LEN).unwrap();
+        let memfd = xenmq_sys::memfd(c"xring-test", SHM_LEN, MemfdFlags::empty()).unwrap();
+        let map = Mapping::file(&memfd, 0, SHM_LEN, true).unwrap();
         let shm = map.region();
         let ring = shm.subregion(RING_OFF, 4096).unwrap();
         let data = shm.subregion(DATA_OFF, DATA_LEN).unwrap();
@@ -454,7 +454,10 @@ mod tests {
     #[test]
     fn the_backend_counts_a_request_that_fails_its_check() {
         let (_map, ring, data) = shared();
-        let (ev_back, ev_front) = (EventFd::new().unwrap(), EventFd::new().unwrap());
+        let (ev_back, ev_front) = (
+            EventFd::new(EventfdFlags::empty()).unwrap(),
+            EventFd::new(EventfdFlags::empty()).unwrap(),
+        );
         let mut client: Client<Compat1, Chan<'_>> = Client::new();
         client.attach(
             FrontRingOf::<Compat1>::init(ring).unwrap(),
@@ -493,7 +496,10 @@ mod tests {
     #[test]
     fn the_frontend_counts_responses_out_of_sequence() {
         let (_map, ring, data) = shared();
-        let (ev_back, ev_front) = (EventFd::new().unwrap(), EventFd::new().unwrap());
+        let (ev_back, ev_front) = (
+            EventFd::new(EventfdFlags::empty()).unwrap(),
+            EventFd::new(EventfdFlags::empty()).unwrap(),
+        );
         let mut front = Front::<Compat1>::new(ring, data, &ev_front, &ev_back, 0).unwrap();
         std::thread::scope(|s| {
             // A backend on the raw ring that answers the third request with

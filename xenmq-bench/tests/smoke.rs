@@ -1,6 +1,6 @@
 //! Runs the whole benchmark for real (two processes per run, the C ring.h
 //! contender, the socket, the floors) with tiny budgets, and checks its
-//! outputs: every figure of the naming scheme present in the JSON
+//! outputs: every figure of the naming scheme present in the JSON
 //! with sane values, an SVG, a table with ratios. A contender that answered
 //! wrongly makes the benchmark fail, so this also checks that every
 //! contender carries the stream correctly.
@@ -153,4 +153,39 @@ fn a_probe_band_keeps_only_runs_inside_it() {
     assert!(stdout.contains(" of 4 measured runs repeated"), "{stdout}");
     let out = bench().args(["--probe-ns", "9..3"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_progress_counter_never_passes_its_total() {
+    // Progress on (not a terminal: a line at the first step, every 20th and
+    // the last), 3 repetitions of one mode for two contenders.
+    let out = bench()
+        .args(["--reps", "3", "--budget-ms", "3", "--modes", "tput.spin"])
+        .args(["--pages", "1", "--only", "xenmq-native,socket"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let counts: Vec<(usize, usize)> = stderr
+        .lines()
+        .filter_map(|l| {
+            let inside = l.strip_prefix('[')?.split_once(']')?.0;
+            let (done, total) = inside.split_once('/')?;
+            Some((done.trim().parse().ok()?, total.parse().ok()?))
+        })
+        .collect();
+    // 3 repetitions of 4 floors and 2 contenders in one mode.
+    assert_eq!(counts.first(), Some(&(1, 18)), "{stderr}");
+    assert_eq!(counts.last(), Some(&(18, 18)), "{stderr}");
+    assert!(counts.iter().all(|&(d, t)| d <= t && t == 18), "{stderr}");
+    // The report explains itself.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Figures are named CONTENDER.MODE.WAIT[.4p].FIGURE"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("c-ring did not run (--only): no ratios"),
+        "{stdout}"
+    );
 }

@@ -1,64 +1,39 @@
 //! `xenmq attach`, `xenmq detach` and `xenmq status`: the toolstack's side
 //! of custom devices, against any Xenstore (the simulator's or dom0's).
+//! Domains are named as `xl` takes them: by id or by name.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use xenmq_runtime::toolstack::{self, status_header, Detached, Device};
+use xenmq_runtime::toolstack::{self, status_header, Detached, Device, DomainRef};
 use xenmq_runtime::xenstore::Connection;
 
-pub const ATTACH_USAGE: &str =
-    "usage: xenmq attach --frontend-domain N --device TYPE [--id K] [--backend-domain M]
-                    [--key NAME=VALUE]... [XENSTORE]";
-pub const DETACH_USAGE: &str =
-    "usage: xenmq detach --frontend-domain N --device TYPE [--id K] [--backend-domain M]
-                    [--timeout SECONDS] [--force] [XENSTORE]";
-pub const STATUS_USAGE: &str = "usage: xenmq status [XENSTORE]";
-pub const XENSTORE_USAGE: &str =
-    "XENSTORE: --run-dir DIR (a `xenmq sim` host) or --xenstore PATH (a socket or
-  /dev/xen/xenbus); without either, as libxenstore: $XENSTORED_PATH, else
-  $XENSTORED_RUNDIR/socket, else /var/run/xenstored/socket, else /dev/xen/xenbus";
+use crate::fail::Failure;
 
-/// Why a command failed.
-enum Fail {
-    /// Bad arguments: the message, then the usage text; exit code 2.
-    Usage(String),
-    /// The command ran and failed; exit code 1.
-    Run(String),
+const XENSTORE_HELP: &str =
+    "Without --run-dir or --xenstore, the Xenstore is found as libxenstore finds \
+it: $XENSTORED_PATH, else $XENSTORED_RUNDIR/socket, else /var/run/xenstored/socket, else \
+/dev/xen/xenbus.";
+
+/// Where the Xenstore is.
+#[derive(Debug, clap::Args)]
+pub struct Xenstore {
+    /// The run directory of a `xenmq sim` host (its Xenstore is DIR/socket)
+    #[arg(long, value_name = "DIR", conflicts_with = "xenstore")]
+    run_dir: Option<PathBuf>,
+    /// A Xenstore: xenstored's socket, or /dev/xen/xenbus in a guest
+    #[arg(long, value_name = "PATH")]
+    xenstore: Option<PathBuf>,
 }
 
-impl From<String> for Fail {
-    fn from(msg: String) -> Fail {
-        Fail::Run(msg)
-    }
-}
-
-fn usage_err(msg: impl Into<String>) -> Fail {
-    Fail::Usage(msg.into())
-}
-
-/// Where the Xenstore is, from the flags or the environment.
-#[derive(Default)]
-struct Target {
-    path: Option<PathBuf>,
-}
-
-impl Target {
-    /// Consumes `--run-dir DIR` / `--xenstore PATH`; false if `flag` is neither.
-    fn take(&mut self, flag: &str, value: Option<&String>) -> Result<bool, Fail> {
-        let path = match flag {
-            "--run-dir" => Path::new(need(flag, value)?).join("socket"),
-            "--xenstore" => PathBuf::from(need(flag, value)?),
-            _ => return Ok(false),
-        };
-        self.path = Some(path);
-        Ok(true)
-    }
-
+impl Xenstore {
     fn resolve(&self) -> PathBuf {
-        if let Some(p) = &self.path {
+        if let Some(dir) = &self.run_dir {
+            return dir.join("socket");
+        }
+        if let Some(p) = &self.xenstore {
             return p.clone();
         }
         if let Some(p) = std::env::var_os("XENSTORED_PATH") {
@@ -74,7 +49,7 @@ impl Target {
         PathBuf::from("/dev/xen/xenbus")
     }
 
-    fn connect(&self) -> Result<Connection, String> {
+    fn connect(&self) -> Result<Connection, Failure> {
         let path = self.resolve();
         let is_socket = {
             use std::os::unix::fs::FileTypeExt;
@@ -95,167 +70,168 @@ impl Target {
                     Connection::new(f, w)
                 })
         };
-        client.map_err(|e| format!("cannot reach a Xenstore at {}: {e}", path.display()))
+        client.map_err(|e| {
+            Failure::run(format!(
+                "cannot reach a Xenstore at {}: {e}",
+                path.display()
+            ))
+        })
     }
 }
 
-fn need<'a>(flag: &str, value: Option<&'a String>) -> Result<&'a String, Fail> {
-    value.ok_or_else(|| usage_err(format!("{flag} needs a value")))
+/// A device type that the toolstack accepts.
+fn device_type(s: &str) -> Result<String, toolstack::Error> {
+    let dev = Device {
+        device_type: s.to_owned(),
+        id: 0,
+        frontend: 0,
+        backend: 0,
+    };
+    dev.validate()?;
+    Ok(dev.device_type)
 }
 
-fn number<T: std::str::FromStr>(flag: &str, value: Option<&String>) -> Result<T, Fail> {
-    let v = need(flag, value)?;
-    v.parse()
-        .map_err(|_| usage_err(format!("{flag}: `{v}` is not a valid number")))
+/// `NAME=VALUE`, with a NAME the toolstack lets a user set.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    toolstack::check_key(k).map_err(|e| e.to_string())?;
+    Ok((k.to_owned(), v.to_owned()))
 }
 
-struct DeviceArgs {
-    device: Device,
-    target: Target,
+/// Which device: the frontend's domain, the type, the id and the backend's
+/// domain.
+#[derive(Debug, clap::Args)]
+pub struct Which {
+    /// The frontend's domain: its id, or its name
+    #[arg(value_name = "DOMAIN")]
+    domain: DomainRef,
+    /// The device type: the directory under `device/` and `backend/` (e.g. vkv)
+    #[arg(value_name = "TYPE", value_parser = device_type)]
+    device_type: String,
+    /// The device's id among the frontend's devices of its type
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    id: u32,
+    /// The backend's domain: its id, or its name
+    #[arg(long, value_name = "DOMAIN", default_value = "0")]
+    backend: DomainRef,
+}
+
+impl Which {
+    /// The device, its domains looked up in the Xenstore as libxl would:
+    /// names are resolved, and with `must_exist` an id must name a domain
+    /// too (`detach` takes the id of a domain that is gone, to remove what
+    /// it left behind).
+    fn resolve(
+        &self,
+        xs: &Connection,
+        verb: &'static str,
+        must_exist: bool,
+    ) -> Result<Device, Failure> {
+        let id = |d: &DomainRef| {
+            if let (DomainRef::Id(id), false) = (d, must_exist) {
+                return Ok(*id);
+            }
+            toolstack::domain_id(xs, d).map_err(|e| match e {
+                toolstack::Error::NoDomain(_) | toolstack::Error::AmbiguousName(..) => {
+                    Failure::usage(&[verb], e.to_string())
+                }
+                e => Failure::run(e),
+            })
+        };
+        Ok(Device {
+            device_type: self.device_type.clone(),
+            id: self.id,
+            frontend: id(&self.domain)?,
+            backend: id(&self.backend)?,
+        })
+    }
+}
+
+/// `xenmq attach`'s arguments.
+#[derive(Debug, clap::Args)]
+#[command(after_help = XENSTORE_HELP)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    which: Which,
+    /// A key for the backend directory, the driver's configuration
+    /// (repeatable); keys the toolstack or the handshake writes are refused
+    #[arg(long = "key", value_name = "NAME=VALUE", value_parser = key_value)]
     keys: Vec<(String, String)>,
-    timeout: Duration,
+    #[command(flatten)]
+    xenstore: Xenstore,
+}
+
+/// `xenmq detach`'s arguments.
+#[derive(Debug, clap::Args)]
+#[command(after_help = XENSTORE_HELP)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    which: Which,
+    /// How long to wait for the backend to close, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    timeout: u64,
+    /// Remove the directories without asking the backend to close
+    #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    xenstore: Xenstore,
 }
 
-fn parse_device(args: &[String], attach: bool) -> Result<DeviceArgs, Fail> {
-    let (mut frontend, mut device_type) = (None, None);
-    let (mut backend, mut id) = (0u16, 0u32);
-    let mut target = Target::default();
-    let mut keys = Vec::new();
-    let mut timeout = Duration::from_secs(10);
-    let mut force = false;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--force" if !attach => force = true,
-            "--frontend-domain" => frontend = Some(number::<u16>(flag, it.next())?),
-            "--backend-domain" => backend = number(flag, it.next())?,
-            "--device" => device_type = Some(need(flag, it.next())?.clone()),
-            "--id" => id = number(flag, it.next())?,
-            "--timeout" if !attach => timeout = Duration::from_secs(number(flag, it.next())?),
-            "--key" if attach => {
-                let kv = need(flag, it.next())?;
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| usage_err(format!("--key `{kv}` is not NAME=VALUE")))?;
-                let valid = !k.is_empty()
-                    && k.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-                if !valid {
-                    return Err(usage_err(format!("--key: bad key name `{k}`")));
-                }
-                keys.push((k.to_owned(), v.to_owned()));
-            }
-            other => {
-                if !target.take(other, it.clone().next())? {
-                    return Err(usage_err(format!("unknown argument `{other}`")));
-                }
-                it.next();
-            }
-        }
-    }
-    let frontend = frontend.ok_or_else(|| usage_err("--frontend-domain is required"))?;
-    let device_type = device_type.ok_or_else(|| usage_err("--device is required"))?;
-    Ok(DeviceArgs {
-        device: Device {
-            device_type,
-            id,
-            frontend,
-            backend,
-        },
-        target,
-        keys,
-        timeout,
-        force,
-    })
-}
-
-fn finish(result: Result<(), Fail>, usage: &str) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Fail::Usage(msg)) => {
-            eprintln!("xenmq: {msg}\n\n{usage}\n{XENSTORE_USAGE}");
-            ExitCode::from(2)
-        }
-        Err(Fail::Run(msg)) => {
-            eprintln!("xenmq: {msg}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Chains an error's sources into one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
+/// `xenmq status`'s arguments.
+#[derive(Debug, clap::Args)]
+#[command(after_help = XENSTORE_HELP)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    xenstore: Xenstore,
 }
 
 /// `xenmq attach`.
-pub fn attach(args: &[String]) -> ExitCode {
-    let run = || -> Result<(), Fail> {
-        let a = parse_device(args, true)?;
-        let xs = a.target.connect()?;
-        toolstack::attach(&xs, &a.device, &a.keys).map_err(|e| chain(&e))?;
-        println!(
-            "attached {}/{}: frontend {} (domain {}), backend {} (domain {})",
-            a.device.device_type,
-            a.device.id,
-            a.device.frontend_path(),
-            a.device.frontend,
-            a.device.backend_path(),
-            a.device.backend
-        );
-        Ok(())
-    };
-    finish(run(), ATTACH_USAGE)
+pub fn attach(a: AttachArgs) -> Result<ExitCode, Failure> {
+    let xs = a.xenstore.connect()?;
+    let dev = a.which.resolve(&xs, "attach", true)?;
+    toolstack::attach(&xs, &dev, &a.keys).map_err(Failure::run)?;
+    println!(
+        "attached {}/{}: frontend {} (domain {}), backend {} (domain {})",
+        dev.device_type,
+        dev.id,
+        dev.frontend_path(),
+        dev.frontend,
+        dev.backend_path(),
+        dev.backend
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `xenmq detach`.
-pub fn detach(args: &[String]) -> ExitCode {
-    let run = || -> Result<(), Fail> {
-        let a = parse_device(args, false)?;
-        let xs = a.target.connect()?;
-        let how = toolstack::detach(&xs, &a.device, a.timeout, a.force).map_err(|e| chain(&e))?;
-        let how = match how {
-            Detached::Closed => "the backend closed",
-            Detached::Removed => "removed without waiting",
-        };
-        println!(
-            "detached {}/{} of domain {}: {how}",
-            a.device.device_type, a.device.id, a.device.frontend
-        );
-        Ok(())
+pub fn detach(a: DetachArgs) -> Result<ExitCode, Failure> {
+    let xs = a.xenstore.connect()?;
+    let dev = a.which.resolve(&xs, "detach", false)?;
+    let timeout = Duration::from_secs(a.timeout);
+    let how = toolstack::detach(&xs, &dev, timeout, a.force).map_err(Failure::run)?;
+    let how = match how {
+        Detached::Closed => "the backend closed",
+        Detached::Removed => "removed without waiting",
     };
-    finish(run(), DETACH_USAGE)
+    println!(
+        "detached {}/{} of domain {}: {how}",
+        dev.device_type, dev.id, dev.frontend
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `xenmq status`.
-pub fn status(args: &[String]) -> ExitCode {
-    let run = || -> Result<(), Fail> {
-        let mut target = Target::default();
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            if !target.take(flag, it.next())? {
-                return Err(usage_err(format!("unknown argument `{flag}`")));
-            }
-        }
-        let xs = target.connect()?;
-        let devices = toolstack::devices(&xs).map_err(|e| chain(&e))?;
-        if devices.is_empty() {
-            println!("no devices");
-            return Ok(());
-        }
-        println!("{}", status_header());
-        for d in devices {
-            println!("{d}");
-        }
-        Ok(())
-    };
-    finish(run(), STATUS_USAGE)
+pub fn status(a: StatusArgs) -> Result<ExitCode, Failure> {
+    let xs = a.xenstore.connect()?;
+    let devices = toolstack::devices(&xs).map_err(Failure::run)?;
+    if devices.is_empty() {
+        println!("no devices");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", status_header());
+    for d in devices {
+        println!("{d}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -8,27 +8,11 @@
 //! Xenstore device type), `__PROTO__` (the protocol struct), `__XENMQ__`
 //! and `__XENMQ_RUNTIME__` (dependency paths, as TOML string contents).
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-const USAGE: &str = "usage: xenmq new NAME --device TYPE [--layout compat|native] [--path DIR]
-                 [--xenmq-path PATH]
-
-Writes a new split driver crate NAME (in ./NAME, or in DIR) for Xenstore
-device type TYPE: wire messages, backend, frontend, a launcher running both
-ends on the simulator (`cargo run`) and a round-trip test (`cargo test`).
-
-  NAME                the crate's name: a-z, 0-9, `-`, `_`, starting with a letter
-  --device TYPE       the device type: a-z, 0-9, `-`, `_`, starting with a letter
-                      (the protocol's Rust name is made from it), at most 64
-  --layout LAYOUT     the ring layout: `compat` (xen/io/ring.h's, the default: a
-                      C driver can be the other end) or `native` (xenmq's own,
-                      faster; both ends must be xenmq drivers)
-  --path DIR          where to create the crate (must not exist)
-  --xenmq-path PATH   the xenmq checkout holding xenmq/ and xenmq-runtime/
-                      (default: the one this tool was built from)";
+use crate::fail::Failure;
 
 /// The files of a new crate: path in the crate, template.
 const FILES: &[(&str, &str)] = &[
@@ -78,135 +62,73 @@ const TAKEN_TYPES: &str =
      Request Response Result Self Send SimBack SimFront Sized Some Status Stop String Sync \
      ToOwned ToString TooLong TryFrom TryInto Unpin Vec Write Xenstore";
 
-/// What `xenmq new` was asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Args {
+/// `xenmq new`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(
+    long_about = "Writes a new split driver crate NAME (in ./NAME, or in DIR) for Xenstore \
+device type TYPE: wire messages, backend, frontend, a launcher running both ends on the \
+simulator (`cargo run`) and a round-trip test (`cargo test`)."
+)]
+pub struct Args {
+    /// The crate's name: a-z, 0-9, `-`, `_`, starting with a letter
+    #[arg(value_name = "NAME", value_parser = check_name)]
     name: String,
+    /// The Xenstore device type: a-z, 0-9, `-`, `_`, starting with a
+    /// letter, at most 64 (the protocol's Rust name is made from it)
+    #[arg(long, value_name = "TYPE", value_parser = check_device)]
     device: String,
+    /// The ring layout: `compat` (xen/io/ring.h's: a C driver can be the
+    /// other end) or `native` (xenmq's own, faster; both ends must be xenmq
+    /// drivers)
+    #[arg(long, value_name = "LAYOUT", default_value = "compat",
+          value_parser = ["compat", "native"])]
     layout: String,
+    /// Where to create the crate: a directory that does not exist, in one
+    /// that does
+    #[arg(long, value_name = "DIR")]
     path: Option<PathBuf>,
+    /// The xenmq checkout holding xenmq/ and xenmq-runtime/ (default: the
+    /// one this tool was built from)
+    #[arg(long, value_name = "PATH")]
     xenmq_path: Option<PathBuf>,
 }
 
 /// Why `xenmq new` refused or failed.
 #[derive(Debug)]
 enum Error {
-    /// The command line is wrong (exit code 2).
-    Usage(String),
-    /// The target directory exists (exit code 2).
-    Exists(PathBuf),
+    /// The arguments are refused: the target exists, its parent does not,
+    /// the xenmq checkout is not one (exit code 2).
+    Refused(String),
     /// Writing the crate failed (exit code 1).
     Io(PathBuf, io::Error),
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Usage(msg) => write!(f, "{msg}"),
-            Error::Exists(dir) => write!(
-                f,
-                "`{}` already exists; not overwriting it (choose another NAME or --path)",
-                dir.display()
-            ),
-            Error::Io(path, e) => write!(f, "cannot write `{}`: {e}", path.display()),
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        match e {
+            Error::Refused(msg) => Failure::usage(&["new"], msg),
+            Error::Io(path, e) => Failure::run(format!("cannot write `{}`: {e}", path.display())),
         }
     }
 }
 
 /// `xenmq new ...`.
-pub fn main(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| matches!(a.as_str(), "-h" | "--help")) {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let result = parse(args).and_then(|a| Ok((generate(&a)?, a)));
-    match result {
-        Ok((dir, a)) => {
-            let shown = dir.display();
-            println!(
-                "created `{}` for device type `{}` in {shown}",
-                a.name, a.device
-            );
-            println!();
-            println!("  cd {shown}");
-            println!("  cargo run     # backend and frontend as two processes on the simulator");
-            println!("  cargo test    # round trips between the two ends");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("xenmq new: {e}");
-            match e {
-                Error::Usage(_) => {
-                    eprintln!("\n{USAGE}");
-                    ExitCode::from(2)
-                }
-                Error::Exists(_) => ExitCode::from(2),
-                Error::Io(..) => ExitCode::FAILURE,
-            }
-        }
-    }
-}
-
-fn parse(args: &[String]) -> Result<Args, Error> {
-    let usage = |msg: String| Err(Error::Usage(msg));
-    let mut name = None;
-    let mut device = None;
-    let mut layout = None;
-    let mut path = None;
-    let mut xenmq_path = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let slot = match flag {
-            "--device" => &mut device,
-            "--layout" => &mut layout,
-            "--path" => &mut path,
-            "--xenmq-path" => &mut xenmq_path,
-            f if f.starts_with('-') => return usage(format!("unknown option `{f}`")),
-            _ => {
-                if name.is_some() {
-                    return usage(format!("unexpected argument `{arg}`: one NAME only"));
-                }
-                name = Some(arg.clone());
-                continue;
-            }
-        };
-        let value = match inline.or_else(|| it.next().cloned()) {
-            Some(v) if !v.is_empty() => v,
-            _ => return usage(format!("`{flag}` needs a value")),
-        };
-        if slot.replace(value).is_some() {
-            return usage(format!("`{flag}` given twice"));
-        }
-    }
-    let Some(name) = name else {
-        return usage("missing NAME, the crate's name".into());
-    };
-    let Some(device) = device else {
-        return usage("missing `--device TYPE`, the Xenstore device type".into());
-    };
-    check_name(&name).map_err(Error::Usage)?;
-    check_device(&device).map_err(Error::Usage)?;
-    let layout = layout.unwrap_or_else(|| "compat".into());
-    if !matches!(layout.as_str(), "compat" | "native") {
-        return usage(format!(
-            "`--layout {layout}`: the ring layout is `compat` or `native`"
-        ));
-    }
-    Ok(Args {
-        name,
-        device,
-        layout,
-        path: path.map(PathBuf::from),
-        xenmq_path: xenmq_path.map(PathBuf::from),
-    })
+pub fn main(a: Args) -> Result<ExitCode, Failure> {
+    let dir = generate(&a)?;
+    let shown = dir.display();
+    println!(
+        "created `{}` for device type `{}` in {shown}",
+        a.name, a.device
+    );
+    println!();
+    println!("  cd {shown}");
+    println!("  cargo run     # backend and frontend as two processes on the simulator");
+    println!("  cargo test    # round trips between the two ends");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A crate name that cargo accepts and the generated code can use.
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<String, String> {
     let bad = |why: &str| Err(format!("crate name `{name}` {why}"));
     if name.is_empty() || name.len() > MAX_NAME {
         return bad(&format!("must be 1 to {MAX_NAME} characters"));
@@ -235,11 +157,11 @@ fn check_name(name: &str) -> Result<(), String> {
              or a crate or module the skeleton uses)",
         );
     }
-    Ok(())
+    Ok(name.to_owned())
 }
 
 /// A Xenstore device type that `#[xenmq::protocol]` accepts.
-fn check_device(device: &str) -> Result<(), String> {
+fn check_device(device: &str) -> Result<String, String> {
     let bad = |why: &str| Err(format!("device type `{device}` {why}"));
     if device.is_empty() || device.len() > MAX_TYPE {
         return bad(&format!("must be 1 to {MAX_TYPE} characters"));
@@ -255,7 +177,7 @@ fn check_device(device: &str) -> Result<(), String> {
             "has {c:?}: a Xenstore device type uses only a-z, 0-9, `-` and `_`"
         ));
     }
-    Ok(())
+    Ok(device.to_owned())
 }
 
 /// The protocol struct's name: the device type in CamelCase (`vkv` →
@@ -304,7 +226,7 @@ fn xenmq_root(given: Option<&Path>) -> Result<PathBuf, Error> {
     };
     for krate in ["xenmq", "xenmq-runtime"] {
         if !root.join(krate).join("Cargo.toml").is_file() {
-            return Err(Error::Usage(format!(
+            return Err(Error::Refused(format!(
                 "`{}` holds no {krate}/Cargo.toml; pass --xenmq-path with the root of a \
                  xenmq checkout",
                 root.display()
@@ -312,7 +234,7 @@ fn xenmq_root(given: Option<&Path>) -> Result<PathBuf, Error> {
         }
     }
     root.canonicalize()
-        .map_err(|e| Error::Usage(format!("cannot resolve `{}`: {e}", root.display())))
+        .map_err(|e| Error::Refused(format!("cannot resolve `{}`: {e}", root.display())))
 }
 
 /// The files of the crate, placeholders replaced.
@@ -342,17 +264,26 @@ fn generate(args: &Args) -> Result<PathBuf, Error> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.symlink_metadata().is_ok() {
-        return Err(Error::Exists(dir));
+        return Err(exists(&dir));
+    }
+    // The crate's directory is created, not its parents: a parent that is
+    // missing is more likely a typo than a wish.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Err(e) = parent.symlink_metadata() {
+            if e.kind() == io::ErrorKind::NotFound {
+                return Err(Error::Refused(format!(
+                    "`{}` does not exist: create it first, or choose another --path",
+                    parent.display()
+                )));
+            }
+        }
     }
     let xenmq = xenmq_root(args.xenmq_path.as_deref())?;
     let files = render(&args.name, &args.device, &args.layout, &xenmq);
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::Io(parent.to_owned(), e))?;
-    }
     // `create_dir`, not `create_dir_all`: fails if the directory appeared
     // since the check above, so nothing is ever overwritten.
     std::fs::create_dir(&dir).map_err(|e| match e.kind() {
-        io::ErrorKind::AlreadyExists => Error::Exists(dir.clone()),
+        io::ErrorKind::AlreadyExists => exists(&dir),
         _ => Error::Io(dir.clone(), e),
     })?;
     if let Err(e) = write_files(&dir, &files) {
@@ -362,6 +293,13 @@ fn generate(args: &Args) -> Result<PathBuf, Error> {
     }
     format_sources(&dir, &files);
     Ok(dir)
+}
+
+fn exists(dir: &Path) -> Error {
+    Error::Refused(format!(
+        "`{}` already exists; not overwriting it (choose another NAME or --path)",
+        dir.display()
+    ))
 }
 
 fn write_files(dir: &Path, files: &[(&str, String)]) -> Result<(), Error> {
@@ -399,18 +337,28 @@ fn format_sources(dir: &Path, files: &[(&str, String)]) {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    /// `xenmq new LINE...` through clap.
+    fn parse(line: &[&str]) -> Result<Args, String> {
+        #[derive(Debug, clap::Parser)]
+        struct New {
+            #[command(flatten)]
+            args: Args,
+        }
+        use clap::Parser;
+        let argv = std::iter::once("new").chain(line.iter().copied());
+        New::try_parse_from(argv)
+            .map(|n| n.args)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn parses_flags_in_any_order_and_with_equals() {
-        let a = parse(&args(&["--device", "vkv", "my-drv", "--path=/tmp/x"])).unwrap();
+        let a = parse(&["--device", "vkv", "my-drv", "--path=/tmp/x"]).unwrap();
         assert_eq!(a.name, "my-drv");
         assert_eq!(a.device, "vkv");
         assert_eq!(a.layout, "compat");
         assert_eq!(a.path, Some(PathBuf::from("/tmp/x")));
-        let a = parse(&args(&["d", "--device", "v", "--layout=native"])).unwrap();
+        let a = parse(&["d", "--device", "v", "--layout=native"]).unwrap();
         assert_eq!(a.layout, "native");
         assert_eq!(a.xenmq_path, None);
     }
@@ -418,23 +366,32 @@ mod tests {
     #[test]
     fn refuses_bad_command_lines() {
         for (line, says) in [
-            (&["vkv"][..], "missing `--device TYPE`"),
-            (&["--device", "vkv"][..], "missing NAME"),
-            (&["a", "b", "--device", "vkv"][..], "one NAME only"),
-            (&["a", "--device"][..], "`--device` needs a value"),
-            (&["a", "--device="][..], "`--device` needs a value"),
-            (&["a", "--device", "x", "--device", "y"][..], "given twice"),
+            (&["vkv"][..], "--device <TYPE>"),
+            (&["--device", "vkv"][..], "<NAME>"),
+            (
+                &["a", "b", "--device", "vkv"][..],
+                "unexpected argument 'b'",
+            ),
+            (
+                &["a", "--device"][..],
+                "a value is required for '--device <TYPE>'",
+            ),
+            (&["a", "--device="][..], "must be 1 to 64 characters"),
+            (
+                &["a", "--device", "x", "--device", "y"][..],
+                "cannot be used multiple times",
+            ),
             (
                 &["a", "--device", "x", "--layout", "ring.h"][..],
-                "`--layout ring.h`: the ring layout is `compat` or `native`",
+                "invalid value 'ring.h' for '--layout <LAYOUT>'",
             ),
             (
                 &["a", "--device", "x", "--force"][..],
-                "unknown option `--force`",
+                "unexpected argument '--force'",
             ),
         ] {
-            match parse(&args(line)) {
-                Err(Error::Usage(msg)) => assert!(msg.contains(says), "{line:?}: {msg}"),
+            match parse(line) {
+                Err(msg) => assert!(msg.contains(says), "{line:?}: {msg}"),
                 other => panic!("{line:?}: {other:?}"),
             }
         }
@@ -443,7 +400,7 @@ mod tests {
     #[test]
     fn crate_names() {
         for ok in ["a", "vkv-driver", "my_drv2", "x-1-y"] {
-            assert_eq!(check_name(ok), Ok(()), "{ok}");
+            assert_eq!(check_name(ok), Ok(ok.to_owned()), "{ok}");
         }
         let long = "a".repeat(MAX_NAME + 1);
         for (bad, says) in [
@@ -468,7 +425,7 @@ mod tests {
         ] {
             match check_name(bad) {
                 Err(msg) => assert!(msg.contains(says), "{bad:?}: {msg}"),
-                Ok(()) => panic!("{bad:?} accepted"),
+                Ok(_) => panic!("{bad:?} accepted"),
             }
         }
     }
@@ -476,7 +433,7 @@ mod tests {
     #[test]
     fn device_types() {
         for ok in ["vif", "vbd", "vkv", "my-dev_2", "x9"] {
-            assert_eq!(check_device(ok), Ok(()), "{ok}");
+            assert_eq!(check_device(ok), Ok(ok.to_owned()), "{ok}");
         }
         let long = "a".repeat(MAX_TYPE + 1);
         for (bad, says) in [
@@ -490,7 +447,7 @@ mod tests {
         ] {
             match check_device(bad) {
                 Err(msg) => assert!(msg.contains(says), "{bad:?}: {msg}"),
-                Ok(()) => panic!("{bad:?} accepted"),
+                Ok(_) => panic!("{bad:?} accepted"),
             }
         }
     }

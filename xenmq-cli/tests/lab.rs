@@ -38,16 +38,21 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 
 #[test]
 fn usage_errors_exit_2_without_booting() {
-    let o = xenmq(&["lab"]);
+    let o = xenmq(&["lab", "run", "--help"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o)
         .0
-        .contains("usage: xenmq lab run --dom0 BIN --domu BIN"));
+        .contains("Usage: xenmq lab run --dom0 BIN --domu BIN"));
+    let o = xenmq(&["lab"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("Usage: xenmq lab"), "{}", text(&o).1);
 
     let o = xenmq(&["lab", "run", "--dom0", "/bin/true"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o).1.contains("--domu BIN is required"),
+        text(&o)
+            .1
+            .contains("required arguments were not provided:\n  --domu <BIN>"),
         "{}",
         text(&o).1
     );

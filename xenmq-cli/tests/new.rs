@@ -214,15 +214,18 @@ fn bad_names_and_types_are_refused() {
             "must start with a lowercase letter",
         ),
         (&["drv", "--device", &long[..65]][..], "1 to 64 characters"),
-        (&["drv"][..], "missing `--device TYPE`"),
-        (&["--device", "vkv"][..], "missing NAME"),
-        (&["drv", "--device", "vkv", "--bogus"][..], "unknown option"),
+        (&["drv"][..], "--device <TYPE>"),
+        (&["--device", "vkv"][..], "<NAME>"),
+        (
+            &["drv", "--device", "vkv", "--bogus"][..],
+            "unexpected argument '--bogus'",
+        ),
     ] {
         let out = xenmq_new(&scratch.0, args);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
-        assert!(err.contains("usage: xenmq new"), "{args:?}: {err}");
+        assert!(err.contains("Usage: xenmq new"), "{args:?}: {err}");
     }
     // Nothing was written.
     assert_eq!(std::fs::read_dir(&scratch.0).unwrap().count(), 0);
@@ -254,7 +257,8 @@ fn existing_directories_are_not_overwritten() {
 #[test]
 fn path_and_xenmq_path() {
     let scratch = Scratch::new("paths");
-    // --path: any directory, parents created; the crate keeps NAME.
+    // --path: a new directory in one that exists; the crate keeps NAME.
+    std::fs::create_dir_all(scratch.0.join("a/b")).unwrap();
     let at = scratch.0.join("a/b/here");
     let root = Path::new(WORKSPACE).canonicalize().unwrap();
     let out = xenmq_new(
@@ -309,4 +313,25 @@ fn unwritable_paths_fail_with_exit_code_1() {
         text(&out.stderr)
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+}
+
+#[test]
+fn a_missing_parent_is_refused() {
+    let scratch = Scratch::new("parent");
+    let at = scratch.0.join("missing/drv");
+    let out = xenmq_new(
+        &scratch.0,
+        &["drv", "--device", "vkv", "--path", at.to_str().unwrap()],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("does not exist: create it first"), "{err}");
+    assert!(err.contains("Usage: xenmq new"), "{err}");
+    assert!(!scratch.0.join("missing").exists());
+    let out = xenmq_new(
+        &scratch.0,
+        &["drv", "--device", "vkv", "--path", "/nonexistent/dir"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!Path::new("/nonexistent").exists());
 }

@@ -219,4 +219,30 @@ fn bad_usage_is_an_error() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
+    // A command that runs and fails (no host there) is a run-time error:
+    // exit 1, one line, no usage.
+    let out = Command::new(XENMQ)
+        .args(["sim", "list", "--run-dir", "/nonexistent"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("Usage"), "{stderr}");
+    // Every command answers --help.
+    for cmd in [
+        "create", "run", "destroy", "kill", "faults", "poke", "corrupt", "list",
+    ] {
+        let out = Command::new(XENMQ)
+            .args(["sim", cmd, "--help"])
+            .output()
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {stdout}");
+        assert!(
+            stdout.contains(&format!("Usage: xenmq sim {cmd}")),
+            "{stdout}"
+        );
+    }
 }

@@ -1,14 +1,15 @@
-//! Procedural macros for xenmq. Entry points only; parsing, validation and
-//! expansion live in their own modules.
+//! Procedural macros for xenmq. Entry points only: each macro lives in its
+//! own module (`message`, `config`, `protocol`), split into `parse`,
+//! `valid` and `expand`, and all three collect their errors in one
+//! `ctxt::Ctxt`.
 #![forbid(unsafe_code)]
 
-mod attr;
+mod config;
 mod ctxt;
-mod expand;
-mod layout;
+mod message;
+mod protocol;
 #[cfg(test)]
 mod snapshot;
-mod valid;
 
 use proc_macro::TokenStream;
 
@@ -38,26 +39,25 @@ use proc_macro::TokenStream;
 /// See `xenmq::wire` for the rules and an example.
 #[proc_macro_attribute]
 pub fn message(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand::message(attr.into(), item.into()).into()
+    message::expand(attr.into(), item.into()).into()
 }
-
-mod config;
 
 /// Maps a struct's fields to the keys of a Xenstore directory: implements
 /// `xenmq::xenbus::config::Config` (`keys`, `read`, `write`).
 ///
 /// Keys are the field names in kebab-case; per field,
 /// `#[xenstore(rename = "key", default = expr, min = lit, max = lit)]`.
+/// A key the framework writes itself (`xenmq::xenbus::key::RESERVED`:
+/// `state`, `ring-ref`, `event-channel`, ...) is a compile error, unless
+/// the field says `#[xenstore(reserved)]`: a struct that reads a
+/// handshake directory on purpose, never a protocol's config.
 /// `Option<T>` fields are optional, `bool` is `"0"`/`"1"` with a missing key
 /// read as false (Xen's `feature-*` convention), `RingRefs` reads `ring-ref`
 /// or `ring-page-order` + `ring-ref0..N-1`.
 #[proc_macro_derive(XenstoreConfig, attributes(xenstore))]
 pub fn xenstore_config(item: TokenStream) -> TokenStream {
-    let input = syn::parse_macro_input!(item as syn::DeriveInput);
-    config::derive(input).into()
+    config::expand(item.into()).into()
 }
-
-mod protocol;
 
 /// Declares a split-device protocol on a unit struct and implements
 /// `xenmq::driver::Protocol` for it:

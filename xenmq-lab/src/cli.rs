@@ -6,31 +6,79 @@ use std::time::Duration;
 
 use crate::{Config, Error, Exit};
 
-/// Usage of `xenmq lab`.
-pub const USAGE: &str = "usage: xenmq lab run --dom0 BIN --domu BIN [options]
-
-Boots Debian's Xen 4.17 + Linux 6.1 (PV dom0) under qemu (TCG), creates a PV
-domU, runs BIN in each, and prints both outputs and exit codes.
-
-options:
-  --timeout S        how long the programs may run, in the guest (default 120)
-  --boot-timeout S   how long until the domU exists (default 150)
-  --dom0-args ARGS   arguments of the dom0 program, split on spaces
-  --domu-args ARGS   arguments of the domU program, split on spaces
-  --dom0-arg ARG     one more argument of the dom0 program (repeatable)
-  --domu-arg ARG     one more argument of the domU program (repeatable)
-  --files DIR        copy DIR into both programs' working directories
-  --cache DIR        packages and images (default /var/tmp/xenmq-lab,
-                     or $XENMQ_LAB_CACHE)
-  --verbose          echo the whole console to stderr
-  --kernel-log       keep the guests' kernel messages
-
-Programs run as root with XENMQ_LAB_ROLE=dom0|domu, XENMQ_LAB_DOMID and
+/// What the lab's help says after its options.
+const AFTER_HELP: &str = "Programs run as root with XENMQ_LAB_ROLE=dom0|domu, XENMQ_LAB_DOMID and \
 XENMQ_LAB_PEER_DOMID set.
 
-exit status: 0 both programs exited 0; 1 a program failed; 2 usage or
-set-up error; 3 a program or the run timed out; 4 a domain or the machine
-crashed; 5 the boot did not complete";
+Exit status: 0 both programs exited 0; 1 a program failed; 2 usage or set-up error; 3 a \
+program or the run timed out; 4 a domain or the machine crashed; 5 the boot did not complete.";
+
+/// `xenmq lab`'s arguments.
+#[derive(Debug, clap::Args)]
+#[command(subcommand_required = true, arg_required_else_help = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Boot Xen under qemu, run BIN in dom0 and BIN in a domU, print both
+    #[command(
+        long_about = "Boots Debian's Xen 4.17 + Linux 6.1 (PV dom0) under qemu (TCG), creates \
+a PV domU, runs one program in each, and prints both outputs and exit codes.",
+        after_help = AFTER_HELP,
+        override_usage = "xenmq lab run --dom0 BIN --domu BIN [OPTIONS]"
+    )]
+    Run(RunArgs),
+}
+
+/// `xenmq lab run`'s arguments.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The program to run in dom0
+    #[arg(long, value_name = "BIN")]
+    dom0: PathBuf,
+    /// The program to run in the domU
+    #[arg(long, value_name = "BIN")]
+    domu: PathBuf,
+    /// How long the programs may run, in the guest, in seconds
+    #[arg(long, value_name = "S", default_value = "120", value_parser = seconds)]
+    timeout: Duration,
+    /// How long until the domU exists, in seconds
+    #[arg(long, value_name = "S", default_value = "150", value_parser = seconds)]
+    boot_timeout: Duration,
+    /// Arguments of the dom0 program, split on spaces (before any --dom0-arg)
+    #[arg(long, value_name = "ARGS")]
+    dom0_args: Option<String>,
+    /// Arguments of the domU program, split on spaces (before any --domu-arg)
+    #[arg(long, value_name = "ARGS")]
+    domu_args: Option<String>,
+    /// One more argument of the dom0 program (repeatable)
+    #[arg(long, value_name = "ARG")]
+    dom0_arg: Vec<String>,
+    /// One more argument of the domU program (repeatable)
+    #[arg(long, value_name = "ARG")]
+    domu_arg: Vec<String>,
+    /// A directory copied into both programs' working directories
+    #[arg(long, value_name = "DIR")]
+    files: Option<PathBuf>,
+    /// Packages and images [default: $XENMQ_LAB_CACHE, else /var/tmp/xenmq-lab]
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Echo the whole console to stderr
+    #[arg(long)]
+    verbose: bool,
+    /// Keep the guests' kernel messages
+    #[arg(long)]
+    kernel_log: bool,
+}
+
+fn seconds(v: &str) -> Result<Duration, String> {
+    v.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("`{v}` is not a number of seconds"))
+}
 
 /// Exit status: a program exited non-zero.
 pub const EXIT_FAILED: u8 = 1;
@@ -43,45 +91,27 @@ pub const EXIT_CRASH: u8 = 4;
 /// Exit status: the boot did not complete.
 pub const EXIT_BOOT: u8 = 5;
 
-fn parse(args: &[String]) -> Result<Config, String> {
-    let mut dom0 = None;
-    let mut domu = None;
-    let mut cfg = Config::new("", "");
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{a} needs a value"))
+impl RunArgs {
+    fn config(self) -> Config {
+        let mut cfg = Config::new(self.dom0, self.domu);
+        cfg.timeout = self.timeout;
+        cfg.boot_timeout = self.boot_timeout;
+        let words = |s: Option<String>| -> Vec<String> {
+            s.map(|s| s.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default()
         };
-        let secs = |v: String| {
-            v.parse::<u64>()
-                .map(Duration::from_secs)
-                .map_err(|_| format!("{a}: `{v}` is not a number of seconds"))
-        };
-        match a.as_str() {
-            "--dom0" => dom0 = Some(PathBuf::from(val()?)),
-            "--domu" => domu = Some(PathBuf::from(val()?)),
-            "--timeout" => cfg.timeout = secs(val()?)?,
-            "--boot-timeout" => cfg.boot_timeout = secs(val()?)?,
-            "--dom0-args" => cfg
-                .dom0_args
-                .extend(val()?.split_whitespace().map(str::to_owned)),
-            "--domu-args" => cfg
-                .domu_args
-                .extend(val()?.split_whitespace().map(str::to_owned)),
-            "--dom0-arg" => cfg.dom0_args.push(val()?),
-            "--domu-arg" => cfg.domu_args.push(val()?),
-            "--files" => cfg.files = Some(PathBuf::from(val()?)),
-            "--cache" => cfg.cache = PathBuf::from(val()?),
-            "--verbose" => cfg.verbose = true,
-            "--kernel-log" => cfg.kernel_log = true,
-            other => return Err(format!("unknown option `{other}`")),
+        cfg.dom0_args = words(self.dom0_args);
+        cfg.dom0_args.extend(self.dom0_arg);
+        cfg.domu_args = words(self.domu_args);
+        cfg.domu_args.extend(self.domu_arg);
+        cfg.files = self.files;
+        if let Some(cache) = self.cache {
+            cfg.cache = cache;
         }
+        cfg.verbose = self.verbose;
+        cfg.kernel_log = self.kernel_log;
+        cfg
     }
-    cfg.dom0 = dom0.ok_or("--dom0 BIN is required")?;
-    cfg.domu = domu.ok_or("--domu BIN is required")?;
-    Ok(cfg)
 }
 
 fn exit_class(e: &Exit) -> u8 {
@@ -93,26 +123,10 @@ fn exit_class(e: &Exit) -> u8 {
     }
 }
 
-/// Runs `xenmq lab ARGS` (ARGS without `lab`).
-pub fn main(args: &[String]) -> ExitCode {
-    match args.first().map(String::as_str) {
-        Some("run") => {}
-        None | Some("help" | "-h" | "--help") => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("xenmq lab: unknown command `{other}`\n\n{USAGE}");
-            return ExitCode::from(EXIT_SETUP);
-        }
-    }
-    let cfg = match parse(&args[1..]) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("xenmq lab run: {e}\n\n{USAGE}");
-            return ExitCode::from(EXIT_SETUP);
-        }
-    };
+/// Runs `xenmq lab`.
+pub fn main(args: Args) -> ExitCode {
+    let Command::Run(run) = args.command;
+    let cfg = run.config();
     match crate::run(&cfg) {
         Ok(r) => {
             println!("===== dom0 ({}) {} =====", cfg.dom0.display(), r.dom0.exit);
@@ -149,13 +163,7 @@ pub fn main(args: &[String]) -> ExitCode {
             ExitCode::from(code)
         }
         Err(e) => {
-            let mut msg = format!("xenmq lab: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            eprintln!("{msg}");
+            eprintln!("error: {}", xenmq::error::Chain(&e));
             ExitCode::from(match e {
                 Error::Setup(_) | Error::Tool { .. } | Error::Io { .. } => EXIT_SETUP,
                 Error::BootTimeout { .. } | Error::Guest { .. } => EXIT_BOOT,
@@ -169,14 +177,25 @@ pub fn main(args: &[String]) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| (*x).to_owned()).collect()
+    #[derive(Debug, Parser)]
+    struct Lab {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(line: &[&str]) -> Result<Config, clap::Error> {
+        let argv = ["lab", "run"].into_iter().chain(line.iter().copied());
+        Lab::try_parse_from(argv).map(|l| {
+            let Command::Run(run) = l.args.command;
+            run.config()
+        })
     }
 
     #[test]
     fn parses_the_documented_options() {
-        let c = parse(&s(&[
+        let c = parse(&[
             "--dom0",
             "a",
             "--domu",
@@ -187,14 +206,14 @@ mod tests {
             "x y",
             "--domu-arg",
             "p q",
-        ]))
+        ])
         .unwrap();
         assert_eq!(c.dom0, PathBuf::from("a"));
         assert_eq!(c.timeout, Duration::from_secs(7));
         assert_eq!(c.dom0_args, ["x", "y"]);
         assert_eq!(c.domu_args, ["p q"]);
-        assert!(parse(&s(&["--dom0", "a"])).is_err());
-        assert!(parse(&s(&["--dom0", "a", "--domu", "b", "--timeout", "soon"])).is_err());
-        assert!(parse(&s(&["--bogus"])).is_err());
+        assert!(parse(&["--dom0", "a"]).is_err());
+        assert!(parse(&["--dom0", "a", "--domu", "b", "--timeout", "soon"]).is_err());
+        assert!(parse(&["--bogus"]).is_err());
     }
 }

@@ -20,7 +20,6 @@
 pub mod cli;
 pub mod cpio;
 pub mod images;
-mod sys;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -418,7 +417,7 @@ fn boot(cfg: &Config, img: &images::Images, initrd: &Path, run_dir: &Path) -> Re
     .stdout(Stdio::piped())
     .stderr(stderr)
     .process_group(0);
-    sys::die_with_parent(&mut cmd);
+    xenmq_sys::process::die_with_parent_after_spawn(&mut cmd);
     let start = Instant::now();
     let mut qemu = Qemu(cmd.spawn().map_err(|source| Error::Tool {
         what: "qemu-system-x86_64".into(),

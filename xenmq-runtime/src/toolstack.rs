@@ -12,10 +12,11 @@
 //! Xenstore and against the real xenstored in dom0 alike.
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
-use xenmq::grant::DomId;
+use xenmq::grant::{DomId, DOMID_FIRST_RESERVED};
 use xenmq::xenstore::perms::{Mode, Perm, Perms};
 use xenmq::xenstore::{self, Errno, Store, Tx};
 
@@ -33,6 +34,19 @@ pub enum Error {
     /// The device type is not a usable Xenstore path element.
     #[error("bad device type {0:?}: use 1 to 64 of a-z, 0-9, `-` and `_`")]
     BadType(String),
+    /// A key given for the backend directory is not a usable name.
+    #[error("bad key name {0:?}: use a-z, A-Z, 0-9, `-` and `_`")]
+    BadKey(String),
+    /// A key given for the backend directory is one the toolstack or the
+    /// handshake writes: setting it would break the device.
+    #[error("key {0:?} is written by the toolstack or the xenbus handshake; it cannot be set")]
+    ReservedKey(String),
+    /// No domain of that id or name is in the Xenstore.
+    #[error("no domain {0} in the Xenstore")]
+    NoDomain(DomainRef),
+    /// More than one domain has that name.
+    #[error("more than one domain is named {0:?} (domains {1:?}): give its id")]
+    AmbiguousName(String, Vec<DomId>),
     /// The device already has a directory.
     #[error("{0} already exists: detach the device first")]
     Exists(String),
@@ -181,6 +195,9 @@ pub fn attach<S: Store + ?Sized>(
     backend_keys: &[(String, String)],
 ) -> Result<(), Error> {
     dev.validate()?;
+    for (key, _) in backend_keys {
+        check_key(key)?;
+    }
     let fe = dev.frontend_path();
     let be = dev.backend_path();
     let mut failure = None;
@@ -298,6 +315,15 @@ pub fn detach<S: Store + ?Sized>(
 
 fn wait_closed<S: Store + ?Sized>(store: &S, be: &str, timeout: Duration) -> Result<(), Error> {
     let state_path = format!("{be}/state");
+    // A backend already Closed (its driver is gone, or it closed on its
+    // own) has nothing left to do: asking it to close again would only
+    // wait for a state change that never comes.
+    match store.read(Tx::NONE, &state_path) {
+        Ok(v) if v == STATE_CLOSED.as_bytes() => return Ok(()),
+        Err(xenstore::Error::Refused(Errno::ENOENT)) => return Ok(()),
+        Ok(_) => {}
+        Err(e) => return Err(at("read", &state_path)(e)),
+    }
     let token = format!("xenmq-detach:{be}");
     store
         .watch(&state_path, &token)
@@ -336,6 +362,117 @@ fn wait_closed<S: Store + ?Sized>(store: &S, be: &str, timeout: Duration) -> Res
     // The watch is ours alone; a failure to remove it changes nothing above.
     let _ = store.unwatch(&state_path, &token);
     result
+}
+
+/// Whether `key` belongs to the framework: every key the handshake, the
+/// buffer pool or the toolstack writes ([`xenmq::xenbus::key::is_reserved`]:
+/// `state`, `ring-ref*`, `event-channel`, `protocol`, `error`, `online`,
+/// `frontend`, ...), and the whole `xenmq-` namespace, which later
+/// versions may write too.
+fn reserved_key(key: &str) -> bool {
+    xenmq::xenbus::key::is_reserved(key) || key.starts_with("xenmq-")
+}
+
+/// Checks a key a user gives for a backend directory: a plain name
+/// (a-z, A-Z, 0-9, `-`, `_`) that neither the toolstack nor the handshake
+/// writes.
+pub fn check_key(key: &str) -> Result<(), Error> {
+    let plain = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plain {
+        return Err(Error::BadKey(key.to_owned()));
+    }
+    if reserved_key(key) {
+        return Err(Error::ReservedKey(key.to_owned()));
+    }
+    Ok(())
+}
+
+/// A domain as a user names it, as `xl` takes it: a number is a domain id,
+/// anything else a domain name (`libxl_domain_qualifier_to_domid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainRef {
+    /// A domain id.
+    Id(DomId),
+    /// A domain name, as in `/local/domain/<id>/name`.
+    Name(String),
+}
+
+/// Why a domain qualifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BadDomain {
+    /// A number that is not a guest's domain id.
+    #[error("domain id {0} is out of range (0 to 32751)")]
+    OutOfRange(String),
+    /// Not a name a domain can have.
+    #[error("{0:?} is not a domain id or name")]
+    BadName(String),
+}
+
+/// The longest domain name accepted (libxl's limit is the Xenstore's
+/// value size; 256 is ample).
+const MAX_NAME_LEN: usize = 256;
+
+impl FromStr for DomainRef {
+    type Err = BadDomain;
+
+    fn from_str(s: &str) -> Result<DomainRef, BadDomain> {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s
+                .parse::<DomId>()
+                .ok()
+                .filter(|&id| id < DOMID_FIRST_RESERVED)
+                .map(DomainRef::Id)
+                .ok_or_else(|| BadDomain::OutOfRange(s.to_owned()));
+        }
+        if s.is_empty() || s.len() > MAX_NAME_LEN || s.chars().any(char::is_control) {
+            return Err(BadDomain::BadName(s.to_owned()));
+        }
+        Ok(DomainRef::Name(s.to_owned()))
+    }
+}
+
+impl fmt::Display for DomainRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainRef::Id(id) => write!(f, "{id}"),
+            DomainRef::Name(name) => write!(f, "named {name:?}"),
+        }
+    }
+}
+
+/// The id of domain `d`, checked against the Xenstore as libxl does: an id
+/// names a domain whose `/local/domain/<id>` exists; a name is looked up
+/// in every `/local/domain/*/name` (`xl domid`).
+pub fn domain_id<S: Store + ?Sized>(store: &S, d: &DomainRef) -> Result<DomId, Error> {
+    match d {
+        DomainRef::Id(id) => {
+            if exists(store, Tx::NONE, &format!("/local/domain/{id}"))? {
+                Ok(*id)
+            } else {
+                Err(Error::NoDomain(d.clone()))
+            }
+        }
+        DomainRef::Name(name) => {
+            let mut found = Vec::new();
+            for id in numeric(list(store, "/local/domain")?) {
+                let Ok(id) = DomId::try_from(id) else {
+                    continue;
+                };
+                let dir = format!("/local/domain/{id}");
+                if key(store, &dir, "name")?.as_deref() == Some(name.as_str()) {
+                    found.push(id);
+                }
+            }
+            match found.as_slice() {
+                [] => Err(Error::NoDomain(d.clone())),
+                [id] => Ok(*id),
+                _ => Err(Error::AmbiguousName(name.clone(), found)),
+            }
+        }
+    }
 }
 
 /// What one end of a device shows in its directory.
@@ -551,4 +688,61 @@ pub fn status_header() -> String {
         "{:<8} {:>4} {:>4} {:<16} {:>4} {:<16} {:<18} {:>5} {:>6}",
         "TYPE", "ID", "BE", "BE-STATE", "FE", "FE-STATE", "PROTOCOL", "PAGES", "EVTCH"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_ids_or_names_as_xl_takes_them() {
+        assert_eq!("0".parse(), Ok(DomainRef::Id(0)));
+        assert_eq!("32751".parse(), Ok(DomainRef::Id(32751)));
+        assert_eq!("guest-1".parse(), Ok(DomainRef::Name("guest-1".into())));
+        // Not all digits: a name, as libxl reads it.
+        assert_eq!("1a".parse(), Ok(DomainRef::Name("1a".into())));
+        for bad in ["32752", "65535", "70000", "99999999999"] {
+            assert!(
+                matches!(bad.parse::<DomainRef>(), Err(BadDomain::OutOfRange(_))),
+                "{bad}"
+            );
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        for bad in ["", "a\nb", "\u{7f}", long.as_str()] {
+            assert!(
+                matches!(bad.parse::<DomainRef>(), Err(BadDomain::BadName(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_the_toolstack_or_handshake_writes_are_reserved() {
+        for ok in ["params", "mode", "feature-x", "ring", "my_key-2", "State"] {
+            assert!(check_key(ok).is_ok(), "{ok}");
+        }
+        for reserved in [
+            "state",
+            "online",
+            "frontend",
+            "frontend-id",
+            "ring-ref",
+            "ring-ref3",
+            "ring-page-order",
+            "max-ring-page-order",
+            "event-channel",
+            "protocol",
+            "error",
+            "xenmq-protocol",
+            "xenmq-anything",
+        ] {
+            assert!(
+                matches!(check_key(reserved), Err(Error::ReservedKey(_))),
+                "{reserved}"
+            );
+        }
+        for bad in ["", "a/b", "a=b", "a b", "é"] {
+            assert!(matches!(check_key(bad), Err(Error::BadKey(_))), "{bad:?}");
+        }
+    }
 }

@@ -32,3 +32,32 @@ pub enum Error {
     #[error("driver error")]
     Driver(#[from] driver::Error),
 }
+
+/// An error and its sources on one line, `what: why: deeper cause`: how
+/// every xenmq binary prints a failure.
+///
+/// ```
+/// # use xenmq::error::Chain;
+/// let e = xenmq::Error::from(xenmq::shm::Error::OutOfBounds { offset: 8, size: 4, len: 4 });
+/// assert!(Chain(&e).to_string().starts_with("shared memory error: "));
+/// ```
+#[derive(Clone, Copy)]
+pub struct Chain<'a>(pub &'a (dyn core::error::Error + 'a));
+
+impl core::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for Chain<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}

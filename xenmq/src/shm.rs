@@ -56,6 +56,20 @@ impl Region {
         self.len == 0
     }
 
+    /// A region of no bytes, for owners whose pages are already gone:
+    /// nothing can be accessed through it.
+    pub fn empty() -> Self {
+        #[repr(align(64))]
+        struct Line;
+        // No `unsafe` needed: `Region::new`'s conditions hold trivially over
+        // zero bytes, and a dangling `Line` pointer is non-null and 64-byte
+        // aligned.
+        Region {
+            ptr: NonNull::<Line>::dangling().cast(),
+            len: 0,
+        }
+    }
+
     /// The start address, for platforms that must hand it to the OS.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
@@ -551,6 +565,16 @@ mod tests {
         assert!(r.fill(1, 4096, 0).is_err());
         assert!(r.subregion(32, 64).is_err());
         assert!(r.subregion(4096, 1).is_err());
+    }
+
+    #[test]
+    fn the_empty_region_reaches_nothing() {
+        let r = Region::empty();
+        assert!(r.is_empty());
+        assert_eq!(r.as_ptr() as usize % 64, 0);
+        assert!(r.read_bytes(0, &mut [0; 1]).is_err());
+        assert!(r.load_u32(0, Ordering::Relaxed).is_err());
+        assert_eq!(r.subregion(0, 0).map(|s| s.len()), Ok(0));
     }
 
     #[test]

@@ -57,7 +57,7 @@ fn main() -> std::process::ExitCode {
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("driver-domain: {e}");
+            eprintln!("error: driver-domain: {}", xenmq::error::Chain(&*e));
             std::process::ExitCode::FAILURE
         }
     }

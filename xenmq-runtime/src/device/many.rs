@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use rustix::event::{poll, PollFd, PollFlags};
 use xenmq::driver::{Backend, Protocol};
 use xenmq::evtchn::Events;
 use xenmq::grant::{DomId, Grants};
@@ -178,25 +177,15 @@ where
             }
         }
         if !busy {
-            let mut fds: Vec<PollFd<'_>> = self
-                .devices
-                .iter()
-                .filter_map(|d| d.fd())
-                .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
-                .collect();
-            let ts = rustix::event::Timespec {
-                tv_sec: tick.as_secs() as i64,
-                tv_nsec: i64::from(tick.subsec_nanos()),
-            };
+            let fds: Vec<_> = self.devices.iter().filter_map(|d| d.fd()).collect();
             if fds.is_empty() {
                 drop(fds);
                 // Nothing to serve: Xenstore is all there is to wait for.
                 self.pump_own(Some(tick))?;
             } else {
-                match poll(&mut fds, Some(&ts)) {
-                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                    Err(e) => return Err(Error::Event(xenmq::evtchn::Error::Os(e.raw_os_error()))),
-                }
+                xenmq_sys::poll_any(&fds, Some(tick)).map_err(|e| {
+                    Error::Event(xenmq::evtchn::Error::Os(e.raw_os_error().unwrap_or(0)))
+                })?;
                 drop(fds);
                 for d in &mut self.devices {
                     d.consume()?;

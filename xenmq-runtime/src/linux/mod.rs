@@ -9,8 +9,10 @@
 //! - [`Grants`] and [`Events`] (with [`Channel`]) implement the platform
 //!   traits `xenmq::grant::Grants` and `xenmq::evtchn::Events` on them.
 //!
-//! The system calls live in [`sys`], behind one trait per device, so the
-//! logic here runs in unit tests against fakes. Everything else is safe code.
+//! The Xen ioctls live in [`sys`], behind one trait per device, so the
+//! logic here runs in unit tests against fakes; mapping the devices' pages
+//! and waiting on them are `xenmq_sys`'s, as for every platform. Everything
+//! else is safe code.
 
 mod evtchn;
 mod grant;

@@ -64,7 +64,6 @@ pub mod domain;
 pub mod fault;
 pub mod host;
 pub mod proto;
-mod sys;
 mod xenstore;
 
 pub use domain::{
@@ -89,13 +88,13 @@ const _: () = {
 /// spawns afterwards (so call it first), so that [`wait_termination`]
 /// collects them instead of their killing the process.
 pub fn block_termination() -> io::Result<()> {
-    sys::block_termination()
+    xenmq_sys::signal::block_termination()
 }
 
 /// Waits for SIGINT or SIGTERM blocked by [`block_termination`]; returns the
 /// signal number.
 pub fn wait_termination() -> io::Result<i32> {
-    sys::wait_termination()
+    xenmq_sys::signal::wait_termination()
 }
 
 /// Why a simulator operation failed.

@@ -37,6 +37,14 @@
 //! `faults` is seed u64, drop u16, duplicate u16, delay u16, delay ms u32,
 //! kill at u64 (0: never). A status page holds a `u32` at offset 0:
 //! 0 unbound, 1 connected, 2 closed.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 use crate::sim::fault::Faults;
 
@@ -224,7 +232,7 @@ impl Writer {
     }
     /// The framed message: length, then body.
     pub fn frame(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + self.0.len());
+        let mut out = Vec::with_capacity(self.0.len().saturating_add(4));
         out.extend_from_slice(&(self.0.len() as u32).to_le_bytes());
         out.extend_from_slice(&self.0);
         out
@@ -285,11 +293,9 @@ impl<'a> Reader<'a> {
     pub fn u32s(&mut self, n: u32, limit: usize) -> Option<Vec<u32>> {
         let n = usize::try_from(n).ok().filter(|&n| n <= limit)?;
         let raw = self.bytes(n.checked_mul(4)?)?;
-        Some(
-            raw.chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
+        raw.chunks_exact(4)
+            .map(|c| <[u8; 4]>::try_from(c).ok().map(u32::from_le_bytes))
+            .collect()
     }
     /// Whether the whole body was consumed.
     pub fn is_empty(&self) -> bool {

@@ -15,6 +15,14 @@
 //! transaction(&xs, |tx| xs.write(tx, "/local/domain/0/a", b"1"))?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -82,25 +90,12 @@ struct Cancellable<R> {
 
 impl<R: Read + AsFd> Read for Cancellable<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use rustix::event::{poll, PollFd, PollFlags};
-        loop {
-            let mut fds = [
-                PollFd::new(&self.cancel, PollFlags::IN),
-                PollFd::new(&self.reader, PollFlags::IN),
-            ];
-            match poll(&mut fds, None) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            if !fds[0].revents().is_empty() {
-                // The client is gone (or the cancel socket broke): nobody
-                // waits for what the transport may still say.
-                return Ok(0);
-            }
-            if !fds[1].revents().is_empty() {
-                return self.reader.read(buf);
-            }
+        let fds = [self.cancel.as_fd(), self.reader.as_fd()];
+        match xenmq_sys::poll_any(&fds, None)? {
+            // The client is gone (or the cancel socket broke): nobody
+            // waits for what the transport may still say.
+            Some(0) => Ok(0),
+            _ => self.reader.read(buf),
         }
     }
 }
@@ -355,7 +350,8 @@ impl Store for Connection {
     }
 
     fn next_event(&self, timeout: Option<Duration>) -> Result<Option<WatchEvent>, Error> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to add to now is as good as none.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut st = self.inner.lock();
         loop {
             if let Some(e) = st.events.pop_front() {
@@ -377,7 +373,7 @@ impl Store for Connection {
                     }
                     self.inner
                         .changed
-                        .wait_timeout(st, d - now)
+                        .wait_timeout(st, d.saturating_duration_since(now))
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }

@@ -18,7 +18,7 @@ use crate::xenbus::config::{self, Config};
 pub const SLOT_SIZE: usize = PAGE_SIZE;
 
 /// The key holding the pool's grant references, space-separated.
-pub const POOL_KEY: &str = "xenmq-pool-refs";
+pub const POOL_KEY: &str = crate::xenbus::key::XENMQ_POOL_REFS;
 
 /// The most pages a pool may have (what a backend accepts).
 pub const MAX_POOL_PAGES: usize = 256;

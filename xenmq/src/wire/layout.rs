@@ -109,44 +109,59 @@ pub const fn check_align(name: &str, declared: usize, actual: usize) {
     }
 }
 
-/// Field `next` at `next_offset` must start where field `prev` ends.
-pub const fn check_gap(prev: &str, prev_end: usize, next: &str, next_offset: usize) {
+/// The rule both padding checks state.
+const NO_PADDING: &str = "`#[xenmq::message]` structs have no implicit padding: ";
+
+/// Field `next` (aligned to `next_align`) at `next_offset` must start
+/// where field `prev` ends.
+pub const fn check_gap(
+    prev: &str,
+    prev_end: usize,
+    next: &str,
+    next_align: usize,
+    next_offset: usize,
+) {
     if prev_end != next_offset {
         Msg::new()
-            .str("implicit padding: ")
+            .str(NO_PADDING)
             .num(next_offset.saturating_sub(prev_end))
-            .str(" bytes between field `")
+            .str(" bytes between `")
             .str(prev)
-            .str("` (ends at offset ")
+            .str("` (ends at ")
             .num(prev_end)
-            .str(") and field `")
+            .str(") and `")
             .str(next)
-            .str("` (at offset ")
+            .str("` (align ")
+            .num(next_align)
+            .str(", at ")
             .num(next_offset)
-            .str("); declare them, e.g. `_pad: [u8; ")
+            .str("); add `_pad: [u8; ")
             .num(next_offset.saturating_sub(prev_end))
-            .str("]`")
+            .str("]` before it")
             .fail();
     }
 }
 
-/// The last field `last` must end where message `name` ends.
-pub const fn check_tail(name: &str, last: &str, last_end: usize, size: usize) {
+/// The last field `last` must end where message `name` (aligned to
+/// `align`) ends.
+pub const fn check_tail(name: &str, last: &str, last_end: usize, size: usize, align: usize) {
     if last_end != size {
         Msg::new()
-            .str("implicit padding: ")
+            .str(NO_PADDING)
             .num(size.saturating_sub(last_end))
             .str(" bytes after the last field `")
             .str(last)
-            .str("` (ends at offset ")
+            .str("` (ends at ")
             .num(last_end)
-            .str(", `")
+            .str("; `")
             .str(name)
-            .str("` is ")
+            .str("` is aligned to ")
+            .num(align)
+            .str(", so ")
             .num(size)
-            .str(" bytes); declare them at the end, e.g. `_pad: [u8; ")
+            .str(" bytes); add `_pad: [u8; ")
             .num(size.saturating_sub(last_end))
-            .str("]`")
+            .str("]` at the end")
             .fail();
     }
 }

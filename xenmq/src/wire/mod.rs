@@ -59,13 +59,17 @@
     )
 )]
 
+#[doc(hidden)]
+pub mod check;
 mod enums;
 mod fingerprint;
 #[doc(hidden)]
 pub mod layout;
+mod prefix;
 
 pub use enums::{Enum, Int, WireEnum};
 pub use fingerprint::{combine as combine_fingerprints, Fnv};
+pub use prefix::{read_prefix, write_prefix};
 
 use zerocopy::byteorder::{BigEndian, LittleEndian};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};

@@ -206,3 +206,25 @@ fn fingerprint_of_arrays_and_enums() {
     assert_ne!(<u32>::TYPE_FINGERPRINT, <le::U32>::TYPE_FINGERPRINT);
     assert_ne!(Enum::<Op>::TYPE_FINGERPRINT, <u16>::TYPE_FINGERPRINT);
 }
+
+#[test]
+fn prefix_copies_read_and_write_only_the_members_bytes() {
+    let req = Req {
+        op: Enum::new(Op::Flush),
+        status: Enum::new(Status::Error),
+        _pad: [0; 5],
+        id: 42,
+    };
+    let mut bytes = [0xaau8; 24];
+    super::write_prefix(&mut bytes, &req);
+    assert_eq!(bytes[..16], *req.wire_bytes());
+    assert_eq!(bytes[16..], [0xaa; 8]);
+    let back: Req = super::read_prefix(&bytes);
+    assert_eq!(back.id, 42);
+    assert_eq!(back.op.get(), Ok(Op::Flush));
+    // A member a hostile peer filled with a value that names no variant
+    // reads back as an error from `get`, not as a bad enum.
+    bytes[0..2].copy_from_slice(&7u16.to_ne_bytes());
+    let bad: Req = super::read_prefix(&bytes);
+    assert!(bad.op.get().is_err());
+}

@@ -17,11 +17,15 @@
 //! use xenmq::prelude::*;
 //! use xenmq::xenbus::RingRefs;
 //!
+//! // Reads a frontend's directory, the handshake's own keys included: a
+//! // driver's config may not use those, `reserved` says it is on purpose.
 //! #[derive(XenstoreConfig)]
 //! struct Ring {
-//!     #[xenstore(rename = "ring-ref")] // ring-ref, or ring-page-order + ring-ref0..N-1
+//!     #[xenstore(rename = "ring-ref", reserved)] // ring-ref, or ring-page-order + ring-ref0..N-1
 //!     ring: RingRefs,
+//!     #[xenstore(reserved)]
 //!     event_channel: u32,            // key `event-channel`
+//!     #[xenstore(reserved)]
 //!     protocol: Option<String>,      // optional
 //!     feature_persistent: bool,      // "0"/"1", missing is false
 //!     #[xenstore(default = 11, min = 1, max = 256)]

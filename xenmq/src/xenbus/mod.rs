@@ -123,8 +123,25 @@ pub mod key {
     /// The frontend incarnation a backend's Connected is for.
     pub const XENMQ_FRONTEND_INSTANCE: &str = "xenmq-frontend-instance";
 
-    /// Every key the machines write themselves; features may not use them.
-    pub const RESERVED: [&str; 14] = [
+    /// The frontend's buffer pool grants, written by the frontend driver
+    /// ([`crate::driver::POOL_KEY`]).
+    pub const XENMQ_POOL_REFS: &str = "xenmq-pool-refs";
+    /// The backend's directory, in the frontend's (written by the toolstack).
+    pub const BACKEND: &str = "backend";
+    /// The backend's domain id, in the frontend's directory (toolstack).
+    pub const BACKEND_ID: &str = "backend-id";
+    /// The frontend's directory, in the backend's (toolstack).
+    pub const FRONTEND: &str = "frontend";
+    /// The frontend's domain id, in the backend's directory (toolstack).
+    pub const FRONTEND_ID: &str = "frontend-id";
+    /// Whether the device is attached, in the backend's directory (toolstack).
+    pub const ONLINE: &str = "online";
+
+    /// Every key the framework writes itself (the machines, the buffer
+    /// pool, the toolstack); a driver's features may not use them. The
+    /// `XenstoreConfig` derive refuses them at compile time from a copy of
+    /// this list that its tests keep identical.
+    pub const RESERVED: [&str; 20] = [
         STATE,
         RING_REF,
         RING_PAGE_ORDER,
@@ -139,7 +156,21 @@ pub mod key {
         XENMQ_INSTANCE,
         XENMQ_BACKEND_INSTANCE,
         XENMQ_FRONTEND_INSTANCE,
+        XENMQ_POOL_REFS,
+        BACKEND,
+        BACKEND_ID,
+        FRONTEND,
+        FRONTEND_ID,
+        ONLINE,
     ];
+
+    /// Prefixes of reserved keys: `ring-ref0`.. of a multi-page ring.
+    pub const RESERVED_PREFIXES: [&str; 1] = [RING_REF];
+
+    /// Whether the framework owns `key` ([`RESERVED`], [`RESERVED_PREFIXES`]).
+    pub fn is_reserved(key: &str) -> bool {
+        RESERVED.contains(&key) || RESERVED_PREFIXES.iter().any(|p| key.starts_with(p))
+    }
 }
 
 /// The ABI name of this build for the `protocol` key (`xen/io/protocols.h`).
@@ -262,8 +293,7 @@ impl Params {
         if self.max_ring_page_order > config::MAX_RING_PAGE_ORDER {
             return Err(Error::Params("max_ring_page_order is larger than 4"));
         }
-        let reserved = |k: &str| key::RESERVED.contains(&k) || k.starts_with(key::RING_REF);
-        if self.features.own.iter().any(|(k, _)| reserved(k)) {
+        if self.features.own.iter().any(|(k, _)| key::is_reserved(k)) {
             return Err(Error::Params(
                 "a feature key collides with a key the handshake writes",
             ));

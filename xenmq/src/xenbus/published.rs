@@ -9,10 +9,14 @@ use crate::XenstoreConfig;
 /// protocol is told so, rather than about its first unexpected key.
 #[derive(XenstoreConfig)]
 pub(crate) struct IdentityKeys {
+    #[xenstore(reserved)]
     pub xenmq_protocol: String,
+    #[xenstore(reserved)]
     pub xenmq_version: u32,
+    #[xenstore(reserved)]
     pub xenmq_fingerprint: Fingerprint,
     /// Missing means `ring.h`: the only layout before the key existed.
+    #[xenstore(reserved)]
     pub xenmq_ring_layout: Option<String>,
 }
 
@@ -21,7 +25,9 @@ pub(crate) struct IdentityKeys {
 pub(crate) struct BackendKeys {
     /// Missing means single-page rings only, as in Xen.
     #[xenstore(default = 0)]
+    #[xenstore(reserved)]
     pub max_ring_page_order: u32,
+    #[xenstore(reserved)]
     pub xenmq_instance: u64,
 }
 
@@ -29,10 +35,15 @@ pub(crate) struct BackendKeys {
 #[derive(XenstoreConfig)]
 pub(crate) struct FrontendKeys {
     #[xenstore(rename = "ring-ref")]
+    #[xenstore(reserved)]
     pub ring: RingRefs,
+    #[xenstore(reserved)]
     pub event_channel: u32,
+    #[xenstore(reserved)]
     pub protocol: Option<String>,
+    #[xenstore(reserved)]
     pub xenmq_instance: u64,
+    #[xenstore(reserved)]
     pub xenmq_backend_instance: u64,
 }
 
@@ -40,6 +51,7 @@ pub(crate) struct FrontendKeys {
 /// ring it mapped.
 #[derive(XenstoreConfig)]
 pub(crate) struct ConnectedKeys {
+    #[xenstore(reserved)]
     pub xenmq_frontend_instance: u64,
 }
 
@@ -47,5 +59,6 @@ pub(crate) struct ConnectedKeys {
 /// before anything else: keys published for a predecessor are ignored.
 #[derive(XenstoreConfig)]
 pub(crate) struct EchoKeys {
+    #[xenstore(reserved)]
     pub xenmq_backend_instance: u64,
 }

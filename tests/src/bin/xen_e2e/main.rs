@@ -37,15 +37,7 @@ pub type Res<T> = Result<T, String>;
 
 /// `what: error: its source: ...`, the whole chain.
 pub fn e<E: std::error::Error>(what: &str) -> impl FnOnce(E) -> String + '_ {
-    move |err| {
-        let mut msg = format!("{what}: {err}");
-        let mut src = err.source();
-        while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        msg
-    }
+    move |err| format!("{what}: {}", xenmq::error::Chain(&err))
 }
 
 /// A domid from the environment `xenmq lab run` sets.

@@ -1,4 +1,6 @@
-//! The unsafe floor of the Linux platform: ioctl and mmap on `/dev/xen`.
+//! The unsafe floor of the Linux platform: the ioctls of `/dev/xen`, over
+//! the checked ABI in [`abi`]. Mapping the devices' pages and waiting on
+//! them are `xenmq_sys`'s ([`Mapping`], `xenmq_sys::poll_in`).
 //!
 //! Each device has a *seam* trait ([`GntallocIo`], [`GntdevIo`],
 //! [`EvtchnIo`]) naming the operations the logic above needs, with typed
@@ -15,8 +17,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use zerocopy::IntoBytes;
@@ -27,218 +27,7 @@ use abi::{
     PrivcmdHypercall, UnmapNotify,
 };
 
-/// The page size of the mappings (Xen's, and x86 Linux's).
-pub const PAGE_SIZE: usize = 4096;
-
-/// An access outside a [`Mapping`] or a write to a read-only one.
-#[derive(Debug, thiserror::Error)]
-#[error("access of {len} bytes at offset {offset} is outside the {size}-byte {kind} mapping")]
-pub struct BadAccess {
-    /// First byte of the access.
-    pub offset: usize,
-    /// Its length.
-    pub len: usize,
-    /// The mapping's length.
-    pub size: usize,
-    /// "read-write" or "read-only".
-    pub kind: &'static str,
-}
-
-/// Memory mapped from a device (or anonymous memory standing in for it in
-/// tests), unmapped on drop.
-///
-/// The memory may be shared with another domain, which can change any byte
-/// at any moment. So there is no way to get a `&[u8]` into it: reads and
-/// writes are volatile copies ([`Mapping::read`], [`Mapping::write`]) or
-/// atomics ([`Mapping::load_u32`], [`Mapping::store_u32`]).
-#[derive(Debug)]
-pub struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-    writable: bool,
-}
-
-// SAFETY: a Mapping owns its pages (nobody else unmaps them) and every access
-// through it is volatile or atomic, tolerating concurrent writers; moving it
-// to another thread or sharing it adds no hazard.
-unsafe impl Send for Mapping {}
-// SAFETY: as for Send: `&Mapping` only allows volatile/atomic accesses.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// `mmap(MAP_SHARED)` of `len` bytes of `fd` at `offset`.
-    fn map_fd(fd: BorrowedFd<'_>, offset: u64, len: usize, writable: bool) -> io::Result<Self> {
-        if len == 0 || !len.is_multiple_of(PAGE_SIZE) {
-            return Err(io::Error::from(io::ErrorKind::InvalidInput));
-        }
-        let off = libc::off_t::try_from(offset)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
-        // SAFETY: a NULL hint lets the kernel pick a fresh range, so no
-        // existing Rust object is replaced; fd is a live descriptor borrowed
-        // for the call; len is non-zero and page-sized (checked above). The
-        // result is checked for MAP_FAILED before use.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                off,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr =
-            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
-        Ok(Mapping { ptr, len, writable })
-    }
-
-    /// Anonymous zeroed read-write memory of `len` bytes (a whole number of
-    /// pages): what fakes of the device traits hand out in tests.
-    pub fn anonymous(len: usize) -> io::Result<Self> {
-        if len == 0 || !len.is_multiple_of(PAGE_SIZE) {
-            return Err(io::Error::from(io::ErrorKind::InvalidInput));
-        }
-        // SAFETY: NULL hint (fresh range, nothing replaced), no fd, non-zero
-        // page-sized len; MAP_FAILED is checked below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr =
-            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
-        Ok(Mapping {
-            ptr,
-            len,
-            writable: true,
-        })
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the mapping is empty (never: mappings are at least a page).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Whether writes are allowed.
-    pub fn is_writable(&self) -> bool {
-        self.writable
-    }
-
-    /// The first byte, for handing to code that keeps the mapping alive
-    /// (e.g. to build an `xenmq::shm::Region`, whose constructor states the
-    /// obligations).
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    /// The mapping as an `xenmq::shm::Region`, for the ring and the other
-    /// platform-free code. **Valid only while `self` lives** (the contract
-    /// of `xenmq::grant::Pages::region`, through which the platform hands it
-    /// out).
-    pub fn region(&self) -> xenmq::shm::Region {
-        // SAFETY: ptr..ptr+len is the live mapping owned by `self` (unmapped
-        // only in Drop); mmap returns page-aligned memory, so 64-byte
-        // alignment holds; this module never forms a Rust reference into it.
-        // That the region is not used after `self` is gone is passed on to
-        // the caller, as documented above and in `Pages::region`. A read-only
-        // mapping is PROT_READ: a write through its region faults (SIGSEGV),
-        // as writing a read-only grant does on Xen; the owner's `access`
-        // says which mappings are writable.
-        unsafe { xenmq::shm::Region::new(self.ptr, self.len) }
-    }
-
-    fn check(&self, offset: usize, len: usize, write: bool, align: usize) -> Result<(), BadAccess> {
-        let inside = offset.checked_add(len).is_some_and(|end| end <= self.len);
-        if !inside || (write && !self.writable) || !offset.is_multiple_of(align) {
-            return Err(BadAccess {
-                offset,
-                len,
-                size: self.len,
-                kind: if self.writable {
-                    "read-write"
-                } else {
-                    "read-only"
-                },
-            });
-        }
-        Ok(())
-    }
-
-    /// Copies `buf.len()` bytes at `offset` out of the mapping (volatile:
-    /// the peer may be writing them; the copy is what gets checked).
-    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), BadAccess> {
-        self.check(offset, buf.len(), false, 1)?;
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: offset + i < offset + buf.len() <= self.len (check
-            // above), so the byte is inside the live mapping owned by self,
-            // which is readable (PROT_READ always). Volatile because another
-            // domain may write it concurrently; u8 has no alignment needs.
-            *b = unsafe { self.ptr.as_ptr().add(offset + i).read_volatile() };
-        }
-        Ok(())
-    }
-
-    /// Copies `data` into the mapping at `offset` (volatile).
-    pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), BadAccess> {
-        self.check(offset, data.len(), true, 1)?;
-        for (i, b) in data.iter().enumerate() {
-            // SAFETY: in bounds as in `read` (checked above), and the mapping
-            // is writable (PROT_WRITE: `check` refused otherwise). Volatile:
-            // shared memory, no Rust reference to it exists.
-            unsafe { self.ptr.as_ptr().add(offset + i).write_volatile(*b) };
-        }
-        Ok(())
-    }
-
-    fn atomic_u32(&self, offset: usize, write: bool) -> Result<&AtomicU32, BadAccess> {
-        self.check(offset, 4, write, 4)?;
-        // SAFETY: offset is 4-aligned and offset+4 <= len (checked), and the
-        // mapping starts page-aligned, so the pointer is valid and aligned for
-        // an AtomicU32 for as long as `self` lives (the returned borrow is
-        // tied to `&self`). All accesses to shared words go through atomics
-        // or volatile copies, which is what AtomicU32::from_ptr requires of
-        // concurrent non-Rust writers (the peer's CPU accesses are atomic at
-        // this size and alignment on x86).
-        Ok(unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(offset).cast::<u32>()) })
-    }
-
-    /// Atomically loads the aligned `u32` at `offset`.
-    pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32, BadAccess> {
-        Ok(self.atomic_u32(offset, false)?.load(order))
-    }
-
-    /// Atomically stores the aligned `u32` at `offset`.
-    pub fn store_u32(&self, offset: usize, value: u32, order: Ordering) -> Result<(), BadAccess> {
-        self.atomic_u32(offset, true)?.store(value, order);
-        Ok(())
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned for this object,
-        // which owns the range; no reference into it can outlive `self`
-        // (accessors hand out copies or borrows of `self`).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
+pub use xenmq_sys::{BadAccess, Mapping, PAGE_SIZE};
 
 /// Opens a `/dev/xen` node read-write, close-on-exec.
 fn open_dev(path: &str, nonblock: bool) -> io::Result<File> {
@@ -365,7 +154,7 @@ impl GntallocIo for GntallocDev {
         let len = pages
             .checked_mul(PAGE_SIZE)
             .ok_or(io::ErrorKind::InvalidInput)?;
-        Mapping::map_fd(self.0.as_fd(), index, len, true)
+        Mapping::file(&self.0, index, len, true)
     }
 }
 
@@ -459,7 +248,7 @@ impl GntdevIo for GntdevDev {
         let len = pages
             .checked_mul(PAGE_SIZE)
             .ok_or(io::ErrorKind::InvalidInput)?;
-        Mapping::map_fd(self.0.as_fd(), index, len, writable)
+        Mapping::file(&self.0, index, len, writable)
     }
 }
 
@@ -579,7 +368,7 @@ impl EvtchnIo for EvtchnDev {
     }
 
     fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        poll_in(self.dev.as_fd(), timeout)
+        xenmq_sys::poll_in(self.dev.as_fd(), timeout)
     }
 
     fn status(&self, port: u32) -> io::Result<EvtchnStatus> {
@@ -607,70 +396,9 @@ impl EvtchnIo for EvtchnDev {
     }
 }
 
-/// `poll(POLLIN)` on one descriptor, restarted on `EINTR` with the time left.
-pub fn poll_in(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
-    loop {
-        let ms: libc::c_int = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(std::time::Instant::now());
-                // Round up so a sub-millisecond remainder still waits.
-                libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX)
-            }
-        };
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: pfd is one valid, exclusively borrowed pollfd and nfds is 1;
-        // the fd is borrowed for the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if r == 0 {
-            return Ok(false);
-        }
-        if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-            return Err(io::Error::other("poll reported an error on the descriptor"));
-        }
-        return Ok(true);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mapping_bounds_and_atomics() {
-        let m = Mapping::anonymous(PAGE_SIZE).unwrap();
-        m.write(10, b"hello").unwrap();
-        let mut b = [0u8; 5];
-        m.read(10, &mut b).unwrap();
-        assert_eq!(&b, b"hello");
-        assert!(m.write(PAGE_SIZE - 2, b"abc").is_err());
-        assert!(m.read(usize::MAX, &mut b).is_err());
-        m.store_u32(64, 0xdead_beef, Ordering::Release).unwrap();
-        assert_eq!(m.load_u32(64, Ordering::Acquire).unwrap(), 0xdead_beef);
-        assert!(m.load_u32(65, Ordering::Relaxed).is_err(), "misaligned");
-        assert!(m.load_u32(PAGE_SIZE - 2, Ordering::Relaxed).is_err());
-        assert!(Mapping::anonymous(100).is_err());
-    }
-
-    #[test]
-    fn poll_times_out_and_sees_data() {
-        let (r, mut w) = std::os::unix::net::UnixStream::pair().unwrap();
-        assert!(!poll_in(r.as_fd(), Some(Duration::from_millis(20))).unwrap());
-        w.write_all(b"x").unwrap();
-        assert!(poll_in(r.as_fd(), Some(Duration::from_secs(5))).unwrap());
-    }
 
     #[test]
     fn ioctl_numbers_follow_ioc() {

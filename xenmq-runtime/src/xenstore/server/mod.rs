@@ -22,6 +22,14 @@
 //! Threads: each connection has a reader (parses and handles requests under
 //! the one store lock) and a writer (drains the connection's bounded output
 //! queue), so a client that stops reading stalls nobody else.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 mod outbox;
 mod state;

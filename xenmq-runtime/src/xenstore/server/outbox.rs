@@ -75,14 +75,14 @@ impl Outbox {
             q.event_since
                 .is_none_or(|t| now.duration_since(t) < timeout)
         });
-        let expired = before - g.queue.len();
-        g.dropped_events += expired as u64;
+        let expired = before.saturating_sub(g.queue.len());
+        g.dropped_events = g.dropped_events.saturating_add(expired as u64);
         let duplicate = dedup
             && g.queue
                 .iter()
                 .any(|q| q.event_since.is_some() && q.bytes == bytes);
         if duplicate || g.queue.len() >= self.max_queued {
-            g.dropped_events += 1;
+            g.dropped_events = g.dropped_events.saturating_add(1);
             return;
         }
         g.queue.push_back(Queued {

@@ -19,8 +19,17 @@ impl Node {
     /// The bytes C xenstored 4.17 charges an unprivileged domain for this
     /// node (record header, permissions, value, NUL-terminated children).
     pub fn charged_size(&self) -> usize {
-        let children: usize = self.children.iter().map(|c| c.len() + 1).sum();
-        24 + 8 * self.perms.entries().len() + self.value.len() + children
+        let children = self
+            .children
+            .iter()
+            .fold(0usize, |n, c| n.saturating_add(c.len()).saturating_add(1));
+        self.perms
+            .entries()
+            .len()
+            .saturating_mul(8)
+            .saturating_add(24)
+            .saturating_add(self.value.len())
+            .saturating_add(children)
     }
 
     /// The children as DIRECTORY sends them: each name and a NUL.
