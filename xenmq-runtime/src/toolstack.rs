@@ -496,15 +496,33 @@ pub struct DeviceStatus {
     pub backend: End,
     /// The frontend's directory.
     pub frontend: End,
-    /// The protocol name, version and ring layout the ends published
-    /// (`xenmq-protocol`, `xenmq-version`, `xenmq-ring-layout`), backend's
-    /// first: `vkv v1 ring.h`.
-    pub protocol: Option<String>,
+    /// The protocol name, version and ring layout the ends published,
+    /// backend's first.
+    pub protocol: Option<Protocol>,
     /// Ring pages: from `ring-page-order`, or 1 when a single `ring-ref` is
     /// published.
     pub ring_pages: Option<u32>,
     /// The frontend's `event-channel`.
     pub event_channel: Option<String>,
+}
+
+/// The protocol a device's end published: `xenmq-protocol`,
+/// `xenmq-version` and `xenmq-ring-layout`. Shown as `vkv v1 ring.h`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protocol {
+    /// The protocol's name.
+    pub name: String,
+    /// Its version, as written (empty if the key is missing).
+    pub version: String,
+    /// The ring layout: `ring.h` when the key is missing (the only layout
+    /// before the key).
+    pub layout: String,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} v{} {}", self.name, self.version, self.layout)
+    }
 }
 
 /// Reads one key; missing (or unreadable to us) is `None`.
@@ -604,9 +622,13 @@ pub fn status<S: Store + ?Sized>(store: &S, device: Device) -> Result<DeviceStat
             if let Some(name) = key(store, dir, "xenmq-protocol")? {
                 let version = key(store, dir, "xenmq-version")?.unwrap_or_default();
                 // Missing means ring.h, the only layout before the key.
-                let layout = key(store, dir, "xenmq-ring-layout")?;
-                let layout = layout.as_deref().unwrap_or("ring.h");
-                protocol = Some(format!("{name} v{version} {layout}"));
+                let layout =
+                    key(store, dir, "xenmq-ring-layout")?.unwrap_or_else(|| "ring.h".to_owned());
+                protocol = Some(Protocol {
+                    name,
+                    version,
+                    layout,
+                });
             }
         }
     }
@@ -651,14 +673,29 @@ pub fn state_name(state: &str) -> &'static str {
     }
 }
 
+/// Text an end wrote, made safe for one line of a table: control
+/// characters (newlines, tabs, escape sequences) are shown escaped.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl fmt::Display for DeviceStatus {
-    /// One line for `xenmq status`.
+    /// `xenmq status`'s row of the device, then each end's error on a line
+    /// of its own below it (an error's text cannot shift the columns).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = &self.device;
         let state = |e: &End| match (&e.path, &e.state) {
             (None, _) => "-".to_owned(),
             (Some(_), None) => "?".to_owned(),
-            (Some(_), Some(s)) => format!("{s}:{}", state_name(s)),
+            (Some(_), Some(s)) => format!("{}:{}", one_line(s), state_name(s)),
         };
         write!(
             f,
@@ -669,13 +706,17 @@ impl fmt::Display for DeviceStatus {
             state(&self.backend),
             d.frontend,
             state(&self.frontend),
-            self.protocol.as_deref().unwrap_or("-"),
+            self.protocol
+                .as_ref()
+                .map_or("-".to_owned(), |p| one_line(&p.to_string())),
             self.ring_pages.map_or("-".to_owned(), |p| p.to_string()),
-            self.event_channel.as_deref().unwrap_or("-"),
+            self.event_channel
+                .as_deref()
+                .map_or("-".to_owned(), one_line),
         )?;
         for (who, end) in [("backend", &self.backend), ("frontend", &self.frontend)] {
             if let Some(err) = &end.error {
-                write!(f, "  {who} error: {err}")?;
+                write!(f, "\n    {who} error: {}", one_line(err))?;
             }
         }
         Ok(())
