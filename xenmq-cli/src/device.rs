@@ -7,7 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use xenmq_runtime::toolstack::{self, status_header, Detached, Device, DomainRef};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use xenmq::xenstore::{Store, Tx};
+use xenmq_runtime::toolstack::{
+    self, state_name, status_header, Detached, Device, DeviceStatus, DomainRef, End,
+};
 use xenmq_runtime::xenstore::Connection;
 
 use crate::fail::Failure;
@@ -183,9 +189,22 @@ pub struct DetachArgs {
 #[derive(Debug, clap::Args)]
 #[command(after_help = XENSTORE_HELP)]
 pub struct StatusArgs {
+    /// Only the devices with an end in this domain: its id, or its name
+    #[arg(long, value_name = "DOMAIN")]
+    domain: Option<DomainRef>,
+    /// Print one JSON document (errors too: `{"error": "..."}`)
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with 3 when an end of a listed device wrote an `error` node
+    #[arg(long)]
+    fail_on_error: bool,
     #[command(flatten)]
     xenstore: Xenstore,
 }
+
+/// The exit code of `status --fail-on-error` when a device is in error:
+/// apart from 1, a failure to list the devices at all.
+const IN_ERROR: u8 = 3;
 
 /// `xenmq attach`.
 pub fn attach(a: AttachArgs) -> Result<ExitCode, Failure> {
@@ -221,17 +240,153 @@ pub fn detach(a: DetachArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `xenmq status --json`'s document.
+#[derive(Debug, Serialize)]
+struct StatusJson {
+    devices: Vec<DeviceJson>,
+}
+
+/// One device in `xenmq status --json`.
+#[derive(Debug, Serialize)]
+struct DeviceJson {
+    #[serde(rename = "type")]
+    device_type: String,
+    id: u32,
+    backend: EndJson,
+    frontend: EndJson,
+    /// Published by the backend, else by the frontend.
+    protocol: Option<ProtocolJson>,
+    ring_pages: Option<u32>,
+    /// As the frontend wrote it.
+    event_channel: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProtocolJson {
+    name: String,
+    version: String,
+    layout: String,
+}
+
+/// One end of a device in `xenmq status --json`.
+#[derive(Debug, Serialize)]
+struct EndJson {
+    domain: u16,
+    /// The domain's `name`, if it has one.
+    domain_name: Option<String>,
+    /// The directory the toolstack made for this end.
+    path: String,
+    /// Whether that directory exists.
+    exists: bool,
+    /// The XenbusState number; `None` if no `state` key or not a number.
+    state: Option<u32>,
+    /// Its name (`invalid` for a `state` that is not a XenbusState).
+    state_name: Option<&'static str>,
+    /// The `state` key as written.
+    state_text: Option<String>,
+    /// The `error` node's text.
+    error: Option<String>,
+}
+
+/// Domain names, each read once.
+struct Names<'a> {
+    xs: &'a Connection,
+    seen: BTreeMap<u16, Option<String>>,
+}
+
+impl Names<'_> {
+    fn get(&mut self, domid: u16) -> Option<String> {
+        let xs = self.xs;
+        self.seen
+            .entry(domid)
+            .or_insert_with(|| {
+                xs.read(Tx::NONE, &format!("/local/domain/{domid}/name"))
+                    .ok()
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+            })
+            .clone()
+    }
+}
+
+fn end_json(end: &End, domain: u16, path: String, names: &mut Names<'_>) -> EndJson {
+    EndJson {
+        domain,
+        domain_name: names.get(domain),
+        path,
+        exists: end.path.is_some(),
+        state: end.state.as_deref().and_then(|s| s.parse().ok()),
+        state_name: end.state.as_deref().map(state_name),
+        state_text: end.state.clone(),
+        error: end.error.clone(),
+    }
+}
+
+fn device_json(st: &DeviceStatus, names: &mut Names<'_>) -> DeviceJson {
+    let d = &st.device;
+    DeviceJson {
+        device_type: d.device_type.clone(),
+        id: d.id,
+        backend: end_json(&st.backend, d.backend, d.backend_path(), names),
+        frontend: end_json(&st.frontend, d.frontend, d.frontend_path(), names),
+        protocol: st.protocol.as_ref().map(|p| ProtocolJson {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            layout: p.layout.clone(),
+        }),
+        ring_pages: st.ring_pages,
+        event_channel: st.event_channel.clone(),
+    }
+}
+
+/// Prints a value as JSON on stdout, one document and a newline.
+pub fn print_json(v: &impl Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(v).map_err(Failure::run)?;
+    println!("{text}");
+    Ok(())
+}
+
 /// `xenmq status`.
 pub fn status(a: StatusArgs) -> Result<ExitCode, Failure> {
     let xs = a.xenstore.connect()?;
-    let devices = toolstack::devices(&xs).map_err(Failure::run)?;
-    if devices.is_empty() {
-        println!("no devices");
-        return Ok(ExitCode::SUCCESS);
+    let mut devices = toolstack::devices(&xs).map_err(Failure::run)?;
+    if let Some(d) = &a.domain {
+        // An id need not name a live domain: what a dead one left behind
+        // is worth seeing.
+        let id = match d {
+            DomainRef::Id(id) => *id,
+            DomainRef::Name(_) => toolstack::domain_id(&xs, d).map_err(|e| match e {
+                toolstack::Error::NoDomain(_) | toolstack::Error::AmbiguousName(..) => {
+                    Failure::usage(&["status"], e.to_string())
+                }
+                e => Failure::run(e),
+            })?,
+        };
+        devices.retain(|s| s.device.frontend == id || s.device.backend == id);
     }
-    println!("{}", status_header());
-    for d in devices {
-        println!("{d}");
+    let in_error = devices
+        .iter()
+        .filter(|s| s.backend.error.is_some() || s.frontend.error.is_some())
+        .count();
+    if a.json {
+        let mut names = Names {
+            xs: &xs,
+            seen: BTreeMap::new(),
+        };
+        let devices = devices.iter().map(|s| device_json(s, &mut names)).collect();
+        print_json(&StatusJson { devices })?;
+    } else if devices.is_empty() {
+        println!("no devices");
+    } else {
+        println!("{}", status_header());
+        for d in devices {
+            println!("{d}");
+        }
+    }
+    if a.fail_on_error && in_error > 0 {
+        if !a.json {
+            eprintln!("xenmq status: {in_error} device(s) in error");
+        }
+        return Ok(ExitCode::from(IN_ERROR));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,9 @@
 //!   message with the verb's usage and exits 2.
 //! - A run-time error prints `error: ` and the error with its causes on one
 //!   line ([`xenmq::error::Chain`], shared by every xenmq binary) and exits 1.
+//! - Under `--json`, either is instead one JSON object on stdout,
+//!   `{"error": "..."}`, with the same exit codes: a script piping into
+//!   `jq` always reads valid JSON.
 
 use std::process::ExitCode;
 
@@ -56,6 +59,45 @@ impl Failure {
             }
         }
     }
+}
+
+impl Failure {
+    /// Prints the failure as `{"error": "..."}` on stdout (a `--json`
+    /// verb's failure); returns the exit code.
+    pub fn report_json(self) -> ExitCode {
+        match self {
+            Failure::Usage { msg, .. } => json_error(&msg, ExitCode::from(2)),
+            Failure::Run(e) => json_error(&Chain(&*e).to_string(), ExitCode::FAILURE),
+        }
+    }
+}
+
+/// Prints `{"error": msg}` on stdout; returns `code`.
+pub fn json_error(msg: &str, code: ExitCode) -> ExitCode {
+    println!("{}", serde_json::json!({ "error": msg }));
+    code
+}
+
+/// A clap error as `{"error": "..."}` on stdout when the command line asked
+/// for `--json` (help and version print as usual); returns its exit code.
+pub fn clap_exit_json(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return clap_exit(e);
+    }
+    // clap's first line, `error: ...`, is the message; the rest is usage.
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let msg = first.strip_prefix("error: ").unwrap_or(first).trim();
+    json_error(
+        msg,
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2)),
+    )
 }
 
 /// Adds the usage of the verb `argv` names to a clap error that lacks it

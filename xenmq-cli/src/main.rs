@@ -76,11 +76,25 @@ fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
+        Err(e) if argv.iter().any(|a| a == "--json") => return fail::clap_exit_json(&e),
         Err(e) => return fail::clap_exit(&fail::with_usage(e, &argv)),
     };
+    let json = cli.verb.json();
     match run(cli.verb) {
         Ok(code) => code,
+        Err(f) if json => f.report_json(),
         Err(f) => f.report(),
+    }
+}
+
+impl Verb {
+    /// Whether the verb prints JSON on stdout, so fails in JSON too.
+    fn json(&self) -> bool {
+        match self {
+            Verb::Status(a) => a.json,
+            Verb::Sim(a) => a.json(),
+            _ => false,
+        }
     }
 }
 

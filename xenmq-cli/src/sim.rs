@@ -179,7 +179,36 @@ enum Cmd {
     List {
         #[command(flatten)]
         at: RunDir,
+        /// Print one JSON document (errors too: `{"error": "..."}`)
+        #[arg(long)]
+        json: bool,
     },
+}
+
+impl Args {
+    /// Whether the command prints JSON (and so fails in JSON).
+    pub fn json(&self) -> bool {
+        matches!(self.command, Some(Cmd::List { json: true, .. }))
+    }
+}
+
+/// `xenmq sim list --json`'s document.
+#[derive(Debug, serde::Serialize)]
+struct ListJson {
+    domains: Vec<DomainJson>,
+}
+
+/// One domain of the simulated host.
+#[derive(Debug, serde::Serialize)]
+struct DomainJson {
+    domid: u16,
+    name: String,
+    /// The process running as the domain, if any.
+    pid: Option<u32>,
+    /// Grants it holds, pages it maps, event channel ports it has bound.
+    grants: u32,
+    maps: u32,
+    ports: u32,
 }
 
 /// The Xenstore server the host runs: the simulator's own, with C
@@ -275,7 +304,23 @@ pub fn main(a: Args) -> Result<ExitCode, Failure> {
                 println!("{off} {val:#010x}");
             }
         }
-        Cmd::List { at } => {
+        Cmd::List { at, json: true } => {
+            let domains = dom0(&at.run_dir)?
+                .domains()
+                .map_err(Failure::run)?
+                .into_iter()
+                .map(|d| DomainJson {
+                    domid: d.domid,
+                    name: d.name,
+                    pid: d.pid,
+                    grants: d.grants,
+                    maps: d.maps,
+                    ports: d.ports,
+                })
+                .collect();
+            crate::device::print_json(&ListJson { domains })?;
+        }
+        Cmd::List { at, json: false } => {
             println!(
                 "{:>5}  {:<16} {:>7}  {:>6} {:>5} {:>5}",
                 "domid", "name", "pid", "grants", "maps", "ports"

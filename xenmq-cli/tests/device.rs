@@ -243,3 +243,197 @@ fn help_answers_and_bad_arguments_are_usage_errors() {
     // A run-time error is one line, without the usage.
     assert_eq!(text(&out).trim().lines().count(), 1, "{}", text(&out));
 }
+
+/// `xenmq status --json`'s stdout, parsed, and the exit code.
+fn status_json(args: &[&str], socket: &Path) -> (serde_json::Value, Option<i32>) {
+    let out = xenmq(&[&["status", "--json"][..], args].concat(), socket);
+    let doc = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", text(&out)));
+    (doc, out.status.code())
+}
+
+/// Error text a driver might write: quotes, braces, a newline, a tab, an
+/// escape sequence, column-like words.
+const NASTY: &str = "ring \"full\" {x}\n    vkv   9 9 4:Connected\t\u{1b}[31mred, \\ done";
+
+/// Two devices: vkv/0 of guest (3) served by dom0, its ends connected and
+/// its backend in error; vkv/1 of guest served by driver (4), fresh.
+fn two_devices(w: &World) {
+    for args in [
+        &["attach", "guest", "vkv"][..],
+        &["attach", "guest", "vkv", "--id", "1", "--backend", "driver"],
+    ] {
+        let out = xenmq(args, &w.socket);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let (be, fe) = (
+        "/local/domain/0/backend/vkv/3/0",
+        "/local/domain/3/device/vkv/0",
+    );
+    for (path, value) in [
+        (format!("{be}/state"), "4"),
+        (format!("{be}/xenmq-protocol"), "vkv"),
+        (format!("{be}/xenmq-version"), "2"),
+        (format!("{be}/xenmq-ring-layout"), "native"),
+        (format!("{be}/error"), NASTY),
+        (format!("{fe}/state"), "4"),
+        (format!("{fe}/ring-page-order"), "1"),
+        (format!("{fe}/event-channel"), "17"),
+    ] {
+        w.xs.write(Tx::NONE, &path, value.as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn status_json_shows_both_ends_and_errors_in_their_own_field() {
+    let w = World::new("json");
+    let (doc, code) = status_json(&[], &w.socket);
+    assert_eq!(code, Some(0));
+    assert_eq!(doc["devices"].as_array().map(Vec::len), Some(0), "{doc}");
+
+    two_devices(&w);
+    let (doc, code) = status_json(&[], &w.socket);
+    assert_eq!(code, Some(0), "{doc}");
+    let devices = doc["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 2, "{doc}");
+    let d = devices.iter().find(|d| d["id"] == 0).expect("vkv/0");
+    assert_eq!(d["type"], "vkv");
+    let (be, fe) = (&d["backend"], &d["frontend"]);
+    assert_eq!(be["domain"], 0);
+    assert_eq!(be["domain_name"], "Domain-0");
+    assert_eq!(be["path"], "/local/domain/0/backend/vkv/3/0");
+    assert_eq!(be["exists"], true);
+    assert_eq!(be["state"], 4);
+    assert_eq!(be["state_name"], "Connected");
+    assert_eq!(be["error"], NASTY);
+    assert_eq!(fe["domain"], 3);
+    assert_eq!(fe["domain_name"], "guest");
+    assert_eq!(fe["path"], "/local/domain/3/device/vkv/0");
+    assert_eq!(fe["state"], 4);
+    assert_eq!(fe["error"], serde_json::Value::Null);
+    assert_eq!(d["protocol"]["name"], "vkv");
+    assert_eq!(d["protocol"]["version"], "2");
+    assert_eq!(d["protocol"]["layout"], "native");
+    assert_eq!(d["ring_pages"], 2);
+    assert_eq!(d["event_channel"], "17");
+    let other = devices.iter().find(|d| d["id"] == 1).expect("vkv/1");
+    assert_eq!(other["backend"]["domain_name"], "driver");
+    assert_eq!(other["backend"]["state"], 1);
+    assert_eq!(other["backend"]["state_name"], "Initialising");
+    assert_eq!(other["backend"]["error"], serde_json::Value::Null);
+    assert_eq!(other["protocol"], serde_json::Value::Null);
+    assert_eq!(other["ring_pages"], serde_json::Value::Null);
+
+    // The table keeps its columns: one line per device, each error on a
+    // line of its own below its row, its control characters escaped.
+    let out = xenmq(&["status"], &w.socket);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[0].starts_with("TYPE"), "{table}");
+    let columns = lines[0].split_whitespace().count();
+    for row in [lines[1], lines[3]] {
+        assert!(row.starts_with("vkv "), "{table}");
+        // The protocol column holds three words.
+        let want = if row.contains("native") {
+            columns + 2
+        } else {
+            columns
+        };
+        assert_eq!(row.split_whitespace().count(), want, "{row:?}");
+    }
+    assert!(lines[1].contains("4:Connected"), "{table}");
+    assert!(
+        lines[2].starts_with("    backend error: ring \"full\""),
+        "{table}"
+    );
+    assert!(lines[2].contains(r"{x}\n    vkv"), "{table}");
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\t'),
+        "{table}"
+    );
+}
+
+#[test]
+fn status_filters_by_domain_and_fails_on_error_when_asked() {
+    let w = World::new("filter");
+    two_devices(&w);
+    let ids = |doc: &serde_json::Value| -> Vec<u64> {
+        let mut v: Vec<u64> = doc["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .map(|d| d["id"].as_u64().expect("id"))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    // By name or id; either end's domain matches.
+    for (domain, want) in [
+        ("driver", vec![1]),
+        ("4", vec![1]),
+        ("0", vec![0]),
+        ("Domain-0", vec![0]),
+        ("guest", vec![0, 1]),
+        ("3", vec![0, 1]),
+        // An id without devices (or without a domain): nothing.
+        ("9", vec![]),
+    ] {
+        let (doc, code) = status_json(&["--domain", domain], &w.socket);
+        assert_eq!(code, Some(0), "{domain}: {doc}");
+        assert_eq!(ids(&doc), want, "{domain}: {doc}");
+    }
+    let out = xenmq(&["status", "--domain", "driver"], &w.socket);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(table.lines().count(), 2, "{table}");
+
+    // --fail-on-error: 3 when a listed device's end wrote an error, the
+    // document still printed; 0 when none did.
+    let (doc, code) = status_json(&["--fail-on-error"], &w.socket);
+    assert_eq!(code, Some(3), "{doc}");
+    assert_eq!(ids(&doc), vec![0, 1]);
+    let (doc, code) = status_json(&["--fail-on-error", "--domain", "driver"], &w.socket);
+    assert_eq!(code, Some(0), "{doc}");
+    let out = xenmq(&["status", "--fail-on-error"], &w.socket);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 device(s) in error"),
+        "{}",
+        text(&out)
+    );
+    // The frontend's error counts too.
+    w.xs.write(Tx::NONE, "/local/domain/3/device/vkv/1/error", b"no ring")
+        .unwrap();
+    let (doc, code) = status_json(&["--fail-on-error", "--domain", "driver"], &w.socket);
+    assert_eq!(code, Some(3), "{doc}");
+    assert_eq!(doc["devices"][0]["frontend"]["error"], "no ring");
+}
+
+#[test]
+fn json_errors_are_json_objects() {
+    let w = World::new("jsonerr");
+    let nowhere = Path::new("/nonexistent/xenmq-socket");
+    for (args, socket, code, says) in [
+        // A run-time error.
+        (&[][..], nowhere, 1, "cannot reach a Xenstore"),
+        // A domain the verb refuses once it looks.
+        (&["--domain", "nosuch"], w.socket.as_path(), 2, "no domain"),
+        // An argument clap refuses.
+        (
+            &["--domain", "70000"],
+            w.socket.as_path(),
+            2,
+            "out of range",
+        ),
+        (&["--bogus"], w.socket.as_path(), 2, "--bogus"),
+    ] {
+        let (doc, got) = status_json(args, socket);
+        assert_eq!(got, Some(code), "{args:?}: {doc}");
+        let obj = doc.as_object().expect("an object");
+        assert_eq!(obj.len(), 1, "{doc}");
+        let msg = doc["error"].as_str().expect("error text");
+        assert!(msg.contains(says), "{args:?}: {msg}");
+        assert!(!msg.contains('\n'), "{msg:?}");
+    }
+}

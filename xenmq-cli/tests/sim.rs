@@ -107,6 +107,18 @@ fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
     let (ok, list, _) = xenmq(&dir, &["list"]);
     assert!(ok);
     assert!(list.lines().any(|l| l.contains("guest-a")), "{list}");
+    let (ok, list, err) = xenmq(&dir, &["list", "--json"]);
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&list).expect("list --json");
+    let domains = doc["domains"].as_array().expect("domains");
+    let names: Vec<&str> = domains.iter().filter_map(|d| d["name"].as_str()).collect();
+    assert!(names.contains(&"Domain-0"), "{doc}");
+    let guest = domains
+        .iter()
+        .find(|d| d["name"] == "guest-a")
+        .expect("guest-a listed");
+    assert_eq!(guest["domid"].to_string(), id, "{doc}");
+    assert_eq!(guest["grants"], 0, "{doc}");
 
     // `run` gives the command its domain's environment, and the domain is
     // destroyed afterwards.
@@ -230,6 +242,17 @@ fn bad_usage_is_an_error() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(!stderr.contains("Usage"), "{stderr}");
+    // With --json, the error is a JSON object on stdout.
+    let out = Command::new(XENMQ)
+        .args(["sim", "list", "--run-dir", "/nonexistent", "--json"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+    assert!(
+        doc["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{doc}"
+    );
     // Every command answers --help.
     for cmd in [
         "create", "run", "destroy", "kill", "faults", "poke", "corrupt", "list",
