@@ -71,7 +71,8 @@ pub struct Args {
     /// Ring sizes in pages, comma-separated: 1 and/or 4 [default: 1,4]
     #[arg(long, value_name = "PAGES,...", value_delimiter = ',', value_parser = parse_pages)]
     pub pages: Vec<u32>,
-    /// Write every figure (median, min, max) to FILE as JSON
+    /// Write the report to FILE as JSON: every figure (median, min, max,
+    /// samples), the settings, the machine and the version
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Draw the ratios to c-ring to FILE as SVG

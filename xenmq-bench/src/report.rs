@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::{Impl, Options};
+use serde::Serialize;
+
+use crate::{Impl, Options, Stability};
 
 /// One figure: its samples over the repetitions.
 #[derive(Debug, Clone)]
@@ -374,49 +376,145 @@ pub fn targets(out: &mut impl Write, figs: &Figures) -> io::Result<()> {
     writeln!(out, "  {met} of {} met", t.len())
 }
 
-fn json_num(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        "null".into()
-    }
+/// What `--json FILE` holds: the benchmark's version, settings and
+/// machine, how steady the machine was, and every figure with its samples.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    /// xenmq's version.
+    pub version: &'static str,
+    /// The settings the figures were taken with.
+    pub options: OptionsReport,
+    /// Where they were taken.
+    pub machine: Machine,
+    /// What the cache-line probes around the runs saw.
+    pub stability: &'a Stability,
+    /// Every figure, in the order first recorded.
+    pub figures: Vec<FigureReport<'a>>,
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
+/// The settings, in the report.
+#[derive(Debug, Serialize)]
+pub struct OptionsReport {
+    /// Repetitions.
+    pub reps: u32,
+    /// Measured time of each run, in ms.
+    pub budget_ms: f64,
+    /// Untimed warm-up of each run, in ms.
+    pub warmup_ms: f64,
+    /// Polls of a spinning end before it sleeps.
+    pub spin: u32,
+    /// Whether the two processes were pinned to two CPUs.
+    pub pinned: bool,
+    /// The contenders.
+    pub contenders: Vec<&'static str>,
+    /// Ring sizes in pages.
+    pub pages: Vec<u32>,
+    /// The modes asked for (empty: all).
+    pub modes: Vec<String>,
+    /// `--probe-ns`'s band, in ns.
+    pub probe_ns: Option<(f64, f64)>,
+}
+
+/// The machine, as far as it tells.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    /// `std::env::consts::OS` and `ARCH`.
+    pub os: &'static str,
+    pub arch: &'static str,
+    /// The kernel's release (`/proc/sys/kernel/osrelease`).
+    pub kernel: Option<String>,
+    /// The CPU's model name (`/proc/cpuinfo`).
+    pub cpu: Option<String>,
+    /// CPUs this process may run on.
+    pub cpus: Option<usize>,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn this() -> Machine {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_owned());
+        let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+            s.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim() == "model name")
+                .map(|(_, v)| v.trim().to_owned())
+        });
+        Machine {
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+            kernel,
+            cpu,
+            cpus: std::thread::available_parallelism().ok().map(|n| n.get()),
         }
     }
-    o.push('"');
-    o
 }
 
-/// The figures as a JSON array of `{name, unit, median, min, max}`.
-pub fn json(figs: &Figures) -> String {
-    let mut s = String::from("[\n");
-    let all: Vec<_> = figs.iter().collect();
-    for (k, f) in all.iter().enumerate() {
-        let (med, min, max) = f.stats();
-        let _ = writeln!(
-            s,
-            "  {{\"name\": {}, \"unit\": {}, \"median\": {}, \"min\": {}, \"max\": {}}}{}",
-            json_str(&f.name),
-            json_str(f.unit),
-            json_num(med),
-            json_num(min),
-            json_num(max),
-            if k + 1 == all.len() { "" } else { "," }
-        );
+/// One figure, in the report: its statistics and every sample (`null`
+/// where a value is not finite).
+#[derive(Debug, Serialize)]
+pub struct FigureReport<'a> {
+    pub name: &'a str,
+    pub unit: &'static str,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub samples: &'a [f64],
+}
+
+impl<'a> Report<'a> {
+    /// The report of `figs`, taken with `opts` (`opts.pin` as it was
+    /// honoured) on this machine.
+    pub fn new(figs: &'a Figures, opts: &Options, stability: &'a Stability) -> Report<'a> {
+        Report {
+            version: env!("CARGO_PKG_VERSION"),
+            options: OptionsReport {
+                reps: opts.reps,
+                budget_ms: opts.budget.as_secs_f64() * 1e3,
+                warmup_ms: opts.warmup.as_secs_f64() * 1e3,
+                spin: opts.spin,
+                pinned: opts.pin,
+                contenders: opts.impls.iter().map(|i| i.name()).collect(),
+                pages: opts.pages.clone(),
+                modes: opts.modes.clone(),
+                probe_ns: opts.probe_band,
+            },
+            machine: Machine::this(),
+            stability,
+            figures: figs
+                .iter()
+                .map(|f| {
+                    let (median, min, max) = f.stats();
+                    FigureReport {
+                        name: &f.name,
+                        unit: f.unit,
+                        median,
+                        min,
+                        max,
+                        samples: &f.samples,
+                    }
+                })
+                .collect(),
+        }
     }
-    s.push_str("]\n");
-    s
+
+    /// As JSON (non-finite values are `null`).
+    pub fn json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_else(|e| {
+            // Only a map with non-string keys fails; the report has none.
+            serde_json::json!({ "error": e.to_string() }).to_string()
+        });
+        s.push('\n');
+        s
+    }
+}
+
+/// Text for an SVG element: `&`, `<` and `>` escaped.
+fn xml_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn color(i: Impl) -> &'static str {
@@ -494,7 +592,7 @@ pub fn svg(figs: &Figures, opts: &Options) -> String {
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
             left - 6.0,
             y0 + group / 2.0,
-            json_str(row).trim_matches('"')
+            xml_text(row)
         );
         let reference = format!("c-ring.{row}");
         for (k, i) in others.iter().enumerate() {
@@ -639,16 +737,30 @@ mod tests {
     }
 
     #[test]
-    fn json_has_one_object_per_figure() {
+    fn json_has_every_figure_with_its_samples() {
         let mut f = Figures::default();
         f.add("c-ring.lat.spin.p50".into(), "ns", 140.0);
         f.add("c-ring.lat.spin.p50".into(), "ns", 150.0);
         f.add("floor.memcpy.bw".into(), "GB/s", f64::NAN);
-        let j = json(&f);
-        assert!(j.contains(
-            "{\"name\": \"c-ring.lat.spin.p50\", \"unit\": \"ns\", \"median\": 145, \"min\": 140, \"max\": 150},"
-        ));
-        assert!(j.contains("\"median\": null"));
-        assert_eq!(j.matches("\"name\"").count(), 2);
+        let stability = Stability::default();
+        let opts = Options::quick();
+        let j = Report::new(&f, &opts, &stability).json();
+        let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
+        let figs = v["figures"].as_array().expect("figures");
+        assert_eq!(figs.len(), 2);
+        let p50 = &figs[0];
+        assert_eq!(p50["name"], "c-ring.lat.spin.p50");
+        assert_eq!(p50["unit"], "ns");
+        assert_eq!(p50["median"], 145.0);
+        assert_eq!(p50["min"], 140.0);
+        assert_eq!(p50["max"], 150.0);
+        assert_eq!(p50["samples"], serde_json::json!([140.0, 150.0]));
+        assert_eq!(figs[1]["median"], serde_json::Value::Null);
+        assert_eq!(figs[1]["samples"], serde_json::json!([null]));
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v["options"]["reps"], opts.reps);
+        assert_eq!(v["options"]["budget_ms"], 50.0);
+        assert_eq!(v["machine"]["os"], std::env::consts::OS);
+        assert!(v["stability"].is_object(), "{v}");
     }
 }

@@ -249,7 +249,7 @@ const BAND_RETRIES: u32 = 40;
 const BAND_PAUSE: Duration = Duration::from_millis(500);
 
 /// What the probes around each mode's runs saw.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Stability {
     /// The lowest and highest probe (ns), if any ran.
     pub range: Option<(f64, f64)>,
@@ -454,7 +454,10 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
     writeln!(out, "\n{}", fr.stability.summary())?;
     report::targets(&mut out, &fr.figs)?;
     if let Some(path) = &opts.json {
-        std::fs::write(path, report::json(&fr.figs))?;
+        std::fs::write(
+            path,
+            report::Report::new(&fr.figs, &shown, &fr.stability).json(),
+        )?;
     }
     if let Some(path) = &opts.plot {
         std::fs::write(path, report::svg(&fr.figs, opts))?;

@@ -19,18 +19,6 @@ fn tiny() -> Command {
     c
 }
 
-/// The value of `"key": ` in one JSON object line of the benchmark's output.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let pat = format!("\"{key}\": ");
-    let start = line
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-        + pat.len();
-    let rest = &line[start..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim().trim_matches('"')
-}
-
 #[test]
 fn tiny_full_run_writes_every_figure() {
     let dir = std::env::temp_dir().join(format!("xenmq-bench-smoke-{}", std::process::id()));
@@ -61,8 +49,23 @@ fn tiny_full_run_writes_every_figure() {
     assert!(stdout.contains(" of 26 measured runs repeated"), "{stdout}");
 
     let text = std::fs::read_to_string(&json).unwrap();
-    let lines: Vec<&str> = text.lines().filter(|l| l.contains("\"name\"")).collect();
-    let names: Vec<&str> = lines.iter().map(|l| field(l, "name")).collect();
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
+    assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["options"]["reps"], 2, "{}", doc["options"]);
+    assert_eq!(doc["options"]["budget_ms"], 3.0, "{}", doc["options"]);
+    assert_eq!(doc["options"]["spin"], 256, "{}", doc["options"]);
+    assert!(
+        doc["machine"]["cpus"].as_u64().is_some_and(|n| n > 0),
+        "{}",
+        doc["machine"]
+    );
+    assert_eq!(doc["stability"]["runs"], 26, "{}", doc["stability"]);
+    let figures = doc["figures"].as_array().expect("figures");
+    let num = |f: &serde_json::Value, key: &str| -> f64 {
+        f[key].as_f64().unwrap_or_else(|| panic!("{key} of {f}"))
+    };
+    let name = |f: &serde_json::Value| f["name"].as_str().expect("name").to_owned();
+    let names: Vec<String> = figures.iter().map(name).collect();
     for imp in ["c-ring", "xenmq-compat", "xenmq-native", "socket"] {
         for size in ["", ".4p"] {
             for (mode, figs) in [
@@ -73,32 +76,34 @@ fn tiny_full_run_writes_every_figure() {
                 for wait in ["block", "spin"] {
                     for fig in figs {
                         let name = format!("{imp}.{mode}.{wait}{size}.{fig}");
-                        assert!(names.contains(&name.as_str()), "{name} missing from {text}");
+                        assert!(names.contains(&name), "{name} missing from {text}");
                     }
                 }
             }
         }
     }
-    assert!(names.contains(&"floor.memcpy.bw"));
-    assert!(names.contains(&"floor.cacheline.p50"));
-    for l in &lines {
-        let (med, min, max): (f64, f64, f64) = (
-            field(l, "median").parse().unwrap(),
-            field(l, "min").parse().unwrap(),
-            field(l, "max").parse().unwrap(),
-        );
-        assert!(min <= med && med <= max, "{l}");
-        if field(l, "name").ends_with(".notify") {
-            assert!(min >= 0.0, "{l}");
+    assert!(names.iter().any(|n| n == "floor.memcpy.bw"));
+    assert!(names.iter().any(|n| n == "floor.cacheline.p50"));
+    for f in figures {
+        let (med, min, max) = (num(f, "median"), num(f, "min"), num(f, "max"));
+        assert!(min <= med && med <= max, "{f}");
+        if name(f).ends_with(".notify") {
+            assert!(min >= 0.0, "{f}");
         } else {
-            assert!(min > 0.0, "{l}");
+            assert!(min > 0.0, "{f}");
+        }
+        // Every repetition's sample, within the range.
+        let samples = f["samples"].as_array().expect("samples");
+        assert!(!samples.is_empty(), "{f}");
+        for v in samples {
+            let v = v.as_f64().unwrap_or_else(|| panic!("sample of {f}"));
+            assert!(min <= v && v <= max, "{f}");
         }
     }
     // Blocking waits notify: each latency round trip needs a wake-up.
-    for l in &lines {
-        if field(l, "name") == "c-ring.lat.block.notify" {
-            let v: f64 = field(l, "median").parse().unwrap();
-            assert!(v > 500.0, "{l}");
+    for f in figures {
+        if name(f) == "c-ring.lat.block.notify" {
+            assert!(num(f, "median") > 500.0, "{f}");
         }
     }
     let svg = std::fs::read_to_string(&svg).unwrap();
