@@ -306,13 +306,19 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
 
 /// Runs the benchmark with parsed options (`xenmq bench`), or the backend
 /// peer when re-executed with [`peer::PEER_ENV`] set. A failure prints one
-/// line and exits 1.
+/// line and exits 1: on stderr, or with `--json -` as `{"error": "..."}` on
+/// stdout.
 pub fn main_with(args: &options::Args) -> ExitCode {
     if let Some(code) = peer::peer_main() {
         return code;
     }
-    match run(&args.options()) {
+    let opts = args.options();
+    match run(&opts) {
         Ok(_) => ExitCode::SUCCESS,
+        Err(e) if opts.json_to_stdout() => {
+            println!("{}", serde_json::json!({ "error": Chain(&e).to_string() }));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {}", Chain(&e));
             ExitCode::FAILURE

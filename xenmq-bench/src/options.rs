@@ -72,7 +72,8 @@ pub struct Args {
     #[arg(long, value_name = "PAGES,...", value_delimiter = ',', value_parser = parse_pages)]
     pub pages: Vec<u32>,
     /// Write the report to FILE as JSON: every figure (median, min, max,
-    /// samples), the settings, the machine and the version
+    /// samples), the settings, the machine and the version. With `-`, to
+    /// stdout (the table goes to stderr; a failure is `{"error": "..."}`)
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Draw the ratios to c-ring to FILE as SVG
@@ -232,6 +233,11 @@ pub struct Options {
 }
 
 impl Options {
+    /// Whether `--json -` asked for the report on stdout.
+    pub fn json_to_stdout(&self) -> bool {
+        self.json.as_deref() == Some(std::path::Path::new("-"))
+    }
+
     /// The full run (a few minutes).
     pub fn full() -> Options {
         Options {

@@ -445,7 +445,13 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
     if progress.tty {
         eprintln!();
     }
-    let mut out = std::io::stdout().lock();
+    // With `--json -`, stdout is the report's alone: the table goes to
+    // stderr.
+    let mut out: Box<dyn Write> = if opts.json_to_stdout() {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     let shown = Options {
         pin: cpus.is_some(),
         ..opts.clone()
@@ -453,11 +459,14 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
     report::table(&mut out, &fr.figs, &shown)?;
     writeln!(out, "\n{}", fr.stability.summary())?;
     report::targets(&mut out, &fr.figs)?;
+    drop(out);
     if let Some(path) = &opts.json {
-        std::fs::write(
-            path,
-            report::Report::new(&fr.figs, &shown, &fr.stability).json(),
-        )?;
+        let json = report::Report::new(&fr.figs, &shown, &fr.stability).json();
+        if opts.json_to_stdout() {
+            std::io::stdout().lock().write_all(json.as_bytes())?;
+        } else {
+            std::fs::write(path, json)?;
+        }
     }
     if let Some(path) = &opts.plot {
         std::fs::write(path, report::svg(&fr.figs, opts))?;

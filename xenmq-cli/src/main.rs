@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
-        Err(e) if argv.iter().any(|a| a == "--json") => return fail::clap_exit_json(&e),
+        Err(e) if asks_json(&argv) => return fail::clap_exit_json(&e),
         Err(e) => return fail::clap_exit(&fail::with_usage(e, &argv)),
     };
     let json = cli.verb.json();
@@ -85,6 +85,19 @@ fn main() -> ExitCode {
         Err(f) if json => f.report_json(),
         Err(f) => f.report(),
     }
+}
+
+/// Whether a command line that clap refused asked for JSON on stdout:
+/// `--json` (a flag of `status` and `sim list`), or `bench`'s `--json -`.
+fn asks_json(argv: &[std::ffi::OsString]) -> bool {
+    let bench = argv.get(1).is_some_and(|v| v == "bench");
+    argv.iter().enumerate().any(|(k, a)| {
+        if bench {
+            a == "--json=-" || (a == "--json" && argv.get(k + 1).is_some_and(|v| v == "-"))
+        } else {
+            a == "--json"
+        }
+    })
 }
 
 impl Verb {

@@ -184,6 +184,61 @@ fn bench_help_explains_the_figures() {
     assert!(out(&o).1.contains("Usage: xenmq bench"), "{}", out(&o).1);
 }
 
+/// `xenmq bench --json -`: the report alone on stdout, the table on
+/// stderr; a refused option is a JSON error there too.
+#[cfg(feature = "bench")]
+#[test]
+fn bench_json_goes_to_stdout_for_jq() {
+    let o = xenmq(&[
+        "bench",
+        "--reps",
+        "2",
+        "--budget-ms",
+        "2",
+        "--no-progress",
+        "--only",
+        "socket",
+        "--modes",
+        "tput.block",
+        "--pages",
+        "1",
+        "--json",
+        "-",
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("tput.block.rate") && stderr.contains("socket"),
+        "{stderr}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is the report");
+    assert_eq!(doc["options"]["reps"], 2, "{doc}");
+    assert_eq!(doc["options"]["contenders"], serde_json::json!(["socket"]));
+    let rate = doc["figures"]
+        .as_array()
+        .expect("figures")
+        .iter()
+        .find(|f| f["name"] == "socket.tput.block.rate")
+        .expect("the socket's rate");
+    assert_eq!(rate["unit"], "req/s", "{rate}");
+    assert_eq!(rate["samples"].as_array().map(Vec::len), Some(2), "{rate}");
+    assert!(rate["median"].as_f64().is_some_and(|r| r > 0.0), "{rate}");
+
+    for args in [
+        &["bench", "--only", "nope", "--json", "-"][..],
+        &["bench", "--json=-", "--reps", "0"],
+    ] {
+        let o = xenmq(args);
+        let (stdout, stderr) = out(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        let doc: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON error");
+        assert!(
+            doc["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{doc}"
+        );
+    }
+}
+
 /// `xenmq port` runs the same port as `xenmq-port`: blkif.h becomes a module
 /// with its request as a message and its ring as a protocol; a header it
 /// cannot port is one line naming the line and the construct, exit 1.
