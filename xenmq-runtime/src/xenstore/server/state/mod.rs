@@ -299,10 +299,13 @@ impl State {
     /// their watches), makes permission entries naming it grant nothing
     /// (listed still), takes it out of the `@introduceDomain` and
     /// `@releaseDomain` permissions, closes its connections and fires
-    /// `@releaseDomain`. A new domain reusing the id inherits nothing.
+    /// `@releaseDomain` if the domain was introduced (C fires nothing for
+    /// a domain it only knew from permissions). A new domain reusing the id
+    /// inherits nothing.
     pub fn release_domain(&mut self, domid: u32, events: &mut Vec<Change>) {
+        let mut introduced = domid == 0;
         if domid != 0 {
-            self.domains.remove(&domid);
+            introduced = self.domains.remove(&domid);
             self.remove_owned(domid, events);
             self.tree.ignore_domain(domid);
             for c in self.conns.values_mut() {
@@ -325,6 +328,9 @@ impl State {
             .collect();
         for id in gone {
             self.drop_conn(id);
+        }
+        if !introduced {
+            return;
         }
         events.push(Change {
             path: path::RELEASE_DOMAIN.to_owned(),
