@@ -48,6 +48,9 @@ enum Verb {
     Lab(xenmq_lab::cli::Args),
     /// Turn a C ring protocol header into a Rust module of xenmq messages
     Port(xenmq_port::Args),
+    /// Build a driver crate into a Linux kernel module
+    #[command(subcommand)]
+    Kmod(xenmq_kmod::cli::Verb),
     /// Measure xenmq's rings against a C driver on ring.h and sockets
     #[cfg(feature = "bench")]
     Bench(xenmq_bench::options::Args),
@@ -92,6 +95,14 @@ fn run(verb: Verb) -> Result<ExitCode, Failure> {
         Verb::Detach(a) => device::detach(a),
         Verb::Status(a) => device::status(a),
         Verb::Lab(a) => Ok(xenmq_lab::cli::main(a)),
+        Verb::Kmod(xenmq_kmod::cli::Verb::Build(a)) => {
+            let module = a
+                .build()
+                .and_then(|b| xenmq_kmod::build(&b))
+                .map_err(Failure::run)?;
+            xenmq_kmod::cli::report(&module);
+            Ok(ExitCode::SUCCESS)
+        }
         Verb::Port(a) => {
             let out = xenmq_port::run(&a).map_err(Failure::run)?;
             for note in &out.notes {

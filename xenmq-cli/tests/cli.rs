@@ -40,6 +40,8 @@ const VERBS: &[&[&str]] = &[
     &["lab"],
     &["lab", "run"],
     &["port"],
+    &["kmod"],
+    &["kmod", "build"],
     #[cfg(feature = "bench")]
     &["bench"],
     #[cfg(feature = "demo")]
@@ -217,4 +219,29 @@ fn port_turns_a_header_into_a_module() {
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(stderr.contains("bits.h:2"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// `xenmq kmod build` needs a role, and `--on-connect` is a frontend's:
+/// both are usage errors (exit 2) before anything is fetched or built.
+#[test]
+fn kmod_build_checks_its_arguments_first() {
+    let o = xenmq(&["kmod", "build", "--crate", ".", "--devtype", "echo"]);
+    let (_, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--backend"), "{stderr}");
+    let o = xenmq(&[
+        "kmod",
+        "build",
+        "--crate",
+        ".",
+        "--devtype",
+        "echo",
+        "--backend",
+        "EchoBack",
+        "--on-connect",
+        "check",
+    ]);
+    let (_, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--on-connect"), "{stderr}");
 }

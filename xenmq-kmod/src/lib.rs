@@ -18,6 +18,7 @@
 
 pub mod build;
 pub mod check;
+pub mod cli;
 pub mod headers;
 
 use std::path::Path;
