@@ -218,3 +218,51 @@ fn introduce_domain_fires_on_create() {
     assert_eq!(lines.next().unwrap().unwrap(), "@introduceDomain");
     assert!(watch.wait().unwrap().success());
 }
+
+#[test]
+fn a_simulated_domain_is_introduced_and_releasable_through_xenstore() {
+    use xenmq::xenstore::perms::Perms;
+    use xenmq::xenstore::wire::MsgType;
+    use xenmq::xenstore::{Errno, Error, Store, Tx};
+    use xenmq_runtime::xenstore::Connection;
+
+    let f = Fixture::new("xsrelease");
+    let id = f.host.create_domain("leaver").unwrap();
+    let n = Tx::NONE;
+    let dom0 = Connection::connect(&socket(&f.dir, 0)).unwrap();
+    let arg = format!("{id}\0");
+    let ask = |t| dom0.request(t, n, arg.as_bytes()).unwrap();
+    assert_eq!(ask(MsgType::IsDomainIntroduced), b"T\0");
+
+    // The guest owns a node; dom0 names it in a node's permissions.
+    let guest = Connection::connect(&socket(&f.dir, id)).unwrap();
+    let mine = format!("/local/domain/{id}/data/x");
+    guest.write(n, &mine, b"1").unwrap();
+    let grant = Perms::parse(["n0".as_bytes(), format!("b{id}").as_bytes()]).unwrap();
+    dom0.write(n, "/granted", b"g").unwrap();
+    dom0.set_perms(n, "/granted", &grant).unwrap();
+    assert_eq!(guest.read(n, "/granted").unwrap(), b"g");
+
+    assert_eq!(ask(MsgType::Release), b"OK\0");
+    assert_eq!(ask(MsgType::IsDomainIntroduced), b"F\0");
+    // Its connection is closed, what it owned is gone, the entry naming it
+    // is still listed but grants a new connection as that id nothing.
+    assert!(guest.read(n, "/granted").is_err());
+    assert!(!dom0.exists(n, &format!("/local/domain/{id}/data")).unwrap());
+    assert!(dom0.exists(n, &format!("/local/domain/{id}/name")).unwrap());
+    assert_eq!(dom0.get_perms(n, "/granted").unwrap(), grant);
+    let again = Connection::connect(&socket(&f.dir, id)).unwrap();
+    assert!(matches!(
+        again.read(n, "/granted"),
+        Err(Error::Refused(Errno::EACCES))
+    ));
+    // A second release is refused, as for any domain not introduced.
+    assert_eq!(
+        dom0.request(MsgType::Release, n, arg.as_bytes())
+            .err()
+            .map(|e| e.to_string()),
+        Some(Error::Refused(Errno::ENOENT).to_string())
+    );
+    f.host.destroy_domain(id).unwrap();
+    assert!(!dom0.exists(n, &format!("/local/domain/{id}")).unwrap());
+}

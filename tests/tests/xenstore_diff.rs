@@ -848,3 +848,66 @@ fn reset_watches_and_special_names() {
         ",
     );
 }
+
+#[test]
+fn released_domain_leaves_nothing_to_its_successor() {
+    // XSA-322: what a domain owned goes with it, entries naming it grant
+    // nothing (but stay listed), and a new domain with its id starts clean.
+    compare(
+        "release",
+        r"
+        d0 INTRODUCE 0 5\x001\x001\0
+        d0 INTRODUCE 0 6\x001\x001\0
+        d0 MKDIR 0 /local/domain/5\0
+        d0 SET_PERMS 0 /local/domain/5\0n5\0
+        d0 WRITE 0 /shared\0s
+        d0 SET_PERMS 0 /shared\0n0\0b5\0r6\0
+        d0 WRITE 0 /local/domain/6/data\0d
+        d0 SET_PERMS 0 /local/domain/6/data\0n6\0r5\0w7\0
+        d0 SET_PERMS 0 @releaseDomain\0n5\0r6\0
+        d0 WATCH 0 /local\0l\0
+        d0 WATCH 0 /shared\0s\0
+        g5 connect 5
+        g6 connect 6
+        g6 WATCH 0 /shared\0g6\0
+        g6 WATCH 0 @releaseDomain\0rel\0
+        g5 WRITE 0 /local/domain/5/a/b\0x
+        g5 WRITE 0 /shared/mine\0m
+        g5 WRITE 0 /shared/mine/deep\0m
+        g5 GET_PERMS 0 /shared/mine\0
+        g5 READ 0 /local/domain/6/data\0
+        g5 WRITE 0 /local/domain/6/data\0no
+        d0 RELEASE 0 5\0
+        d0 IDI 0 5\0
+        d0 DIRECTORY 0 /local/domain\0
+        d0 DIRECTORY 0 /shared\0
+        d0 READ 0 /shared/mine\0
+        d0 GET_PERMS 0 /shared\0
+        d0 GET_PERMS 0 /local/domain/6/data\0
+        g6 READ 0 /shared\0
+        # C gives a node rewritten by the release itself (here /shared,
+        # which lost a child) a generation equal to that of a domain
+        # introduced next, so without this write C lets the new domain 5 use
+        # /shared's old b5 entry; ours never does (see the differences doc).
+        d0 WRITE 0 /other\0o
+        d0 INTRODUCE 0 5\x001\x001\0
+        g5b connect 5
+        g5b READ 0 /shared\0
+        g5b GET_PERMS 0 /shared\0
+        g5b WRITE 0 /shared/x\0x
+        g5b READ 0 /local/domain/6/data\0
+        g5b READ 0 /local/domain/5\0
+        g5b WRITE 0 /local/domain/5/a\0y
+        d0 MKDIR 0 /shared/kid\0
+        g5b READ 0 /shared/kid\0
+        d0 GET_PERMS 0 /shared/kid\0
+        d0 WRITE 0 /shared\0again
+        g5b READ 0 /shared\0
+        g6 READ 0 /shared/kid\0
+        d0 SET_PERMS 0 /shared\0n0\0b5\0
+        g5b READ 0 /shared\0
+        g5b WRITE 0 /shared/x\0x
+        g5b GET_PERMS 0 /shared/x\0
+        ",
+    );
+}

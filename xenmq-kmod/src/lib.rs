@@ -1,8 +1,8 @@
 //! `xenmq-kmod`: turns a xenmq driver crate and a role into a Linux kernel
 //! module (`.ko`) against a kernel's build tree.
 //!
-//! [`build`] writes a wrapper crate (the driver crate, `xenmq-kernel` and
-//! one [`xenmq_kernel::module!`] line), compiles it into one relocatable
+//! [`build()`] writes a wrapper crate (the driver crate, `xenmq-kernel` and
+//! one `xenmq_kernel::module!` line), compiles it into one relocatable
 //! `no_std` object with the kernel's code model, links it with
 //! `xenmq-kernel`'s C shim through Kbuild (a custom rule that records the
 //! object's `.cmd` for modpost and runs objtool on it), and then checks the

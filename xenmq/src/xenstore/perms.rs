@@ -51,8 +51,17 @@ pub struct Perm {
 }
 
 /// A node's permission list; never empty.
+///
+/// Entries naming a domain that is gone can be marked ignored
+/// ([`Perms::ignore`]): they are still listed but grant nothing, as C
+/// xenstored's `XS_PERM_IGNORE` flag does, so that a new domain reusing the
+/// id inherits no access.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Perms(Vec<Perm>);
+pub struct Perms {
+    entries: Vec<Perm>,
+    /// Domains whose non-owner entries grant nothing.
+    ignored: Vec<u32>,
+}
 
 /// What a connection may do with a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +77,13 @@ pub struct Rights {
 impl Perms {
     /// Permissions owned by `owner`, with `others` for everyone else.
     pub fn new(owner: u32, others: Mode) -> Self {
-        Perms(alloc::vec![Perm {
-            id: owner,
-            access: others
-        }])
+        Perms {
+            entries: alloc::vec![Perm {
+                id: owner,
+                access: others
+            }],
+            ignored: Vec::new(),
+        }
     }
 
     /// Builds from entries; `None` if there are none.
@@ -79,24 +91,41 @@ impl Perms {
         if entries.is_empty() {
             None
         } else {
-            Some(Perms(entries))
+            Some(Perms {
+                entries,
+                ignored: Vec::new(),
+            })
         }
     }
 
     /// All entries, owner first.
     pub fn entries(&self) -> &[Perm] {
-        &self.0
+        &self.entries
     }
 
     /// The owner's domain id.
     pub fn owner(&self) -> u32 {
-        self.0.first().map_or(0, |p| p.id)
+        self.entries.first().map_or(0, |p| p.id)
+    }
+
+    /// Marks the entries naming domain `id`, other than the owner's, as
+    /// ignored: they stay in [`Perms::to_payload`] but grant nothing.
+    pub fn ignore(&mut self, id: u32) {
+        let named = self.entries.iter().skip(1).any(|p| p.id == id);
+        if named && !self.ignored.contains(&id) {
+            self.ignored.push(id);
+        }
+    }
+
+    /// Whether the entries naming `id` are ignored.
+    pub fn is_ignored(&self, id: u32) -> bool {
+        self.ignored.contains(&id)
     }
 
     /// Replaces the owner (C xenstored gives what an unprivileged domain
     /// creates to that domain, keeping the inherited access list).
     pub fn set_owner(&mut self, id: u32) {
-        if let Some(p) = self.0.first_mut() {
+        if let Some(p) = self.entries.first_mut() {
             p.id = id;
         }
     }
@@ -130,7 +159,7 @@ impl Perms {
     /// The wire form: each entry and a NUL (`"n0\0r5\0"`).
     pub fn to_payload(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for p in &self.0 {
+        for p in &self.entries {
             let s = alloc::format!("{}{}\0", p.access.letter(), p.id as i32);
             out.extend_from_slice(s.as_bytes());
         }
@@ -139,7 +168,8 @@ impl Perms {
 
     /// The rights of an unprivileged domain `domid` (and of the domain it
     /// is the device model for, `target`): the owner may do anything; a
-    /// listed domain gets its entry; anyone else the first entry's access.
+    /// listed domain gets its first entry that is not ignored; anyone else
+    /// the first entry's access.
     pub fn rights_of(&self, domid: u32, target: Option<u32>) -> Rights {
         let is = |id: u32| id == domid || target == Some(id);
         let all = Rights {
@@ -147,7 +177,7 @@ impl Perms {
             write: true,
             owner: true,
         };
-        let Some((first, rest)) = self.0.split_first() else {
+        let Some((first, rest)) = self.entries.split_first() else {
             return all;
         };
         if is(first.id) {
@@ -155,7 +185,7 @@ impl Perms {
         }
         let access = rest
             .iter()
-            .find(|p| is(p.id))
+            .find(|p| is(p.id) && !self.ignored.contains(&p.id))
             .map_or(first.access, |p| p.access);
         Rights {
             read: access.can_read(),
@@ -198,5 +228,18 @@ mod tests {
         assert!(r4.read && !r4.write);
         assert!(perms.rights_of(4, Some(1)).owner);
         assert!(perms.rights_of(4, Some(2)).write);
+    }
+
+    #[test]
+    fn ignored_entries_grant_nothing_but_stay_listed() {
+        let mut perms = p(&["n1", "b2", "r3"]).unwrap();
+        perms.ignore(2);
+        perms.ignore(1);
+        assert!(perms.is_ignored(2) && !perms.is_ignored(1));
+        let r2 = perms.rights_of(2, None);
+        assert!(!r2.read && !r2.write && !r2.owner);
+        assert!(perms.rights_of(1, None).owner);
+        assert!(perms.rights_of(3, None).read);
+        assert_eq!(perms.to_payload(), b"n1\0b2\0r3\0");
     }
 }

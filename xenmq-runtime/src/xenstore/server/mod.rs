@@ -207,9 +207,13 @@ impl Xenstored {
         st.fire_now(&ev);
     }
 
-    /// Records that domain `domid` died (as `XS_RELEASE`): closes its
-    /// connections, drops their watches and transactions, and fires
-    /// `@releaseDomain`. The host removes `/local/domain/<domid>` itself.
+    /// Records that domain `domid` died, as C xenstored does when the
+    /// hypervisor reports it gone or dom0 sends `XS_RELEASE`: removes the
+    /// nodes it owns, makes permission entries naming it grant nothing,
+    /// closes its connections (dropping their watches and transactions)
+    /// and, if it was introduced, fires `@releaseDomain`. Nodes it does not
+    /// own (`/local/domain/<domid>` as libxl sets it up) the host removes
+    /// itself. Releasing a domain already released does nothing more.
     pub fn release(&self, domid: u16) {
         let mut st = self.shared.lock();
         let mut ev = Vec::new();

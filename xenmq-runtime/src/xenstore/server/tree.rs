@@ -109,4 +109,14 @@ impl Tree {
         self.count(old.perms.owner(), false);
         Some(old)
     }
+
+    /// Marks every permission entry naming `domid` (other than an owner's)
+    /// ignored, without a new generation: C xenstored does so lazily each
+    /// time it reads such a node once the domain is gone, which nothing
+    /// can tell apart from doing it once now.
+    pub fn ignore_domain(&mut self, domid: u32) {
+        for n in self.nodes.values_mut() {
+            n.perms.ignore(domid);
+        }
+    }
 }

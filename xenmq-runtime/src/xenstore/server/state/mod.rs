@@ -91,6 +91,22 @@ impl Who {
     }
 }
 
+/// `perms` without domain `domid`: the owner becomes dom0 and entries
+/// naming it go (C's treatment of the special watch names' permissions).
+fn without_domain(perms: &Perms, domid: u32) -> Perms {
+    let mut entries = perms.entries().to_vec();
+    let mut out = Vec::with_capacity(entries.len());
+    let mut iter = entries.drain(..);
+    if let Some(mut first) = iter.next() {
+        if first.id == domid {
+            first.id = 0;
+        }
+        out.push(first);
+    }
+    out.extend(iter.filter(|p| p.id != domid));
+    Perms::from_entries(out).unwrap_or_else(|| Perms::new(0, Mode::None))
+}
+
 fn ok_payload() -> Vec<u8> {
     b"OK\0".to_vec()
 }
@@ -278,10 +294,30 @@ impl State {
         }
     }
 
-    /// Forgets a domain: closes its connections, fires `@releaseDomain`.
+    /// Forgets a domain as C xenstored 4.17 does when its connection is
+    /// freed: removes every node it owns (with the subtree below, firing
+    /// their watches), makes permission entries naming it grant nothing
+    /// (listed still), takes it out of the `@introduceDomain` and
+    /// `@releaseDomain` permissions, closes its connections and fires
+    /// `@releaseDomain` if the domain was introduced (C fires nothing for
+    /// a domain it only knew from permissions). A new domain reusing the id
+    /// inherits nothing.
     pub fn release_domain(&mut self, domid: u32, events: &mut Vec<Change>) {
+        let mut introduced = domid == 0;
         if domid != 0 {
-            self.domains.remove(&domid);
+            introduced = self.domains.remove(&domid);
+            self.remove_owned(domid, events);
+            self.tree.ignore_domain(domid);
+            for c in self.conns.values_mut() {
+                for tx in c.txs.values_mut() {
+                    for n in tx.overlay.values_mut().flatten() {
+                        n.perms.ignore(domid);
+                    }
+                }
+            }
+            for special in [&mut self.introduce_perms, &mut self.release_perms] {
+                *special = without_domain(special, domid);
+            }
         }
         self.targets.remove(&domid);
         let gone: Vec<u64> = self
@@ -293,11 +329,60 @@ impl State {
         for id in gone {
             self.drop_conn(id);
         }
+        if !introduced {
+            return;
+        }
         events.push(Change {
             path: path::RELEASE_DOMAIN.to_owned(),
             exact: true,
             perms: vec![self.release_perms.clone()],
         });
+    }
+
+    /// Removes the nodes `domid` owns, each with its subtree, in the order
+    /// of C's walk (depth first, children in creation order). Every removed
+    /// node fires its watches as a removal does.
+    fn remove_owned(&mut self, domid: u32, events: &mut Vec<Change>) {
+        if self.tree.owned_by(domid) == 0 {
+            return;
+        }
+        let mut doomed = Vec::new();
+        let mut stack = vec![String::from("/")];
+        while let Some(p) = stack.pop() {
+            let Some(n) = self.tree.get(&p) else { continue };
+            if p != "/" && n.perms.owner() == domid {
+                doomed.push(p);
+                continue;
+            }
+            for c in n.children.iter().rev() {
+                stack.push(path::join(&p, c));
+            }
+        }
+        for root in doomed {
+            let mut view = View {
+                main: &self.tree,
+                tx: None,
+                writes: Vec::new(),
+            };
+            let sub = node::subtree(&mut view, &root);
+            for p in &sub {
+                if let Some(n) = self.tree.remove_raw(p) {
+                    events.push(Change {
+                        path: p.clone(),
+                        exact: *p != root,
+                        perms: vec![n.perms],
+                    });
+                }
+            }
+            let parent = path::parent(&root).to_owned();
+            if let Some(mut n) = self.tree.get(&parent).cloned() {
+                let base = path::basename(&root);
+                n.children.retain(|c| c != base);
+                n.generation = self.generation;
+                self.generation = next_generation(self.generation);
+                self.tree.insert_raw(parent, n);
+            }
+        }
     }
 
     /// Fires events outside any request (host API).
