@@ -244,7 +244,7 @@ fn overlay(
         w.tree(dir, &format!("lab/{role}/"))
             .map_err(io_err(dir.display().to_string()))?;
     }
-    let data = fs::read(prog).map_err(io_err(prog.display().to_string()))?;
+    let data = guest_copy(prog)?;
     w.file(&format!("lab/{role}/prog"), 0o755, &data)
         .map_err(e())?;
     w.file("lab/settings", 0o644, settings.as_bytes())
@@ -256,6 +256,40 @@ fn overlay(
     let libs = images::libraries(&[prog.to_path_buf()], None)?;
     images::add_libs(&mut w, &libs, &mut made)?;
     w.finish().map_err(e())
+}
+
+/// The bytes of `prog` as the guest gets them: without debug information
+/// (`strip --strip-debug`), which is most of a debug build and would not fit
+/// the guests' memory twice over (dom0 carries the domU's ramdisk too). A
+/// program `strip` cannot read (a script) goes in as it is; a missing
+/// `strip` is a set-up error, since binutils is a documented host need.
+fn guest_copy(prog: &Path) -> Result<Vec<u8>> {
+    let original = fs::read(prog).map_err(io_err(prog.display().to_string()))?;
+    if !original.starts_with(b"\x7fELF") {
+        return Ok(original);
+    }
+    let out = std::env::temp_dir().join(format!(
+        "xenmq-lab-strip-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    let status = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&out)
+        .arg(prog)
+        .status()
+        .map_err(|e| Error::Setup(format!("cannot run strip (binutils): {e}")))?;
+    let stripped = if status.success() {
+        fs::read(&out).map_err(io_err(out.display().to_string()))
+    } else {
+        Err(Error::Setup(format!(
+            "strip --strip-debug {} failed ({status})",
+            prog.display()
+        )))
+    };
+    let _ = fs::remove_file(&out);
+    stripped
 }
 
 /// Boots, runs both programs, and reports. An `Err` means the run did not
