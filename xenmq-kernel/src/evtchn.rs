@@ -59,7 +59,7 @@ impl Ports {
 }
 
 fn os(rc: i32) -> Error {
-    match -rc {
+    match rc.wrapping_neg() {
         sys::errno::ENOSPC | sys::errno::ENOMEM => Error::NoSpace,
         e => Error::Os(e),
     }
@@ -115,7 +115,7 @@ impl Channel for Chan {
         match unsafe { sys::xenmq_k_wait(self.ch.as_ptr(), ms) } {
             rc if rc > 0 => Ok(true),
             0 => Ok(false),
-            rc => Err(Error::Os(-rc)),
+            rc => Err(Error::Os(rc.wrapping_neg())),
         }
     }
 

@@ -53,7 +53,7 @@ impl Table {
 }
 
 fn os(rc: i32) -> Error {
-    match -rc {
+    match rc.wrapping_neg() {
         sys::errno::ENOMEM | sys::errno::ENOSPC => Error::NoSpace,
         e => Error::Os(e),
     }
@@ -239,21 +239,20 @@ impl Grants for Table {
         if access.is_read_only() {
             return Err(Error::Os(sys::errno::EINVAL));
         }
+        // The count goes to C as a u32 and the mapping's length must not
+        // wrap: a list that large is refused before anything is mapped.
+        let (Ok(count), Some(len)) = (u32::try_from(refs.len()), refs.len().checked_mul(PAGE_SIZE))
+        else {
+            return Err(Error::Os(sys::errno::EINVAL));
+        };
         let mut r = refs.to_vec();
         let mut vaddr: *mut c_void = core::ptr::null_mut();
         // SAFETY: the device is live (Table::new); `r` holds `r.len()`
         // references; `vaddr` is valid for writes.
-        let rc = unsafe {
-            sys::xenmq_k_map(
-                self.dev.as_ptr(),
-                r.as_mut_ptr(),
-                r.len() as u32,
-                &mut vaddr,
-            )
-        };
+        let rc = unsafe { sys::xenmq_k_map(self.dev.as_ptr(), r.as_mut_ptr(), count, &mut vaddr) };
         if rc < 0 {
             // xenbus reports GNTST_* failures as -ENOENT/-EINVAL.
-            return Err(match -rc {
+            return Err(match rc.wrapping_neg() {
                 sys::errno::ENOENT | sys::errno::EINVAL => Error::BadRef {
                     domid: peer,
                     gref: refs.first().copied().unwrap_or(0),
@@ -265,7 +264,7 @@ impl Grants for Table {
         Ok(Mapping {
             dev: self.dev,
             vaddr,
-            len: refs.len() * PAGE_SIZE,
+            len,
             refs: r,
             peer,
         })

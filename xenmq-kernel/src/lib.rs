@@ -29,6 +29,14 @@
 //! grant references, ports, domain ids) are `xenmq`'s own types already.
 #![no_std]
 #![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
 
 extern crate alloc;
 

@@ -29,11 +29,11 @@ impl Write for Line {
         let room = self.buf.len().saturating_sub(self.len);
         let take = s.len().min(room);
         if let (Some(dst), Some(src)) = (
-            self.buf.get_mut(self.len..self.len + take),
+            self.buf.get_mut(self.len..self.len.saturating_add(take)),
             s.as_bytes().get(..take),
         ) {
             dst.copy_from_slice(src);
-            self.len += take;
+            self.len = self.len.saturating_add(take);
         }
         Ok(())
     }

@@ -34,7 +34,8 @@ pub(crate) fn c_string(s: &[u8], what: &'static str) -> Result<Vec<u8>, Error> {
     if s.len() >= PAYLOAD_MAX {
         return Err(Error::BadArgument("longer than a xenstore payload"));
     }
-    let mut v = Vec::with_capacity(s.len() + 1);
+    // s.len() < PAYLOAD_MAX: the NUL fits without overflow.
+    let mut v = Vec::with_capacity(s.len().saturating_add(1));
     v.extend_from_slice(s);
     v.push(0);
     Ok(v)
@@ -43,7 +44,7 @@ pub(crate) fn c_string(s: &[u8], what: &'static str) -> Result<Vec<u8>, Error> {
 /// Maps a negative Linux errno from xenbus to the store's error.
 pub(crate) fn refused(rc: c_int) -> Error {
     use sys::errno::*;
-    Error::Refused(match -rc {
+    Error::Refused(match rc.wrapping_neg() {
         ENOENT => Errno::ENOENT,
         EAGAIN => Errno::EAGAIN,
         EACCES => Errno::EACCES,
