@@ -97,7 +97,7 @@ fuzz_target!(|data: &[u8]| {
     let mut handle = |ev: Event| if front { fe.handle(ev) } else { be.handle(ev) };
     let mut books = Books { front, next: 1, ..Books::default() };
     while let Some(op) = input.byte() {
-        let ev = match op % 11 {
+        let ev = match op % 14 {
             0 => Event::Start,
             1 => Event::Close,
             2 => Event::PeerState(State::ALL[usize::from(input.byte().unwrap_or(0) % 9)]),
@@ -131,6 +131,9 @@ fuzz_target!(|data: &[u8]| {
                 books.asked_map = None;
                 Event::RingFailed(input.string().unwrap_or_default())
             }
+            10 => Event::Attached,
+            11 => Event::Refused(input.string().unwrap_or_default()),
+            12 => Event::PeerFault(input.string().unwrap_or_default()),
             _ => Event::PeerState(State::Closed),
         };
         let out = handle(ev);

@@ -355,6 +355,10 @@ fn hostile_frontends_are_refused_and_the_honest_guest_is_served() {
         let pool = h.grant(0, 1, Access::ReadWrite)[0];
         let keys = set(h.honest_keys(&w), "xenmq-pool-refs", &pool.to_string());
         h.publish(&keys, Some("3"));
+        eventually("an error node", || h.be_read(&w, "error").is_some());
+        // The refusal came before Connected: the frontend instance echo,
+        // committed with Connected, was never written.
+        assert_eq!(h.be_read(&w, "xenmq-frontend-instance"), None);
         refused(
             &w,
             h,
@@ -598,6 +602,96 @@ fn hostile_frontends_are_refused_and_the_honest_guest_is_served() {
     honest.expect("closed");
     honest.close_stdin();
     honest.wait_success();
+}
+
+/// Connects `h` with fresh honest keys (a new frontend incarnation).
+fn connect(w: &World, h: &mut Hostile, instance: u32) {
+    h.wait_initwait(w);
+    let keys = set(h.honest_keys(w), "xenmq-instance", &instance.to_string());
+    h.publish(&keys, Some("3"));
+    eventually("the backend connects", || {
+        h.be_read(w, "state").as_deref() == Some("4")
+    });
+    assert_eq!(h.be_read(w, "error"), None, "connected: no error left");
+    assert_eq!(h.mapped(w), 1);
+}
+
+/// Breaks the connected ring (a producer index a ring's length ahead of
+/// the consumer) and kicks the backend.
+fn corrupt(h: &Hostile) {
+    let ring = h.pages.last().expect("a ring page");
+    ring.write(0, &0x4000_0000u32.to_le_bytes())
+        .expect("poke the ring");
+    h.chans.last().expect("a port").notify().expect("notify");
+}
+
+/// The backend closes the broken device within a second: `error` says why,
+/// the ring is unmapped and the port closed.
+fn closes_within_a_second(w: &World, h: &Hostile, base: (u32, u32, u32), why: &str) {
+    let t = std::time::Instant::now();
+    while !(h.be_read(w, "state").as_deref() == Some("5") && h.mapped(w) == 0 && dom0(w) == base) {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "the backend did not close and unmap within 1 s: state {:?}, mapped {}",
+            h.be_read(w, "state"),
+            h.mapped(w)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let error = h.be_read(w, "error").expect("an error node");
+    eprintln!("closed in {:?}: {error}", t.elapsed());
+    assert!(error.contains(why), "error node {error:?} lacks {why:?}");
+}
+
+/// The standard frontend reset: Closing, Closed, Initialising.
+fn reset(h: &Hostile) {
+    for s in ["5", "6", "1"] {
+        h.publish(&[], Some(s));
+    }
+}
+
+#[test]
+fn broken_devices_recover_on_reset_within_their_fault_budget() {
+    let w = World::new("hostile-recovery");
+    let mut back = w.spawn(0, &["echo-backends"]);
+    back.expect("ready");
+    let mut h = Hostile::new(&w);
+    h.wait_initwait(&w);
+    let base = dom0(&w);
+
+    // Protocol violations within the budget (3 a minute): each closes the
+    // device, each reset brings it back.
+    for i in 0..3 {
+        connect(&w, &mut h, 100 + i);
+        corrupt(&h);
+        closes_within_a_second(&w, &h, base, "producer index");
+        reset(&h);
+    }
+    // A dead peer (its event channel closed) is not a violation: closed
+    // and unmapped within a second, then served again after its reset.
+    connect(&w, &mut h, 200);
+    h.chans.clear();
+    closes_within_a_second(&w, &h, base, "event channel");
+    reset(&h);
+    // The fourth violation within the minute: closed for good, reset or not.
+    connect(&w, &mut h, 300);
+    corrupt(&h);
+    eventually("the backend closes the device", || {
+        matches!(h.be_read(&w, "state").as_deref(), Some("5" | "6")) && h.mapped(&w) == 0
+    });
+    reset(&h);
+    eventually("the backend follows the frontend to Closed", || {
+        h.be_read(&w, "state").as_deref() == Some("6")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(h.be_read(&w, "state").as_deref(), Some("6"), "stays closed");
+    let error = h.be_read(&w, "error").expect("an error node");
+    assert!(
+        error.contains("producer index") && error.contains("until the toolstack re-creates it"),
+        "{error}"
+    );
+    assert_eq!(dom0(&w), base);
+    gone(&w, h, base, &mut back);
 }
 
 /// A real echo frontend facing a backend played by hand as dom0.

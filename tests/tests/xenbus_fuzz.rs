@@ -35,6 +35,8 @@ enum Ask {
     Read,
     Share(usize),
     Map(Vec<u32>),
+    /// A backend's `Connect`.
+    Attach,
 }
 
 /// The books of one machine, kept from its actions and our answers.
@@ -90,6 +92,9 @@ impl Books {
                     assert!(!self.connected, "connected twice");
                     self.connected = true;
                     self.live = c.ring.refs().iter().copied().collect();
+                    if !self.front {
+                        self.set_ask(Ask::Attach);
+                    }
                 }
                 Action::Disconnect => {
                     assert!(self.connected, "disconnected while not connected");
@@ -117,6 +122,13 @@ impl Books {
             | (Event::KeysRead(_), Some(Ask::Read))
             | (Event::RingShared { .. } | Event::RingFailed(_), Some(Ask::Share(_)))
             | (Event::RingFailed(_), Some(Ask::Map(_))) => self.ask = None,
+            (Event::Attached, Some(Ask::Attach)) => self.ask = None,
+            // Refused: the data path never started, nothing to disconnect.
+            (Event::Refused(_), Some(Ask::Attach)) => {
+                self.ask = None;
+                self.connected = false;
+                self.live.clear();
+            }
             (Event::RingMapped, Some(Ask::Map(g))) => {
                 self.mapped = g.iter().copied().collect();
                 self.ask = None;
@@ -236,9 +248,16 @@ fn random_event(r: &mut Rng, b: &mut Books) -> Event {
                 0 => Event::RingFailed("bad grant".into()),
                 _ => Event::RingMapped,
             },
+            Ask::Attach => match r.below(4) {
+                0 => Event::Refused("the driver says no".into()),
+                _ => Event::Attached,
+            },
         },
         3..=6 => Event::PeerState(state(r)),
-        7 => match r.below(6) {
+        7 => match r.below(9) {
+            6 => Event::Attached,
+            7 => Event::Refused("stray".into()),
+            8 => Event::PeerFault("the ring broke".into()),
             0 => Event::Committed,
             1 => Event::KeysRead(random_keys(r)),
             2 => Event::RingShared {
@@ -265,6 +284,7 @@ fn drain(b: &mut Books, handle: &mut dyn FnMut(Event) -> Output) {
                 port: 3,
             },
             Some(Ask::Map(_)) => Event::RingFailed("drain".into()),
+            Some(Ask::Attach) => Event::Attached,
             None => break,
         };
         b.feed(ev, handle);

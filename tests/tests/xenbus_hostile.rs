@@ -384,6 +384,7 @@ fn garbage_peer_states() {
         let mut b = reading_backend(0);
         let _ = b.handle(Event::KeysRead(keys(&good_frontend())));
         let _ = b.handle(Event::RingMapped);
+        let _ = b.handle(Event::Attached);
         let _ = b.handle(Event::Committed);
         assert!(b.holds_ring());
         let out = b.handle(Event::PeerStateValue(Some(v.to_string())));

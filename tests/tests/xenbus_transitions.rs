@@ -37,6 +37,8 @@ fn error_kind(e: &Option<Error>) -> &'static str {
         Some(Error::WrongRole { .. }) => "wrong-role",
         Some(Error::Unsupported { .. }) => "unsupported",
         Some(Error::IllegalTransition { .. }) => "illegal",
+        Some(Error::Refused(_)) => "refused",
+        Some(Error::PeerFault(_)) => "peer-fault",
         Some(other) => panic!("unexpected error kind {other:?}"),
     }
 }
@@ -148,7 +150,8 @@ fn back(recipe: &str) -> BackMachine {
         vec![
             (Event::PeerState(State::Initialised), "R"),
             (Event::KeysRead(frontend_keys()), "M"),
-            (Event::RingMapped, "C Co4"),
+            (Event::RingMapped, "C"),
+            (Event::Attached, "Co4"),
             (Event::Committed, ""),
         ],
     );
@@ -225,12 +228,12 @@ const FRONT: [Row; 4] = [
             ("", ""),
             // A backend back in InitWait after closing: reconnect.
             ("S1 R", ""),
-            ("", "wrong-role"),
-            ("", "illegal"),
+            ("W", "wrong-role"),
+            ("W", "illegal"),
             ("", ""),
             ("", ""),
-            ("", "unsupported"),
-            ("", "unsupported"),
+            ("W", "unsupported"),
+            ("W", "unsupported"),
         ],
     ),
 ];
@@ -285,13 +288,13 @@ const BACK: [Row; 4] = [
         [
             ("", ""),
             ("S2", ""),
-            ("", "wrong-role"),
+            ("W", "wrong-role"),
             ("", ""),
-            ("", "illegal"),
+            ("W", "illegal"),
             ("", ""),
             ("", ""),
-            ("", "unsupported"),
-            ("", "unsupported"),
+            ("W", "unsupported"),
+            ("W", "unsupported"),
         ],
     ),
 ];
@@ -391,4 +394,61 @@ fn states_reported() {
     assert_eq!(back("initwait").state(), State::InitWait);
     assert_eq!(back("connected").state(), State::Connected);
     assert_eq!(back("closed").state(), State::Closed);
+}
+
+#[test]
+fn a_refusal_comes_before_connected() {
+    let mut b = back("initwait");
+    let h = BackMachine::handle;
+    feed(
+        &mut b,
+        h,
+        vec![
+            (Event::PeerState(State::Initialised), "R"),
+            (Event::KeysRead(frontend_keys()), "M"),
+            (Event::RingMapped, "C"),
+        ],
+    );
+    // Still InitWait while the data path starts: nothing said Connected.
+    assert_eq!(b.state(), State::InitWait);
+    let out = b.handle(Event::Refused("no buffer pool".into()));
+    assert_eq!(summary(&out), "W Un S5");
+    assert_eq!(error_kind(&out.error), "refused");
+    assert!(out.error.unwrap().to_string().contains("no buffer pool"));
+    // The frontend's standard reset brings the device back.
+    assert_eq!(summary(&b.handle(Event::PeerState(State::Closing))), "");
+    assert_eq!(summary(&b.handle(Event::PeerState(State::Closed))), "S6");
+    assert_eq!(
+        summary(&b.handle(Event::PeerState(State::Initialising))),
+        "S2"
+    );
+}
+
+#[test]
+fn a_peer_fault_closes_until_the_reset_and_a_close_for_good() {
+    let h = BackMachine::handle;
+    for for_good in [false, true] {
+        let mut b = back("connected");
+        let out = b.handle(Event::PeerFault("producer index 9".into()));
+        assert_eq!(summary(&out), "W D Un S5");
+        assert_eq!(error_kind(&out.error), "peer-fault");
+        assert!(!b.holds_ring());
+        if for_good {
+            assert_eq!(summary(&b.handle(Event::Close)), "");
+        }
+        feed(
+            &mut b,
+            h,
+            vec![
+                (Event::PeerState(State::Closing), ""),
+                (Event::PeerState(State::Closed), "S6"),
+            ],
+        );
+        let out = b.handle(Event::PeerState(State::Initialising));
+        assert_eq!(summary(&out), if for_good { "" } else { "S2" });
+    }
+    // A fault seen while closed has nothing to tear down but is written.
+    let mut b = back("closed");
+    let out = b.handle(Event::PeerFault("late".into()));
+    assert_eq!(summary(&out), "W");
 }

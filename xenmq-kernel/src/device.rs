@@ -57,6 +57,12 @@ pub trait End {
     /// Set when the driver refused the peer or the data path failed: the
     /// device closes with this message in its `error` node.
     fn take_refusal(&mut self) -> Option<String>;
+    /// Set when the data path gave up on the peer (it broke the ring): the
+    /// device closes with this message in its `error` node, and starts
+    /// over on the peer's standard reset.
+    fn take_fault(&mut self) -> Option<String> {
+        None
+    }
     /// Runs the data path after an event; `true` if work is left.
     fn kick(&mut self) -> bool;
     /// The protocol identity the machine publishes.
@@ -186,6 +192,10 @@ impl<E: End> Device<E> {
             self.write_error(&why);
             self.feed(Event::Close);
         }
+        if let Some(why) = self.end.take_fault() {
+            crate::error!("{}: {why}", self.own_dir);
+            self.feed(Event::PeerFault(why));
+        }
     }
 
     fn write_error(&self, msg: &str) {
@@ -289,7 +299,8 @@ pub struct Back<P: Protocol, B> {
     ring: Option<Mapping>,
     pool: Option<Mapping>,
     chan: Option<Chan>,
-    refusal: Option<String>,
+    /// Why the data path gave up on the frontend.
+    fault: Option<String>,
 }
 
 impl<P: Protocol, B: Backend<Protocol = P>> Back<P, B> {
@@ -302,7 +313,7 @@ impl<P: Protocol, B: Backend<Protocol = P>> Back<P, B> {
             ring: None,
             pool: None,
             chan: None,
-            refusal: None,
+            fault: None,
         }
     }
 
@@ -321,6 +332,13 @@ impl<P: Protocol, B: Backend<Protocol = P>> Back<P, B> {
     ) -> Result<(), String> {
         let cfg: Both<P::FrontendConfig, PoolKeys> =
             peer.parse(peer_dir).map_err(|e| e.to_string())?;
+        // Everything that can fail before the driver's hook, so that a
+        // refusal leaves the driver untouched.
+        let mapped = self.ring.as_ref().ok_or("the ring is not mapped")?;
+        let ring = BackRingOf::<P>::attach(mapped.region()).map_err(|e| e.to_string())?;
+        if self.chan.is_none() {
+            return Err("the port is not bound".into());
+        }
         let want = P::POOL_PAGES as usize;
         if cfg.1.refs.len() != want {
             return Err(format!(
@@ -336,8 +354,6 @@ impl<P: Protocol, B: Backend<Protocol = P>> Back<P, B> {
             self.pool = Some(pool);
         }
         self.driver.connect(&cfg.0).map_err(|r| r.0)?;
-        let ring = self.ring.as_ref().ok_or("the ring is not mapped")?;
-        let ring = BackRingOf::<P>::attach(ring.region()).map_err(|e| e.to_string())?;
         let chan = self.chan.take().ok_or("the port is not bound")?;
         let pool = self.pool.as_ref().map(|p| Pool::new(p.region()));
         self.server.attach(ring, chan, pool);
@@ -388,12 +404,10 @@ impl<P: Protocol, B: Backend<Protocol = P>> End for Back<P, B> {
                     Err(e) => Event::RingFailed(e),
                 })
             }
-            Action::Connect(conn) => {
-                if let Err(why) = self.connect(&conn.peer, peer_dir, grants) {
-                    self.refusal = Some(why);
-                }
-                None
-            }
+            Action::Connect(conn) => Some(match self.connect(&conn.peer, peer_dir, grants) {
+                Ok(()) => Event::Attached,
+                Err(why) => Event::Refused(why),
+            }),
             Action::Disconnect => {
                 self.detach();
                 None
@@ -410,7 +424,12 @@ impl<P: Protocol, B: Backend<Protocol = P>> End for Back<P, B> {
     }
 
     fn take_refusal(&mut self) -> Option<String> {
-        self.refusal.take()
+        // A backend refuses through `Event::Refused`.
+        None
+    }
+
+    fn take_fault(&mut self) -> Option<String> {
+        self.fault.take()
     }
 
     fn identity(&self) -> xenbus::Identity {
@@ -438,7 +457,7 @@ impl<P: Protocol, B: Backend<Protocol = P>> End for Back<P, B> {
         })();
         let more = r.unwrap_or_else(|e| {
             // A corrupt ring is the frontend's fault: stop serving it.
-            self.refusal = Some(format!("the frontend broke the ring: {e}"));
+            self.fault = Some(format!("the frontend broke the ring: {e}"));
             false
         });
         if !more {

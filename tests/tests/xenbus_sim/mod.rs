@@ -305,6 +305,7 @@ impl World {
                 *flag = true;
                 if side == Side::Back {
                     assert_eq!(Some(c.port), self.bound);
+                    self.push(side, Event::Attached);
                 }
             }
             Action::Disconnect => {

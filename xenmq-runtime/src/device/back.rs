@@ -1,7 +1,8 @@
 //! The backend end of a device.
 
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xenmq::driver::{self, BackRingOf, Backend, Both, Pool, PoolKeys, Protocol, Server};
 use xenmq::evtchn::Events;
@@ -27,7 +28,6 @@ struct Ends<P: Protocol, B, G: Grants, E: Events> {
     peer: DomId,
     server: Server<P, E::Channel>,
     held: Option<Held<G, E::Channel>>,
-    refused: Option<String>,
     connects: u64,
 }
 
@@ -54,12 +54,10 @@ impl<P: Protocol, B: Backend<Protocol = P>, G: Grants, E: Events> Perform for En
                     Err(e) => Event::RingFailed(error_chain(&e)),
                 })
             }
-            Action::Connect(conn) => {
-                if let Err(why) = self.connect(&conn.peer, peer_dir) {
-                    self.refused = Some(why);
-                }
-                None
-            }
+            Action::Connect(conn) => Some(match self.connect(&conn.peer, peer_dir) {
+                Ok(()) => Event::Attached,
+                Err(why) => Event::Refused(why),
+            }),
             Action::Disconnect => {
                 self.detach();
                 None
@@ -90,6 +88,12 @@ impl<P: Protocol, B: Backend<Protocol = P>, G: Grants, E: Events> Ends<P, B, G, 
         let cfg: Both<P::FrontendConfig, PoolKeys> =
             peer.parse(peer_dir).map_err(|e| e.to_string())?;
         let h = self.held.as_mut().ok_or("the ring is not mapped")?;
+        // Everything that can fail before the driver's hook, so that a
+        // refusal leaves the driver untouched.
+        let ring = BackRingOf::<P>::attach(h.ring.region()).map_err(|e| e.to_string())?;
+        if h.chan.is_none() {
+            return Err("the port is not bound".into());
+        }
         let want = P::POOL_PAGES as usize;
         if cfg.1.refs.len() != want {
             return Err(format!(
@@ -106,7 +110,6 @@ impl<P: Protocol, B: Backend<Protocol = P>, G: Grants, E: Events> Ends<P, B, G, 
             h.pool = Some(pool);
         }
         self.driver.connect(&cfg.0).map_err(|r| r.0)?;
-        let ring = BackRingOf::<P>::attach(h.ring.region()).map_err(|e| e.to_string())?;
         let chan = h.chan.take().ok_or("the port is not bound")?;
         let pool = h.pool.as_ref().map(|p| Pool::new(p.region()));
         self.server.attach(ring, chan, pool);
@@ -126,10 +129,50 @@ impl<P: Protocol, B: Backend<Protocol = P>, G: Grants, E: Events> Ends<P, B, G, 
     }
 }
 
+/// Protocol violations a device survives within [`DEFAULT_FAULT_WINDOW`].
+pub const DEFAULT_FAULTS: usize = 3;
+/// The window of [`DEFAULT_FAULTS`].
+pub const DEFAULT_FAULT_WINDOW: Duration = Duration::from_secs(60);
+
+/// The protocol violations of a device's recent past.
+struct FaultBudget {
+    max: usize,
+    per: Duration,
+    seen: VecDeque<Instant>,
+}
+
+impl FaultBudget {
+    fn new(max: usize, per: Duration) -> Self {
+        FaultBudget {
+            max,
+            per,
+            seen: VecDeque::new(),
+        }
+    }
+
+    /// Records a violation at `now`; `false` once more than `max` fell
+    /// within the window.
+    fn admit(&mut self, now: Instant) -> bool {
+        while self
+            .seen
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.per)
+        {
+            self.seen.pop_front();
+        }
+        if self.seen.len() >= self.max {
+            return false;
+        }
+        self.seen.push_back(now);
+        true
+    }
+}
+
 /// The backend of one device: its lifecycle and its [`Server`].
 pub struct BackDevice<P: Protocol, B, S, G: Grants, E: Events> {
     lc: Lifecycle<S>,
     ends: Ends<P, B, G, E>,
+    faults: FaultBudget,
     batches: u64,
     devid: u32,
 }
@@ -165,24 +208,17 @@ where
             peer: frontend,
             server: Server::new(),
             held: None,
-            refused: None,
             connects: 0,
         };
         lc.start(&mut ends)?;
-        let mut back = BackDevice {
+        let back = BackDevice {
             lc,
             ends,
+            faults: FaultBudget::new(DEFAULT_FAULTS, DEFAULT_FAULT_WINDOW),
             batches: 0,
             devid,
         };
-        back.check_refused();
         Ok(back)
-    }
-
-    fn check_refused(&mut self) {
-        if let Some(why) = self.ends.refused.take() {
-            self.lc.refuse(&why, &mut self.ends);
-        }
     }
 
     /// This end's lifecycle state.
@@ -238,7 +274,6 @@ where
     /// Looks at Xenstore for up to `timeout` and advances the lifecycle.
     pub fn pump(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         self.lc.pump(timeout, &mut self.ends)?;
-        self.check_refused();
         Ok(())
     }
 
@@ -300,26 +335,38 @@ where
         }
     }
 
-    /// The data path failed (the frontend died or misbehaved): stop
-    /// serving it, and let the lifecycle decide what comes next.
+    /// The data path failed (the frontend died or broke the ring
+    /// protocol): stop serving it, unmap, say why in the `error` node and
+    /// go Closing. The frontend's standard reset starts the device over,
+    /// unless its protocol violations exceed the fault budget: then the
+    /// device stays closed until the toolstack re-creates it.
     fn broken(&mut self, e: driver::Error) -> Result<usize, Error> {
         if !e.is_fatal() {
             return Err(e.into());
         }
         self.ends.detach();
-        if matches!(e, driver::Error::Ring(_)) {
-            // A hostile ring: say why, and close the device for good (a
-            // frontend that corrupts its ring is not served again).
-            let msg = error_chain(&e);
-            let _ = self.lc.store.write(
-                xenmq::xenstore::Tx::NONE,
-                &format!("{}/error", self.lc.own_dir),
-                msg.as_bytes(),
+        let why = error_chain(&e);
+        if matches!(e, driver::Error::Ring(_)) && !self.faults.admit(Instant::now()) {
+            let (max, per) = (self.faults.max, self.faults.per.as_secs());
+            let why = format!(
+                "{why} (more than {max} protocol violations within {per} s: the device \
+                 stays closed until the toolstack re-creates it)"
             );
+            self.lc.feed(Event::PeerFault(why), &mut self.ends);
             self.lc.close(&mut self.ends);
+        } else {
+            self.lc.feed(Event::PeerFault(why), &mut self.ends);
         }
         self.pump(Some(Duration::ZERO))?;
         Ok(0)
+    }
+
+    /// Sets the fault budget: a device whose frontend breaks the ring
+    /// protocol more than `max` times within `per` stays closed (by
+    /// default 3 within 60 s; every violation within the budget closes the
+    /// device until the frontend's reset).
+    pub fn set_fault_budget(&mut self, max: usize, per: Duration) {
+        self.faults = FaultBudget::new(max, per);
     }
 
     /// Serves until `stop` says so.

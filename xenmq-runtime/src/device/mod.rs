@@ -44,7 +44,7 @@ use xenmq::evtchn::Events;
 use xenmq::grant::{DomId, Grants};
 use xenmq::xenstore::Store;
 
-pub use back::BackDevice;
+pub use back::{BackDevice, DEFAULT_FAULTS, DEFAULT_FAULT_WINDOW};
 pub use front::FrontDevice;
 pub use many::{Backends, MAX_DEVICES};
 

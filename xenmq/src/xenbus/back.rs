@@ -44,6 +44,8 @@ enum Phase {
     Reading(Purpose),
     /// Mapping the ring (held once `RingMapped` arrived).
     Mapping(Plan),
+    /// Starting the data path, waiting for `Attached` or `Refused`.
+    Attaching(Plan),
     /// Committing Connected (ring mapped, data path started).
     Connecting(Plan),
     Connected(Plan),
@@ -60,6 +62,7 @@ impl Phase {
             Phase::InitWait => "waiting in initwait",
             Phase::Reading(_) => "reading the frontend's keys",
             Phase::Mapping(_) => "mapping the ring",
+            Phase::Attaching(_) => "starting the data path",
             Phase::Connecting(_) => "publishing connected",
             Phase::Connected(_) => "connected",
             Phase::Closing => "closing",
@@ -95,9 +98,11 @@ impl BackMachine {
             Phase::Idle => State::Unknown,
             Phase::Publishing => State::Initialising,
             Phase::Reading(Purpose::Recheck(_)) | Phase::Connected(_) => State::Connected,
-            Phase::InitWait | Phase::Reading(_) | Phase::Mapping(_) | Phase::Connecting(_) => {
-                State::InitWait
-            }
+            Phase::InitWait
+            | Phase::Reading(_)
+            | Phase::Mapping(_)
+            | Phase::Attaching(_)
+            | Phase::Connecting(_) => State::InitWait,
             Phase::Closing => State::Closing,
             Phase::Closed => State::Closed,
         }
@@ -175,6 +180,38 @@ impl BackMachine {
                 }
                 _ => self.core.unexpected(Event::RingFailed(reason), phase),
             },
+            Event::Attached => match (&self.core.pending, &self.phase) {
+                (Some(Pending::Attach), Phase::Attaching(plan)) => {
+                    // The data path runs: say Connected, naming the
+                    // frontend incarnation served.
+                    let plan = plan.clone();
+                    self.core.pending = None;
+                    self.core.connected = true;
+                    let echo = (
+                        key::XENMQ_FRONTEND_INSTANCE.into(),
+                        plan.instance.to_string(),
+                    );
+                    self.core.commit(alloc::vec![echo], Some(State::Connected));
+                    self.phase = Phase::Connecting(plan);
+                }
+                _ => self.core.unexpected(ev, phase),
+            },
+            Event::Refused(reason) => match self.core.pending {
+                Some(Pending::Attach) => {
+                    // Nothing was started; the frontend never saw Connected.
+                    self.core.pending = None;
+                    self.phase = Phase::InitWait;
+                    self.core.fail(Error::Refused(reason));
+                }
+                _ => self.core.unexpected(Event::Refused(reason), phase),
+            },
+            Event::PeerFault(reason) => {
+                if matches!(self.phase, Phase::Idle | Phase::Closing | Phase::Closed) {
+                    self.core.note(Error::PeerFault(reason));
+                } else {
+                    self.core.fail(Error::PeerFault(reason));
+                }
+            }
             Event::RingShared { .. } => self.core.unexpected(ev, phase),
         }
         self.drive();
@@ -183,7 +220,7 @@ impl BackMachine {
 
     fn fail_if_started(&mut self, e: Error) {
         if matches!(self.phase, Phase::Idle | Phase::Closed) {
-            self.core.report(e);
+            self.core.note(e);
         } else {
             self.core.fail(e);
         }
@@ -364,21 +401,16 @@ impl BackMachine {
                 }
                 Phase::Mapping(plan) => {
                     if self.core.peer_is(&[Initialised, Connected]) {
-                        // Start the data path, then say Connected, naming the
-                        // frontend incarnation served.
+                        // Start the data path; Connected is published once
+                        // it runs, so that a refusal comes before it.
                         let plan = plan.clone();
                         self.core.push(Action::Connect(Connection {
                             ring: plan.ring.clone(),
                             port: plan.port,
                             peer: plan.frontend.clone(),
                         }));
-                        self.core.connected = true;
-                        let echo = (
-                            key::XENMQ_FRONTEND_INSTANCE.into(),
-                            plan.instance.to_string(),
-                        );
-                        self.core.commit(alloc::vec![echo], Some(Connected));
-                        self.phase = Phase::Connecting(plan);
+                        self.core.pending = Some(Pending::Attach);
+                        self.phase = Phase::Attaching(plan);
                     } else {
                         // The frontend restarted while we mapped.
                         self.core.teardown();
@@ -386,7 +418,7 @@ impl BackMachine {
                     }
                     return;
                 }
-                Phase::Connecting(_) => return,
+                Phase::Attaching(_) | Phase::Connecting(_) => return,
                 Phase::Connected(plan) => {
                     if self.core.peer_is(&[Initialising]) {
                         // The frontend restarted: drop its old ring, wait again.

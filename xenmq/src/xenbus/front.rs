@@ -164,7 +164,16 @@ impl FrontMachine {
                 }
                 _ => self.core.unexpected(Event::RingFailed(reason), phase),
             },
-            Event::RingMapped => self.core.unexpected(ev, phase),
+            Event::PeerFault(reason) => {
+                if matches!(self.phase, Phase::Idle | Phase::Closed { .. }) {
+                    self.core.note(Error::PeerFault(reason));
+                } else {
+                    self.core.fail(Error::PeerFault(reason));
+                }
+            }
+            Event::RingMapped | Event::Attached | Event::Refused(_) => {
+                self.core.unexpected(ev, phase)
+            }
         }
         self.drive();
         self.core.finish()
@@ -172,7 +181,7 @@ impl FrontMachine {
 
     fn fail_if_started(&mut self, e: Error) {
         if matches!(self.phase, Phase::Idle | Phase::Closed { .. }) {
-            self.core.report(e);
+            self.core.note(e);
         } else {
             self.core.fail(e);
         }

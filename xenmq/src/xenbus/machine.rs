@@ -51,6 +51,18 @@ pub enum Event {
     /// [`Action::ShareRing`] or [`Action::MapRing`] failed; the platform has
     /// released whatever part of the request it had obtained.
     RingFailed(String),
+    /// A backend's answer to [`Action::Connect`]: the data path runs.
+    Attached,
+    /// A backend's answer to [`Action::Connect`]: the driver or the platform
+    /// refused the frontend (the reason) and started nothing. The machine
+    /// closes before ever publishing Connected.
+    Refused(String),
+    /// The data path gave up on the peer: it broke the ring protocol, or it
+    /// died (its event channel closed). The machine writes the reason to
+    /// the `error` node, stops the data path, gives back the ring and
+    /// closes; unlike [`Event::Close`], the peer's standard reset (Closing,
+    /// Closed, then Initialising) starts the device over.
+    PeerFault(String),
 }
 
 impl Event {
@@ -65,6 +77,9 @@ impl Event {
             Event::RingShared { .. } => "ring-shared",
             Event::RingMapped => "ring-mapped",
             Event::RingFailed(_) => "ring-failed",
+            Event::Attached => "attached",
+            Event::Refused(_) => "refused",
+            Event::PeerFault(_) => "peer-fault",
         }
     }
 }
@@ -119,7 +134,9 @@ pub enum Action {
         /// The port bound.
         port: Port,
     },
-    /// Start the data path on the ring just shared or mapped.
+    /// Start the data path on the ring just shared or mapped. A backend
+    /// answers with [`Event::Attached`] or [`Event::Refused`] (it publishes
+    /// Connected only after the data path runs); a frontend does not answer.
     Connect(Connection),
     /// Stop the data path; always comes before the ring's release or unmap.
     Disconnect,
@@ -166,6 +183,8 @@ pub(crate) enum Pending {
         pages: usize,
     },
     Map,
+    /// A backend's `Connect`, waiting for `Attached` or `Refused`.
+    Attach,
 }
 
 /// The bookkeeping both machines share.
@@ -254,6 +273,14 @@ impl Core {
             self.failed = true;
             self.out.push(Action::WriteError(e.to_string()));
         }
+        self.report(e);
+    }
+
+    /// Reports an error found while already closed: nothing to tear
+    /// down, but the reason still goes to the `error` node, so that no
+    /// closure is left unexplained.
+    pub fn note(&mut self, e: Error) {
+        self.out.push(Action::WriteError(e.to_string()));
         self.report(e);
     }
 

@@ -373,6 +373,14 @@ pub enum Error {
     /// The platform could not share or map the ring.
     #[error("ring set-up failed: {0}")]
     Ring(String),
+    /// The backend's driver or platform refused the frontend before
+    /// Connected was published.
+    #[error("the backend refused the frontend: {0}")]
+    Refused(String),
+    /// The data path gave up on the peer (a protocol violation, a dead
+    /// event channel).
+    #[error("{0}")]
+    PeerFault(String),
     /// The platform answered a share request with the wrong number of grants.
     #[error("the runtime returned {got} grant references for a ring of {want} pages")]
     GrantCount {
