@@ -42,6 +42,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "no_std core: xenmq for x86_64-unknown-none"
 cargo build --quiet -p xenmq --no-default-features --target x86_64-unknown-none
 
+step "model checking: both rings' indices and notifications under loom"
+bash scripts/loom.sh --quiet 2>&1 | tee target/loom.log | grep -E '^test result'
+
 step "docs: cargo doc --workspace --no-deps, warnings denied"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --workspace --no-deps
 

@@ -53,7 +53,7 @@
 #![warn(missing_docs)]
 
 extern crate alloc;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", loom))]
 extern crate std;
 
 // Lets the macros emit `::xenmq::...` paths that also resolve inside this crate.

@@ -12,8 +12,9 @@ use core::ptr::{self, NonNull};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-use crate::sync::fence;
-use crate::sync::{compiler_fence, AtomicU32, AtomicU64, Ordering};
+use crate::sync::raw::fence;
+use crate::sync::raw::{AtomicU32, AtomicU64};
+use crate::sync::{compiler_fence, Ordering};
 
 /// A window onto memory shared with a peer (granted or mapped pages).
 ///
@@ -23,6 +24,9 @@ use crate::sync::{compiler_fence, AtomicU32, AtomicU64, Ordering};
 pub struct Region {
     ptr: NonNull<u8>,
     len: usize,
+    /// A model checker's memory instead of `ptr` (see [`Region::model`]).
+    #[cfg(loom)]
+    model: Option<model::Words>,
 }
 
 // SAFETY: a Region is a pointer and a length; all accesses through it are
@@ -43,7 +47,30 @@ impl Region {
     /// - nobody holds a Rust reference (`&`/`&mut`) into those bytes while
     ///   the region is used: they may be written concurrently by the peer.
     pub unsafe fn new(ptr: NonNull<u8>, len: usize) -> Self {
-        Region { ptr, len }
+        Region {
+            ptr,
+            len,
+            #[cfg(loom)]
+            model: None,
+        }
+    }
+
+    /// A region of `len` bytes (a multiple of 4) in loom's model memory:
+    /// every access is a loom atomic access of the 4-byte words it
+    /// touches, so loom explores what each read may see. Only in loom
+    /// tests (`--cfg loom`), inside `loom::model`; the memory is leaked.
+    #[cfg(loom)]
+    pub fn model(len: usize) -> Self {
+        let words: alloc::vec::Vec<crate::sync::AtomicU32> = (0..len.div_ceil(4))
+            .map(|_| crate::sync::AtomicU32::new(0))
+            .collect();
+        #[repr(align(64))]
+        struct Line;
+        Region {
+            ptr: NonNull::<Line>::dangling().cast(),
+            len,
+            model: Some(words.leak()),
+        }
     }
 
     /// The length in bytes.
@@ -67,6 +94,8 @@ impl Region {
         Region {
             ptr: NonNull::<Line>::dangling().cast(),
             len: 0,
+            #[cfg(loom)]
+            model: None,
         }
     }
 
@@ -137,6 +166,10 @@ impl Region {
     #[inline]
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32, Error> {
         let ptr = self.span(offset, 4, 4)?;
+        #[cfg(loom)]
+        if let Some(m) = self.model {
+            return Ok(model::load(m, offset, order));
+        }
         // SAFETY: `span` checked that the 4 bytes at `ptr` are inside the
         // region and 4-byte aligned; `Region::new`'s contract makes them valid
         // for reads and writes while the region is used. All accesses to this
@@ -151,6 +184,11 @@ impl Region {
     #[inline]
     pub fn store_u32(&self, offset: usize, value: u32, order: Ordering) -> Result<(), Error> {
         let ptr = self.span(offset, 4, 4)?;
+        #[cfg(loom)]
+        if let Some(m) = self.model {
+            model::store(m, offset, value, order);
+            return Ok(());
+        }
         // SAFETY: as in `load_u32`: in bounds and aligned (checked by
         // `span`), valid by `Region::new`'s contract, atomic access only.
         unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) }.store(value, order);
@@ -166,6 +204,16 @@ impl Region {
     #[inline(always)]
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T, Error> {
         let src = self.span(offset, size_of::<T>(), align_of::<T>())?;
+        #[cfg(loom)]
+        if let Some(m) = self.model {
+            let mut buf = alloc::vec![0u8; size_of::<T>()];
+            model::read_bytes(m, offset, &mut buf);
+            return T::read_from_bytes(&buf).map_err(|_| Error::OutOfBounds {
+                offset,
+                size: size_of::<T>(),
+                len: self.len,
+            });
+        }
         let mut out = MaybeUninit::<T>::uninit();
         // SAFETY: `span` checked that `size_of::<T>()` bytes at `src` are in
         // the region and aligned to `align_of::<T>()`; `Region::new`'s
@@ -193,6 +241,11 @@ impl Region {
     pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<(), Error> {
         let dst = self.span(offset, size_of::<T>(), align_of::<T>())?;
         let src = value.as_bytes();
+        #[cfg(loom)]
+        if let Some(m) = self.model {
+            model::write_bytes(m, offset, src);
+            return Ok(());
+        }
         // SAFETY: `span` checked that `size_of::<T>()` bytes at `dst` are in
         // the region and aligned to `align_of::<T>()`; `Region::new`'s
         // contract makes them valid for writes. `src` is a private slice of
@@ -207,6 +260,11 @@ impl Region {
     /// [`read_words`](Self::read_words) does: bulk buffers).
     pub fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<(), Error> {
         let src = self.span(offset, buf.len(), 1)?;
+        #[cfg(loom)]
+        if let Some(m) = self.model {
+            model::read_bytes(m, offset, buf);
+            return Ok(());
+        }
         #[cfg(all(target_arch = "x86_64", not(miri)))]
         if buf.len() >= REP_MOVS_MIN {
             // SAFETY: `span` checked that `buf.len()` bytes at `src` are in
@@ -227,6 +285,11 @@ impl Region {
     /// [`write_words`](Self::write_words) does).
     pub fn write_bytes(&self, offset: usize, buf: &[u8]) -> Result<(), Error> {
         let dst = self.span(offset, buf.len(), 1)?;
+        #[cfg(loom)]
+        if let Some(m) = self.model {
+            model::write_bytes(m, offset, buf);
+            return Ok(());
+        }
         #[cfg(all(target_arch = "x86_64", not(miri)))]
         if buf.len() >= REP_MOVS_MIN {
             // SAFETY: `span` checked that `buf.len()` bytes at `dst` are in
@@ -246,6 +309,11 @@ impl Region {
     /// Sets `len` bytes at `offset` to `byte` with volatile writes.
     pub fn fill(&self, offset: usize, len: usize, byte: u8) -> Result<(), Error> {
         let ptr = self.span(offset, len, 1)?;
+        #[cfg(loom)]
+        if let Some(m) = self.model {
+            model::write_bytes(m, offset, &alloc::vec![byte; len]);
+            return Ok(());
+        }
         for i in 0..len {
             // SAFETY: `span` checked that `len` bytes at `ptr` are in the
             // region (valid by `Region::new`'s contract) and i < len.
@@ -258,6 +326,16 @@ impl Region {
     /// rings in one allocation). `offset` must keep the 64-byte alignment.
     pub fn subregion(&self, offset: usize, len: usize) -> Result<Region, Error> {
         let ptr = self.span(offset, len, 64)?;
+        #[cfg(loom)]
+        if let Some(m) = self.model {
+            // 64-aligned and in bounds (checked above), so whole words.
+            let words = m.get(offset / 4..(offset + len).div_ceil(4)).unwrap_or(&[]);
+            return Ok(Region {
+                ptr: self.ptr,
+                len,
+                model: Some(words),
+            });
+        }
         Ok(Region {
             // `ptr` is inside (or one past) the region, whose pointer is non-null
             // and does not wrap, so it is non-null too.
@@ -267,6 +345,8 @@ impl Region {
                 len: self.len,
             })?,
             len,
+            #[cfg(loom)]
+            model: None,
         })
     }
 }
@@ -354,6 +434,10 @@ unsafe fn copy_out(src: *const u8, dst: *mut u8, len: usize, dst_align: usize) {
 /// `mfence` and just as strong for ordinary write-back memory.
 #[inline]
 pub fn full_fence() {
+    // Under loom, the model's fence too (a no-op for real memory then, but
+    // loom tests use model regions only).
+    #[cfg(loom)]
+    crate::sync::fence(Ordering::SeqCst);
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         // The compiler fence stops the compiler from moving memory accesses
@@ -421,6 +505,10 @@ impl Region {
     #[inline]
     pub fn swap_u32(&self, offset: usize, value: u32, order: Ordering) -> Result<u32, Error> {
         let ptr = self.span(offset, 4, 4)?;
+        #[cfg(loom)]
+        if let Some(m) = self.model {
+            return Ok(model::swap(m, offset, value, order));
+        }
         // SAFETY: as in `load_u32`: in bounds and aligned (checked by
         // `span`), valid by `Region::new`'s contract, atomic access only.
         Ok(unsafe { AtomicU32::from_ptr(ptr.cast::<u32>()) }.swap(value, order))
@@ -512,6 +600,88 @@ impl Region {
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = offset;
+    }
+}
+
+/// Loom's model memory: the words of a [`Region::model`].
+///
+/// Loom does not model `SeqCst` accesses (it treats them as `AcqRel`), but
+/// it models `SeqCst` fences. A `SeqCst` store or swap is therefore the
+/// access followed by a `SeqCst` fence, and a `SeqCst` load is an `Acquire`
+/// load: x86-64's compilation of `SeqCst` (a locked `xchg`, a plain load).
+/// Copies are `Relaxed` loads and stores of the words they touch, so a copy
+/// not ordered by the ring's indices may see stale bytes, and loom finds it.
+#[cfg(loom)]
+mod model {
+    use crate::sync::{fence, AtomicU32, Ordering};
+
+    pub(super) type Words = &'static [AtomicU32];
+
+    fn word(m: Words, offset: usize) -> &'static AtomicU32 {
+        // Offsets were checked against the region by `span`.
+        m.get(offset / 4).expect("checked by span")
+    }
+
+    pub(super) fn load(m: Words, offset: usize, order: Ordering) -> u32 {
+        let order = match order {
+            Ordering::SeqCst => Ordering::Acquire,
+            o => o,
+        };
+        word(m, offset).load(order)
+    }
+
+    pub(super) fn store(m: Words, offset: usize, value: u32, order: Ordering) {
+        match order {
+            Ordering::SeqCst => {
+                word(m, offset).store(value, Ordering::Release);
+                fence(Ordering::SeqCst);
+            }
+            o => word(m, offset).store(value, o),
+        }
+    }
+
+    pub(super) fn swap(m: Words, offset: usize, value: u32, order: Ordering) -> u32 {
+        match order {
+            Ordering::SeqCst => {
+                let old = word(m, offset).swap(value, Ordering::AcqRel);
+                fence(Ordering::SeqCst);
+                old
+            }
+            o => word(m, offset).swap(value, o),
+        }
+    }
+
+    pub(super) fn read_bytes(m: Words, offset: usize, buf: &mut [u8]) {
+        let mut at = offset;
+        let mut done = 0;
+        while done < buf.len() {
+            let bytes = word(m, at).load(Ordering::Relaxed).to_le_bytes();
+            let first = at % 4;
+            let n = (4 - first).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&bytes[first..first + n]);
+            done += n;
+            at += n;
+        }
+    }
+
+    pub(super) fn write_bytes(m: Words, offset: usize, buf: &[u8]) {
+        let mut at = offset;
+        let mut done = 0;
+        while done < buf.len() {
+            let w = word(m, at);
+            let first = at % 4;
+            let n = (4 - first).min(buf.len() - done);
+            // A whole word is one store; part of one keeps the other bytes.
+            let mut bytes = if n == 4 {
+                [0; 4]
+            } else {
+                w.load(Ordering::Relaxed).to_le_bytes()
+            };
+            bytes[first..first + n].copy_from_slice(&buf[done..done + n]);
+            w.store(u32::from_le_bytes(bytes), Ordering::Relaxed);
+            done += n;
+            at += n;
+        }
     }
 }
 
