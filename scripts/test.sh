@@ -45,6 +45,9 @@ cargo build --quiet -p xenmq --no-default-features --target x86_64-unknown-none
 step "model checking: both rings' indices and notifications under loom"
 bash scripts/loom.sh --quiet 2>&1 | tee target/loom.log | grep -E '^test result'
 
+step "fuzzing: every fuzz target for 10 s under libFuzzer (AddressSanitizer)"
+bash scripts/fuzz.sh smoke 10 2>&1 | tee target/fuzz.log | grep -E '^fuzz: '
+
 step "docs: cargo doc --workspace --no-deps, warnings denied"
 RUSTDOCFLAGS="-D warnings" cargo doc --quiet --workspace --no-deps
 

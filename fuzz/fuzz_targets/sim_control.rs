@@ -1,19 +1,4 @@
-//! A hostile guest's requests on the simulator's control socket: any bytes
-//! as a request body. Parsing never panics, bounds every count before
-//! allocating, and whatever it accepts encodes back to a request that
-//! parses to the same thing.
+//! `cargo fuzz run sim_control`: see [`xenmq_fuzz::targets::sim_control`].
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use xenmq_runtime::sim::proto::{Request, MAX_FRAME};
-
-fuzz_target!(|body: &[u8]| {
-    if body.len() > MAX_FRAME {
-        return;
-    }
-    if let Ok(req) = Request::parse(body) {
-        let again = req.encode().0;
-        assert!(again.len() <= body.len());
-        assert_eq!(Request::parse(&again), Ok(req));
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| xenmq_fuzz::targets::sim_control::run(data));

@@ -31,9 +31,12 @@
     )
 )]
 
+mod engine;
 mod outbox;
 mod state;
 mod tree;
+
+pub use engine::{Closed, Engine};
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};

@@ -107,6 +107,14 @@ impl Outbox {
         }
     }
 
+    /// The next message to write, if one is queued.
+    pub fn try_next(&self) -> Option<Vec<u8>> {
+        let mut g = self.lock();
+        let q = g.queue.pop_front()?;
+        self.changed.notify_all();
+        Some(q.bytes)
+    }
+
     /// Waits until fewer than `limit` messages are queued (or closed).
     pub fn wait_below(&self, limit: usize) {
         let mut g = self.lock();
