@@ -181,12 +181,25 @@ fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
         page.read(8, &mut b).unwrap();
         assert_eq!(&b, b"hi");
     }
-    // The guest (this test's connection) went away: it is dead.
+    // The guest's process (this test's connection) went away; the domain
+    // lives until it is destroyed.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while xenmq(&dir, &["list"]).1.contains("guest-a") {
-        assert!(Instant::now() < deadline, "guest-a outlived its connection");
+    loop {
+        let (_, list, _) = xenmq(&dir, &["list", "--json"]);
+        let doc: serde_json::Value = serde_json::from_str(&list).expect("list --json");
+        let me = doc["domains"]
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["name"] == "guest-a").cloned())
+            .expect("guest-a outlives its processes");
+        if me["processes"] == 0 {
+            assert_eq!(me["grants"], 0, "{me}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "guest-a's process never left");
         std::thread::sleep(Duration::from_millis(10));
     }
+    let (ok, _, err) = xenmq(&dir, &["destroy", &id]);
+    assert!(ok, "{err}");
     let (ok, _, err) = xenmq(&dir, &["destroy", &id]);
     assert!(!ok && err.contains("refused"), "{err}");
     let (ok, _, err) = xenmq(&dir, &["poke", "0", "8", "0", "zz"]);
@@ -196,6 +209,82 @@ fn runs_creates_domains_and_stops_cleanly_on_sigterm() {
     assert!(st.success(), "{st:?}");
     assert!(!dir.join("control").exists());
     assert!(!dir.join("socket").exists());
+}
+
+/// The driver author's workbench (docs/simulator.md): a long-running host,
+/// a domain with its device attached before its program starts, programs
+/// run as domains with `exec` (the echo example's `backend DOMID` and
+/// `frontend` roles, as `xenmq demo` has them), several processes one
+/// after another as one domain, and ids not reused.
+#[test]
+fn drivers_run_as_domains_on_a_long_running_host() {
+    let dir = run_dir("workbench");
+    let _sim = Sim::start(&dir);
+    let d = dir.to_str().expect("utf-8 run dir");
+    // `run --attach`: the device exists before the command starts; the
+    // command starts the backend as dom0 with `exec`, then is the
+    // frontend, then reads its own Xenstore as the same domain.
+    let script = format!(
+        "test -n \"$(xenstore-read device/echo/0/backend-id)\" || exit 7; \
+         {XENMQ} sim exec --run-dir {d} 0 -- {XENMQ} demo backend $XENMQ_SIM_DOMID >/dev/null & \
+         {XENMQ} demo frontend 20 </dev/null || exit 8; wait $! || exit 9; \
+         echo domid=$(xenstore-read domid)"
+    );
+    let (ok, out, err) = xenmq(
+        &dir,
+        &["run", "guest", "--attach", "echo", "--", "sh", "-c", &script],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("pings one at a time"), "{out}");
+    let first: u16 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("domid="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no domid line: {out}"));
+    // The domain and its device are gone afterwards.
+    let (_, list, _) = xenmq(&dir, &["list"]);
+    assert!(!list.contains("guest"), "{list}");
+    let status = Command::new(XENMQ)
+        .args(["status", "--run-dir", d])
+        .output()
+        .expect("xenmq status");
+    assert!(!String::from_utf8_lossy(&status.stdout).contains("echo"));
+
+    // A created domain runs any number of programs, one after another.
+    let (ok, id, err) = xenmq(&dir, &["create", "workbench"]);
+    assert!(ok, "{err}");
+    let id = id.trim().to_owned();
+    assert!(id.parse::<u16>().unwrap() > first, "ids are not reused");
+    let attach = Command::new(XENMQ)
+        .args(["attach", "--run-dir", d, "workbench", "echo"])
+        .output()
+        .expect("xenmq attach");
+    assert!(attach.status.success(), "{attach:?}");
+    for round in 0..2 {
+        let mut back = Command::new(XENMQ)
+            .args(["sim", "exec", "--run-dir", d, "0", "--", XENMQ])
+            .args(["demo", "backend", &id])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("backend");
+        let (ok, out, err) = xenmq(
+            &dir,
+            &["exec", "workbench", "--", XENMQ, "demo", "frontend", "10"],
+        );
+        assert!(ok, "round {round}: {out}\n{err}");
+        assert!(out.contains(&format!("[frontend dom{id}] connected")), "{out}");
+        assert!(back.wait().expect("backend").success());
+    }
+    let (ok, out, _) = xenmq(&dir, &["exec", &id, "--", "sh", "-c", "exit 3"]);
+    assert!(!ok && out.is_empty());
+    let (ok, _, err) = xenmq(&dir, &["exec", "nosuch", "--", "true"]);
+    assert!(!ok && err.contains("no domain"), "{err}");
+    let (ok, _, err) = xenmq(&dir, &["destroy", &id]);
+    assert!(ok, "{err}");
+    // A re-created domain does not get the id whose device is still there.
+    let (ok, again, err) = xenmq(&dir, &["create", "workbench"]);
+    assert!(ok, "{err}");
+    assert_ne!(again.trim(), id);
 }
 
 #[test]
@@ -255,7 +344,7 @@ fn bad_usage_is_an_error() {
     );
     // Every command answers --help.
     for cmd in [
-        "create", "run", "destroy", "kill", "faults", "poke", "corrupt", "list",
+        "create", "run", "exec", "destroy", "kill", "faults", "poke", "corrupt", "list",
     ] {
         let out = Command::new(XENMQ)
             .args(["sim", cmd, "--help"])
