@@ -289,7 +289,7 @@ impl Host {
         self.shared.create_named(name)
     }
 
-    /// Destroys a domain now, killing its process if it has one.
+    /// Destroys a domain now, killing its processes.
     pub fn destroy_domain(&self, domid: DomId) -> Result<(), Refusal> {
         self.shared.destroy(domid, true)
     }
