@@ -3,12 +3,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use xenmq_runtime::sim::{domain_command, Host};
-use xenmq_tests::run_dir;
+use xenmq_tests::{run_dir, RunDir};
 
 /// A domain process; killed on drop if still running.
 struct Proc {
@@ -84,7 +84,7 @@ fn xs(dir: &Path, args: &[&str]) -> bool {
 
 struct Fixture {
     host: Host,
-    dir: PathBuf,
+    dir: RunDir,
 }
 
 impl Fixture {
@@ -113,12 +113,6 @@ impl Fixture {
             }
         }
         false
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -200,12 +194,17 @@ fn a_sigkilled_process_releases_its_own_and_its_domain_lives_on() {
     // ... but the domain, its tree and the other process's grant are there.
     let kept: u32 = kept.parse().unwrap();
     assert!(f.host.grant(oid, kept).is_some());
-    assert!(xs(&f.dir, &["xenstore-exists", &format!("/local/domain/{oid}")]));
+    assert!(xs(
+        &f.dir,
+        &["xenstore-exists", &format!("/local/domain/{oid}")]
+    ));
     assert!(other.wait().success());
     assert!(f.detached(oid));
     // A new process can be the domain again.
     let mut again = Proc::spawn(&f.dir, oid);
-    assert!(!again.cmd(&format!("share {} 1 rw", peer.domid)).starts_with("err"));
+    assert!(!again
+        .cmd(&format!("share {} 1 rw", peer.domid))
+        .starts_with("err"));
     f.host.destroy_domain(oid).unwrap();
     assert!(f.host.wait_gone(oid, Duration::from_secs(5)));
 }

@@ -1,17 +1,16 @@
 //! The simulated hypervisor with domains as threads of this process: grant
 //! tables, event channels, domain death and hostile control messages.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use xenmq::evtchn::{self, Channel as _, Events, Status};
 use xenmq::grant::{self, Access, Grants, Pages, Shared as _, PAGE_SIZE};
 use xenmq_runtime::sim::{fault, proto, Code, Domain, Faults, Host};
-use xenmq_tests::run_dir;
+use xenmq_tests::{run_dir, RunDir};
 
 struct Fixture {
     host: Host,
-    dir: PathBuf,
+    dir: RunDir,
 }
 
 impl Fixture {
@@ -26,12 +25,6 @@ impl Fixture {
     fn guest(&self, name: &str) -> (u16, Domain) {
         let id = self.host.create_domain(name).expect("create domain");
         (id, Domain::connect(&self.dir, id).expect("connect guest"))
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

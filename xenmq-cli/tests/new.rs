@@ -82,7 +82,12 @@ fn cargo(dir: &Path, args: &[&str]) -> String {
     // After the subcommand, where `cargo clippy` passes them on too;
     // `cargo fmt` resolves nothing and takes none.
     let (sub, rest) = args.split_first().unwrap();
-    let config = ["--config", &patch("xenmq"), "--config", &patch("xenmq-runtime")];
+    let config = [
+        "--config",
+        &patch("xenmq"),
+        "--config",
+        &patch("xenmq-runtime"),
+    ];
     let out = Command::new(cargo)
         .arg(sub)
         .args(if *sub == "fmt" { &[][..] } else { &config[..] })
@@ -143,7 +148,10 @@ fn generated_crate_builds_passes_its_test_and_lints_clean() {
     let root = Path::new(WORKSPACE).canonicalize().unwrap();
     // By version, as from a registry; no path of this checkout anywhere.
     assert!(manifest.contains("\nxenmq = \"0.1\"\n"), "{manifest}");
-    assert!(manifest.contains("\nxenmq-runtime = \"0.1\"\n"), "{manifest}");
+    assert!(
+        manifest.contains("\nxenmq-runtime = \"0.1\"\n"),
+        "{manifest}"
+    );
     assert!(manifest.contains("\n[workspace]\n"), "{manifest}");
     for entry in walk(&dir) {
         let text = std::fs::read_to_string(&entry).unwrap();
@@ -196,10 +204,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// (the platform chosen at run time), and on real Xen when told so (where
 /// there is none, its devices are missing: a clear error).
 fn roles_run_on_a_long_running_host(dir: &Path, name: &str, device: &str) {
-    let bin = target_dir()
-        .join("skeleton-check")
-        .join("debug")
-        .join(name);
+    let bin = target_dir().join("skeleton-check").join("debug").join(name);
     let run = tempfile::Builder::new()
         .prefix("xenmq-new-sim-")
         .tempdir()
@@ -381,7 +386,15 @@ fn path_and_xenmq_path() {
     }
     let out = xenmq_new(
         &scratch.0,
-        &["drv3", "--device", "vkv", "--path", "a/b/drv3", "--xenmq-path", "co"],
+        &[
+            "drv3",
+            "--device",
+            "vkv",
+            "--path",
+            "a/b/drv3",
+            "--xenmq-path",
+            "co",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let manifest = std::fs::read_to_string(scratch.0.join("a/b/drv3/Cargo.toml")).unwrap();

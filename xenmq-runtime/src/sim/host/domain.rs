@@ -57,9 +57,10 @@ impl Shared {
                 .chain(1..start)
                 .find(|&d| {
                     let given_before = wrapped || d < start;
-                    !st.doms.contains_key(&d)
-                        && !st.dying.contains(&d)
-                        && !(given_before && self.has_backends(d, &referenced))
+                    let taken = st.doms.contains_key(&d) || st.dying.contains(&d);
+                    // An id given before may still have devices.
+                    let left_behind = given_before && self.has_backends(d, &referenced);
+                    !(taken || left_behind)
                 })
                 .ok_or(Code::NoSpace)?;
             st.wrapped |= domid < start;
