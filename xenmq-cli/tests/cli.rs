@@ -28,6 +28,7 @@ const VERBS: &[&[&str]] = &[
     &["sim"],
     &["sim", "create"],
     &["sim", "run"],
+    &["sim", "exec"],
     &["sim", "destroy"],
     &["sim", "kill"],
     &["sim", "faults"],
