@@ -283,6 +283,31 @@ fn drivers_run_as_domains_on_a_long_running_host() {
         );
         assert!(back.wait().expect("backend").success());
     }
+    // A frontend process SIGKILLed mid-stream: its grants and port go,
+    // the domain stays, and the next frontend process in it reconnects to
+    // the same backend.
+    let mut back = Command::new(XENMQ)
+        .args(["sim", "exec", "--run-dir", d, "0", "--", XENMQ])
+        .args(["demo", "backend", &id])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("backend");
+    let mut doomed = Command::new(XENMQ)
+        .args(["sim", "exec", "--run-dir", d, &id, "--", XENMQ])
+        .args(["demo", "frontend", "100000000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("frontend");
+    let mut first = String::new();
+    BufReader::new(doomed.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("frontend's first line");
+    assert!(first.contains("connected"), "{first}");
+    doomed.kill().expect("SIGKILL the frontend");
+    let _ = doomed.wait();
+    let (ok, out, err) = xenmq(dir, &["exec", &id, "--", XENMQ, "demo", "frontend", "10"]);
+    assert!(ok, "after a killed frontend: {out}\n{err}");
+    assert!(back.wait().expect("backend").success());
     let (ok, out, _) = xenmq(dir, &["exec", &id, "--", "sh", "-c", "exit 3"]);
     assert!(!ok && out.is_empty());
     let (ok, _, err) = xenmq(dir, &["exec", "nosuch", "--", "true"]);
