@@ -145,8 +145,8 @@ fn recv_exact(
 /// ([`Grants`](xenmq::grant::Grants)) and event channels
 /// ([`Events`](xenmq::evtchn::Events)). Cheap to clone; all clones are the
 /// same connection. When the last clone (and every page and channel made
-/// from it) is dropped, the connection closes, and for a guest that is its
-/// death.
+/// from it) is dropped, the connection closes and the host releases what
+/// it shared, mapped and bound; the domain lives on until it is destroyed.
 #[derive(Clone)]
 pub struct Domain {
     inner: Arc<Inner>,
