@@ -312,3 +312,57 @@ fn frontends_with_backends(xs: &crate::xenstore::Connection) -> std::collections
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use xenmq::grant::DOMID_FIRST_RESERVED;
+
+    use crate::sim::host::lock;
+    use crate::sim::Host;
+    use crate::toolstack::{self, Device};
+    use crate::xenstore::Connection;
+
+    /// Ids go up; after they wrap around, an id that a backend directory
+    /// still names is skipped, and one that none names is given again.
+    #[test]
+    fn ids_wrap_around_past_devices_left_behind() {
+        let dir = tempfile::Builder::new()
+            .prefix("xenmq-domids-")
+            .tempdir()
+            .unwrap();
+        let host = Host::with_xenstored(dir.path()).unwrap();
+        let xs = Connection::connect(&dir.path().join("socket")).unwrap();
+        let (a, b) = (
+            host.create_domain("a").unwrap(),
+            host.create_domain("b").unwrap(),
+        );
+        assert_eq!((a, b), (1, 2));
+        // `a` leaves a device behind; `b` leaves nothing.
+        let dev = Device {
+            device_type: "vkv".into(),
+            id: 0,
+            frontend: a,
+            backend: 0,
+        };
+        toolstack::attach(&xs, &dev, &[]).unwrap();
+        for id in [a, b] {
+            host.destroy_domain(id).unwrap();
+            assert!(host.wait_gone(id, Duration::from_secs(5)));
+        }
+        assert_eq!(host.create_domain("c").unwrap(), 3);
+        lock(&host.shared.state).next_domid = DOMID_FIRST_RESERVED - 1;
+        assert_eq!(
+            host.create_domain("last").unwrap(),
+            DOMID_FIRST_RESERVED - 1
+        );
+        // Wrapped: 1 still has a backend directory, 3 is alive, 2 is free.
+        assert_eq!(host.create_domain("again").unwrap(), b);
+        // Detached, 1 is free too.
+        toolstack::detach(&xs, &dev, Duration::ZERO, true).unwrap();
+        assert_eq!(host.create_domain("more").unwrap(), 4);
+        lock(&host.shared.state).next_domid = 1;
+        assert_eq!(host.create_domain("first").unwrap(), a);
+    }
+}
