@@ -66,6 +66,7 @@ pub mod grant;
 pub mod ring;
 pub mod shm;
 pub mod sync;
+mod trace;
 pub mod wire;
 pub mod xenbus;
 pub mod xenstore;

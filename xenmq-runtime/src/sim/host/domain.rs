@@ -55,6 +55,7 @@ impl Shared {
         };
         match self.setup_domain(domid, name) {
             Ok(acceptors) => {
+                tracing::info!(domid, name, "domain created");
                 let mut st = lock(&self.state);
                 match st.doms.get_mut(&domid) {
                     Some(d) => d.acceptors = acceptors,
@@ -188,6 +189,11 @@ impl Shared {
             }
             (acceptors, streams, pids)
         };
+        tracing::info!(
+            domid,
+            processes = pids.len(),
+            "domain destroyed: grants revoked, ports closed, xenstore tree released"
+        );
         if kill_process {
             for pid in pids.into_iter().filter(|&p| p != own_pid()) {
                 let _ = kill9(pid);
@@ -224,6 +230,7 @@ impl Shared {
                 .map(|c| (c.pid, c.stream.try_clone().ok()))
                 .collect()
         };
+        tracing::info!(domid, connections = targets.len(), "domain killed");
         if targets.is_empty() {
             // Nothing runs in it: a kill is a destroy.
             return self.destroy(domid, false);

@@ -120,6 +120,16 @@ impl<Req: Entry, Rsp: Entry> Back<Req, Rsp> {
                 max: room,
             };
             self.fault = Some(e);
+            crate::trace::event!(
+                warn,
+                layout = "ring.h",
+                side = "backend",
+                rule = "req_prod past the ring's free room or behind req_cons (RING_REQUEST_PROD_OVERFLOW)",
+                prod,
+                cons = self.req_cons,
+                max = room,
+                "hostile peer: producer index out of bounds"
+            );
             return Err(e);
         }
         // Entries in [req_seen, prod) are new since the last check: start

@@ -171,6 +171,16 @@ impl<Req: Entry, Rsp: Entry> Front<Req, Rsp> {
                 max,
             };
             self.fault = Some(e);
+            crate::trace::event!(
+                warn,
+                layout = "ring.h",
+                side = "frontend",
+                rule = "rsp_prod past the requests pushed",
+                prod,
+                cons = self.rsp_cons,
+                max,
+                "hostile peer: producer index out of bounds"
+            );
             return Err(e);
         }
         // Entries in [rsp_seen, prod) are new since the last check: start

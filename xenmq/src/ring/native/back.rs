@@ -88,6 +88,16 @@ where
                 max: limit,
             };
             self.fault = Some(e);
+            crate::trace::event!(
+                warn,
+                layout = "native",
+                side = "backend",
+                rule = "req_prod more than a ring ahead of req_cons or of the responses produced",
+                prod,
+                cons = self.req_cons,
+                max = limit,
+                "hostile peer: producer index out of bounds"
+            );
             return Err(e);
         }
         // Start fetching every newly published entry now (at most `slots`,

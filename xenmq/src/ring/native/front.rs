@@ -158,6 +158,16 @@ where
                 max: limit,
             };
             self.fault = Some(e);
+            crate::trace::event!(
+                warn,
+                layout = "native",
+                side = "frontend",
+                rule = "rsp_prod past the requests pushed",
+                prod,
+                cons = self.rsp_cons,
+                max = limit,
+                "hostile peer: producer index out of bounds"
+            );
             return Err(e);
         }
         // Start fetching every newly published response now (at most
