@@ -86,7 +86,7 @@ fn log() -> Arc<Mutex<Vec<Record>>> {
     LOG.get_or_init(|| {
         let log = Arc::new(Mutex::new(Vec::new()));
         let sub = tracing_subscriber::registry()
-            .with(tracing_subscriber::filter::LevelFilter::DEBUG)
+            .with(tracing_subscriber::filter::LevelFilter::TRACE)
             .with(Capture(Arc::clone(&log)));
         tracing::subscriber::set_global_default(sub).expect("the only subscriber");
         log
@@ -291,6 +291,21 @@ fn a_device_s_life_and_a_hostile_frontend_are_in_the_log() {
         })
     };
     assert!(host_req("Share {") && host_req("AllocUnbound {"));
+    // And, at trace level, each Xenstore request: the guest's watch on
+    // the backend's state among them.
+    let watch = host.iter().find(|r| {
+        r.get("message") == "xenstore request"
+            && r.get("domid") == g.to_string()
+            && r.get("op") == "Watch"
+    });
+    let watch = watch.unwrap_or_else(|| panic!("no Watch request of dom{g}"));
+    assert!(
+        watch
+            .get("request")
+            .starts_with("/local/domain/0/backend/echo/"),
+        "{watch:?}"
+    );
+    assert_eq!(watch.level, tracing::Level::TRACE);
 }
 
 /// A frontend driver that refuses every backend.

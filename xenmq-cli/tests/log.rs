@@ -90,6 +90,27 @@ fn the_log_shows_a_device_s_whole_life() {
             }
         }
     }
+    // The README's excerpt is what the demo prints, timestamps aside.
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("`RUST_LOG=xenmq=debug xenmq demo`, the backend:\n\n```text\n")
+        .expect("the README shows the log");
+    let block = &readme[start..];
+    let block = &block[block.find("```text\n").unwrap() + 8..];
+    let block = &block[..block.find("```").unwrap()];
+    let stderr = text(&by_env.stderr);
+    let untimed = |l: &str| {
+        l.split_once(' ')
+            .map(|(_, rest)| rest.trim_start().to_owned())
+    };
+    let printed: Vec<String> = stderr.lines().filter_map(untimed).collect();
+    for line in block.lines() {
+        let line = untimed(line).expect("a timestamped line");
+        assert!(
+            printed.contains(&line),
+            "the README shows {line:?}, the demo printed:\n{stderr}"
+        );
+    }
     // Without RUST_LOG or -v, only warnings: none in a healthy run.
     let quiet = xenmq(&["demo", "10"], None);
     assert!(quiet.status.success());

@@ -228,7 +228,7 @@ impl Core {
             crate::trace::event!(
                 debug,
                 peer = %peer,
-                from = from.map_or("none", State::name),
+                from = %from.map_or("none", State::name),
                 to = %to,
                 "peer state changed"
             );
