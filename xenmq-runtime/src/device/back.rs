@@ -10,9 +10,7 @@ use xenmq::ring::BackSide;
 use xenmq::xenbus::{self, Action, Event, Features, Params, State};
 use xenmq::xenstore::Store;
 
-use super::lifecycle::{
-    device_span, setup_key, trace_ring_fault, Lifecycle, Machine, Perform, StoreOps,
-};
+use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
 use super::{instance, Env, Error, TICK};
 
 /// What the backend holds for one connection.
@@ -159,7 +157,7 @@ where
         params.features =
             Features::new::<P::BackendConfig, Both<P::FrontendConfig, PoolKeys>>(&driver.config());
         let machine = xenbus::BackMachine::new(params, instance())?;
-        let span = device_span(P::NAME, devid, env.domid(), frontend, "backend");
+        let span = super::lifecycle::device_span(P::NAME, devid, env.domid(), frontend, "backend");
         let mut lc =
             Lifecycle::new(env.store, own_dir, peer_dir, Machine::Back(machine)).in_span(span);
         let mut ends = Ends {
@@ -314,7 +312,7 @@ where
         if matches!(e, driver::Error::Ring(_)) {
             // A hostile ring: say why, and close the device for good (a
             // frontend that corrupts its ring is not served again).
-            trace_ring_fault(&self.lc.span, "backend", &e);
+            super::lifecycle::trace_ring_fault(&self.lc.span, "backend", &e);
             let msg = error_chain(&e);
             let _ = self.lc.store.write(
                 xenmq::xenstore::Tx::NONE,

@@ -12,9 +12,7 @@ use xenmq::ring::FrontSide;
 use xenmq::xenbus::{self, Action, Config, Event, Features, Params, State};
 use xenmq::xenstore::Store;
 
-use super::lifecycle::{
-    device_span, setup_key, trace_ring_fault, Lifecycle, Machine, Perform, StoreOps,
-};
+use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
 use super::{instance, Env, Error, TICK};
 
 /// What the frontend holds for one connection.
@@ -170,7 +168,7 @@ where
         params.max_ring_page_order = P::RING_PAGE_ORDER;
         params.features = Features::new::<P::FrontendConfig, P::BackendConfig>(&driver.config());
         let machine = xenbus::FrontMachine::new(params, instance())?;
-        let span = device_span(P::NAME, devid, env.domid(), peer, "frontend");
+        let span = super::lifecycle::device_span(P::NAME, devid, env.domid(), peer, "frontend");
         let mut lc =
             Lifecycle::new(env.store, own_dir, peer_dir, Machine::Front(machine)).in_span(span);
         let mut ends = Ends {
@@ -290,7 +288,7 @@ where
             if let driver::Error::Ring(ring) = e {
                 // A backend that corrupts the ring: say why, and close the
                 // device for good.
-                trace_ring_fault(&self.lc.span, "frontend", e);
+                super::lifecycle::trace_ring_fault(&self.lc.span, "frontend", e);
                 let why = format!("{e}: {ring}");
                 let _ = self.lc.store.write(
                     xenmq::xenstore::Tx::NONE,

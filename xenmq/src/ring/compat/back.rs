@@ -120,15 +120,11 @@ impl<Req: Entry, Rsp: Entry> Back<Req, Rsp> {
                 max: room,
             };
             self.fault = Some(e);
-            crate::trace::event!(
-                warn,
-                layout = "ring.h",
-                side = "backend",
-                rule = "req_prod past the ring's free room or behind req_cons (RING_REQUEST_PROD_OVERFLOW)",
+            crate::trace::peer_overflow(
+                crate::trace::Overflow::CompatRequests,
                 prod,
-                cons = self.req_cons,
-                max = room,
-                "hostile peer: producer index out of bounds"
+                self.req_cons,
+                room,
             );
             return Err(e);
         }

@@ -171,15 +171,11 @@ impl<Req: Entry, Rsp: Entry> Front<Req, Rsp> {
                 max,
             };
             self.fault = Some(e);
-            crate::trace::event!(
-                warn,
-                layout = "ring.h",
-                side = "frontend",
-                rule = "rsp_prod past the requests pushed",
+            crate::trace::peer_overflow(
+                crate::trace::Overflow::CompatResponses,
                 prod,
-                cons = self.rsp_cons,
+                self.rsp_cons,
                 max,
-                "hostile peer: producer index out of bounds"
             );
             return Err(e);
         }

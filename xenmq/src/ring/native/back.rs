@@ -88,15 +88,11 @@ where
                 max: limit,
             };
             self.fault = Some(e);
-            crate::trace::event!(
-                warn,
-                layout = "native",
-                side = "backend",
-                rule = "req_prod more than a ring ahead of req_cons or of the responses produced",
+            crate::trace::peer_overflow(
+                crate::trace::Overflow::NativeRequests,
                 prod,
-                cons = self.req_cons,
-                max = limit,
-                "hostile peer: producer index out of bounds"
+                self.req_cons,
+                limit,
             );
             return Err(e);
         }

@@ -158,15 +158,11 @@ where
                 max: limit,
             };
             self.fault = Some(e);
-            crate::trace::event!(
-                warn,
-                layout = "native",
-                side = "frontend",
-                rule = "rsp_prod past the requests pushed",
+            crate::trace::peer_overflow(
+                crate::trace::Overflow::NativeResponses,
                 prod,
-                cons = self.rsp_cons,
-                max = limit,
-                "hostile peer: producer index out of bounds"
+                self.rsp_cons,
+                limit,
             );
             return Err(e);
         }
