@@ -90,3 +90,33 @@ pub fn init(verbose: u8) -> Result<(), Error> {
 pub fn parse(spec: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
     EnvFilter::builder().parse(spec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbosity_sets_the_default_and_rust_log_refines_it() {
+        assert_eq!(filter(0, None), "warn");
+        assert_eq!(filter(1, None), "info");
+        assert_eq!(filter(2, None), "debug");
+        assert_eq!(filter(7, None), "trace");
+        assert_eq!(filter(0, Some("xenmq=debug")), "xenmq=debug");
+        assert_eq!(filter(0, Some("  ")), "warn");
+        assert_eq!(
+            filter(2, Some("xenmq::ring=trace")),
+            "debug,xenmq::ring=trace"
+        );
+        for spec in [
+            "warn",
+            "debug,xenmq::ring=trace",
+            "off",
+            "xenmq_runtime=trace",
+        ] {
+            assert!(parse(spec).is_ok(), "{spec}");
+        }
+        for spec in ["xenmq=loud", "=debug", "xenmq[", "a=b=c"] {
+            assert!(parse(spec).is_err(), "{spec}");
+        }
+    }
+}
