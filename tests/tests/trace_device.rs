@@ -342,3 +342,53 @@ fn a_refusal_is_in_the_log_with_its_reason() {
     assert_eq!(refusal.level, tracing::Level::WARN);
     assert_eq!(refusal.get("reason"), "backend too slow for this test");
 }
+
+#[test]
+fn a_hostile_backend_is_in_the_frontend_s_log() {
+    let (_one, start) = begin();
+    let w = World::new("trace-hostile-back");
+    let g = w.guest;
+    let mut back = SimBack::<Echo, _>::new(attach(&w.dir, 0).unwrap(), g, 0, EchoBack::default())
+        .expect("backend");
+    let mut front =
+        SimFront::<Echo, _>::new(attach(&w.dir, g).unwrap(), 0, EchoFront).expect("frontend");
+    let tick = Duration::from_millis(2);
+    until("connected", 10, || {
+        back.step(tick).unwrap();
+        front.pump(Some(tick)).unwrap();
+        back.is_connected() && front.is_connected()
+    });
+    // The backend turns hostile (it is not stepped again): rsp_prod, the
+    // native layout's third cache line, claims answers never asked for.
+    let xs = Connection::connect(&w.dir.join("socket")).unwrap();
+    let fe = format!("/local/domain/{g}/device/echo/0");
+    let gref: u32 = xs
+        .read_string(Tx::NONE, &format!("{fe}/ring-ref"))
+        .or_else(|_| xs.read_string(Tx::NONE, &format!("{fe}/ring-ref0")))
+        .expect("ring-ref")
+        .parse()
+        .unwrap();
+    w.host
+        .poke(g, gref, 128, &77u32.to_le_bytes())
+        .expect("poke rsp_prod");
+    front.submit(Ping::new(1, b"x")).expect("submit");
+    // The request fails: with the ring's error, or Disconnected when the
+    // fault was found while collecting and the device was torn down.
+    match front.wait(Some(Duration::from_secs(5))) {
+        Err(e) => assert!(matches!(e, xenmq::driver::Error::Ring(_)), "{e}"),
+        Ok(c) => assert!(
+            matches!(c.result, Err(xenmq::driver::Error::Disconnected)),
+            "{c:?}"
+        ),
+    }
+
+    let f = of(start, g, 0, "frontend");
+    let fault = f
+        .iter()
+        .find(|r| r.get("message") == "hostile peer: closing the device for good")
+        .unwrap_or_else(|| panic!("no closure in {f:#?}"));
+    assert_eq!(fault.get("index"), "rsp_prod");
+    assert_eq!(fault.get("prod"), "77");
+    assert!(fault.get("rule").contains("requests pushed"), "{fault:?}");
+    assert!(transitions(&f).contains(&"connected->closing".to_owned()));
+}
