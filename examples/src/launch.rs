@@ -22,6 +22,16 @@ pub type Result = std::result::Result<(), Box<dyn std::error::Error>>;
 /// waits for its standard input to close before exiting.
 pub const CLOSED: &str = "device closed";
 
+/// Sends the tracing events to stderr, filtered by `RUST_LOG`
+/// ([`xenmq_runtime::log`]); a `RUST_LOG` that is no filter is an error
+/// (exit 2), said on stderr.
+pub fn init_log() -> std::result::Result<(), ExitCode> {
+    xenmq_runtime::log::init(0).map_err(|e| {
+        eprintln!("error: {}", xenmq::error::Chain(&e));
+        ExitCode::from(2)
+    })
+}
+
 /// Runs the role named by the first argument (`backend`, `frontend`), or
 /// launches both. Extra arguments go to the frontend.
 pub fn main(
@@ -29,6 +39,9 @@ pub fn main(
     backend: fn(&[String]) -> Result,
     frontend: fn(&[String]) -> Result,
 ) -> ExitCode {
+    if let Err(code) = init_log() {
+        return code;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     run(kind, &[], &args, backend, frontend)
 }

@@ -92,7 +92,7 @@ fn version_suggestions_and_usage_errors() {
     // Without a verb: the help, as a usage error.
     let o = xenmq::<&str>(&[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(out(&o).1.contains("Usage: xenmq <COMMAND>"));
+    assert!(out(&o).1.contains("Usage: xenmq [OPTIONS] <COMMAND>"));
 }
 
 #[test]

@@ -157,7 +157,9 @@ where
         params.features =
             Features::new::<P::BackendConfig, Both<P::FrontendConfig, PoolKeys>>(&driver.config());
         let machine = xenbus::BackMachine::new(params, instance())?;
-        let mut lc = Lifecycle::new(env.store, own_dir, peer_dir, Machine::Back(machine));
+        let span = super::lifecycle::device_span(P::NAME, devid, env.domid(), frontend, "backend");
+        let mut lc =
+            Lifecycle::new(env.store, own_dir, peer_dir, Machine::Back(machine)).in_span(span);
         let mut ends = Ends {
             driver,
             grants: env.grants,
@@ -310,6 +312,7 @@ where
         if matches!(e, driver::Error::Ring(_)) {
             // A hostile ring: say why, and close the device for good (a
             // frontend that corrupts its ring is not served again).
+            super::lifecycle::trace_ring_fault(&self.lc.span, "backend", &e);
             let msg = error_chain(&e);
             let _ = self.lc.store.write(
                 xenmq::xenstore::Tx::NONE,

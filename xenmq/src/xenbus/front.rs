@@ -123,6 +123,7 @@ impl FrontMachine {
     /// Feeds one event; returns what to do.
     pub fn handle(&mut self, ev: Event) -> Output {
         let phase = self.phase.name();
+        let before = self.state();
         match ev {
             Event::Start => match self.phase {
                 Phase::Idle | Phase::Closed { .. } if self.core.pending.is_none() => {
@@ -167,6 +168,7 @@ impl FrontMachine {
             Event::RingMapped => self.core.unexpected(ev, phase),
         }
         self.drive();
+        self.core.transition(before, self.state());
         self.core.finish()
     }
 

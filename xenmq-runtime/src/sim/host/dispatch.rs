@@ -175,6 +175,7 @@ impl Shared {
                 // The fault plan says this domain crashes here: its
                 // processes die with it (this connection is cut by the
                 // destruction).
+                tracing::info!(domid, "fault: the domain dies at this request");
                 if domid == 0 {
                     match pid {
                         Some(p) if p != own_pid() => {
@@ -196,6 +197,17 @@ impl Shared {
     }
 
     pub(super) fn handle(
+        self: &Arc<Self>,
+        conn: u64,
+        domid: DomId,
+        body: &[u8],
+    ) -> Result<(Writer, Vec<Arc<File>>), Refusal> {
+        let reply = self.dispatch(conn, domid, body);
+        trace_request(domid, body, &reply);
+        reply
+    }
+
+    fn dispatch(
         self: &Arc<Self>,
         conn: u64,
         domid: DomId,
@@ -291,6 +303,23 @@ impl Shared {
             }
         }
         self.changed.notify_all();
+    }
+}
+
+/// One event per host request at `debug` level (grants, event channels,
+/// domains, faults), with its refusal if any; parsed again only when
+/// someone listens.
+fn trace_request(domid: DomId, body: &[u8], reply: &Result<(Writer, Vec<Arc<File>>), Refusal>) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let Ok(req) = Request::parse(body) else {
+        tracing::debug!(domid, "malformed host request refused");
+        return;
+    };
+    match reply {
+        Ok(_) => tracing::debug!(domid, request = ?req, "host request"),
+        Err(r) => tracing::debug!(domid, request = ?req, refusal = %r, "host request refused"),
     }
 }
 

@@ -70,6 +70,7 @@ impl Shared {
         };
         match self.setup_domain(domid, name) {
             Ok(acceptors) => {
+                tracing::info!(domid, name, "domain created");
                 let mut st = lock(&self.state);
                 match st.doms.get_mut(&domid) {
                     Some(d) => d.acceptors = acceptors,
@@ -220,6 +221,11 @@ impl Shared {
             }
             (acceptors, streams, pids)
         };
+        tracing::info!(
+            domid,
+            processes = pids.len(),
+            "domain destroyed: grants revoked, ports closed, xenstore tree released"
+        );
         if kill_process {
             for pid in pids.into_iter().filter(|&p| p != own_pid()) {
                 let _ = kill9(pid);
@@ -258,6 +264,7 @@ impl Shared {
                 .map(|c| (c.pid, c.stream.try_clone().ok()))
                 .collect()
         };
+        tracing::info!(domid, processes = targets.len(), "domain killed");
         for (pid, stream) in targets {
             match pid {
                 Some(p) if p != own_pid() => {
