@@ -94,8 +94,7 @@ fn run_backend<P: Platform>(p: &P, args: &[String]) -> Result {
     Ok(())
 }
 
-/// The echo frontend on platform `p` (on the simulator, `p` holds the
-/// domain's connection, so the domain lives past the close).
+/// The echo frontend on platform `p`.
 fn run_frontend<P: Platform>(p: &P, args: &[String]) -> Result {
     let count = count(args)?;
     let env = p.env()?;

@@ -8,7 +8,6 @@
 //! lets it exit, and stops the backend.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -23,6 +22,16 @@ pub type Result = std::result::Result<(), Box<dyn std::error::Error>>;
 /// waits for its standard input to close before exiting.
 pub const CLOSED: &str = "device closed";
 
+/// Sends the tracing events to stderr, filtered by `RUST_LOG`
+/// ([`xenmq_runtime::log`]); a `RUST_LOG` that is no filter is an error
+/// (exit 2), said on stderr.
+pub fn init_log() -> std::result::Result<(), ExitCode> {
+    xenmq_runtime::log::init(0).map_err(|e| {
+        eprintln!("error: {}", xenmq::error::Chain(&e));
+        ExitCode::from(2)
+    })
+}
+
 /// Runs the role named by the first argument (`backend`, `frontend`), or
 /// launches both. Extra arguments go to the frontend.
 pub fn main(
@@ -30,6 +39,9 @@ pub fn main(
     backend: fn(&[String]) -> Result,
     frontend: fn(&[String]) -> Result,
 ) -> ExitCode {
+    if let Err(code) = init_log() {
+        return code;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     run(kind, &[], &args, backend, frontend)
 }
@@ -70,8 +82,10 @@ pub fn wait_for_launcher() {
     let _ = std::io::stdin().read_line(&mut String::new());
 }
 
-fn run_dir(kind: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("xenmq-{kind}-{}", std::process::id()))
+/// The host's run directory: fresh, mode 0700, removed when dropped (on
+/// an error or a panic too).
+fn run_dir(kind: &str) -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix(&format!("xenmq-{kind}-")).tempdir()
 }
 
 struct Kill(Child);
@@ -84,9 +98,9 @@ impl Drop for Kill {
 }
 
 fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
-    let dir = run_dir(kind);
-    let _ = std::fs::remove_dir_all(&dir);
-    let host = Host::with_xenstored(&dir)?;
+    let tmp = run_dir(kind)?;
+    let dir = tmp.path();
+    let host = Host::with_xenstored(dir)?;
     let guest = host.create_domain("guest")?;
     println!("host: simulated Xen host in {}", dir.display());
     println!("host: created domain {guest} (guest); dom0 runs the backend");
@@ -96,14 +110,14 @@ fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
     println!("host: device {kind}/0: {} <-> {}", dev.frontend_path(), dev.backend_path());
     let exe = std::env::current_exe()?;
     let back = Kill(
-        sim::domain_command(&dir, 0, &exe)
+        sim::domain_command(dir, 0, &exe)
             .args(prefix)
             .arg("backend")
             .arg(guest.to_string())
             .stdin(Stdio::null())
             .spawn()?,
     );
-    let mut front = sim::domain_command(&dir, guest, &exe)
+    let mut front = sim::domain_command(dir, guest, &exe)
         .args(prefix)
         .arg("frontend")
         .args(args)
@@ -142,9 +156,9 @@ fn launch(kind: &str, prefix: &[&str], args: &[String]) -> Result {
         }
     }
     drop(back);
-    host.wait_gone(guest, Duration::from_secs(5));
+    host.destroy_domain(guest)?;
     drop(host);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     if !status.success() {
         return Err(format!("the frontend failed ({status})").into());
     }

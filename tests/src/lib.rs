@@ -6,18 +6,39 @@ pub mod ours;
 pub mod ref_xenstored;
 pub mod wire;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
-/// A fresh path under the temporary directory for one run of a test
-/// (`xenmq-TAG-PID-N`), removed first if a previous run left it.
-pub fn run_dir(tag: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "xenmq-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh directory for one run of a test (`xenmq-TAG-XXXXXX` under the
+/// temporary directory, mode 0700), removed with everything in it when
+/// dropped, a test's panic included.
+#[derive(Debug)]
+pub struct RunDir(tempfile::TempDir);
+
+impl RunDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl std::ops::Deref for RunDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for RunDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A new [`RunDir`] for the test `tag`.
+pub fn run_dir(tag: &str) -> RunDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("xenmq-{tag}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create a run directory for {tag}: {e}"));
+    RunDir(dir)
 }

@@ -11,7 +11,7 @@ pub struct OurXenstored {
     /// The server, for what a test does to it directly (introduce and
     /// release domains, quotas).
     pub server: Xenstored,
-    dir: PathBuf,
+    dir: crate::RunDir,
     listeners: Vec<Listener>,
 }
 
@@ -52,6 +52,5 @@ impl OurXenstored {
 impl Drop for OurXenstored {
     fn drop(&mut self) {
         self.listeners.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

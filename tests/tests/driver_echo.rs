@@ -86,6 +86,8 @@ fn frontend_killed_mid_stream_backend_serves_the_next_guest() {
     let mut front = w.spawn(guest, &["echo-frontend"]);
     front.expect("connected");
     front.expect("progress");
+    // The guest crashes with its frontend.
+    w.host.kill_domain(guest).expect("kill the guest");
     front.kill();
     assert!(
         w.host.wait_gone(guest, driver_support::WAIT),

@@ -172,6 +172,8 @@ fn refused(w: &World, h: Hostile, base: (u32, u32, u32), why: &[&str], back: &mu
 fn gone(w: &World, h: Hostile, base: (u32, u32, u32), back: &mut Proc) {
     let (id, be) = (h.id, h.be.clone());
     drop(h);
+    // Killed already, or destroyed now.
+    let _ = w.host.destroy_domain(id);
     assert!(
         w.host.wait_gone(id, driver_support::WAIT),
         "guest {id} gone"

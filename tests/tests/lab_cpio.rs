@@ -53,8 +53,8 @@ fn gnu_cpio_reads_what_we_write() {
         "etc\netc/odd-length\ninit\nbig\nsh\n"
     );
 
-    let dir = std::env::temp_dir().join(format!("xenmq-lab-cpio-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = xenmq_tests::run_dir("lab-cpio");
+    let dir = tmp.join("unpacked");
     unpack(&a, &dir);
     let mode = |p: &str| {
         std::fs::symlink_metadata(dir.join(p))
@@ -80,5 +80,5 @@ fn gnu_cpio_reads_what_we_write() {
     unpack(&b, &dir);
     assert_eq!(std::fs::read(dir.join("lab/prog")).unwrap(), b"\x7fELF...");
     assert_eq!(mode("lab/prog"), 0o755);
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(tmp);
 }

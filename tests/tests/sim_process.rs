@@ -3,12 +3,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use xenmq_runtime::sim::{domain_command, Host};
-use xenmq_tests::run_dir;
+use xenmq_tests::{run_dir, RunDir};
 
 /// A domain process; killed on drop if still running.
 struct Proc {
@@ -84,7 +84,7 @@ fn xs(dir: &Path, args: &[&str]) -> bool {
 
 struct Fixture {
     host: Host,
-    dir: PathBuf,
+    dir: RunDir,
 }
 
 impl Fixture {
@@ -101,9 +101,18 @@ impl Fixture {
     }
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl Fixture {
+    /// Waits until no process is attached to `domid`, which still exists.
+    fn detached(&self, domid: u16) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            match self.host.domains().into_iter().find(|d| d.domid == domid) {
+                None => return false,
+                Some(d) if d.processes == 0 => return true,
+                Some(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        false
     }
 }
 
@@ -132,17 +141,72 @@ fn two_processes_share_pages_and_ping_pong() {
     assert_eq!(front.line(), "pinged 200");
     assert_eq!(back.line(), "echoed 200");
 
-    // The front exits cleanly: its mapping and port go with it.
+    // The front exits cleanly: its mapping and port go with it, but its
+    // domain lives on, empty, until the toolstack destroys it.
     let fid = front.domid;
     assert!(front.wait().success());
-    assert!(f.host.wait_gone(fid, Duration::from_secs(5)));
+    assert!(f.detached(fid));
     assert_eq!(back.cmd("status"), "Closed");
     assert_eq!(back.cmd("notify"), "err PeerClosed");
     // Nobody maps the pages any more, so access ends.
     assert_eq!(back.cmd("end"), "ended");
+    let empty = |id| {
+        let d = f.host.domains().into_iter().find(|d| d.domid == id);
+        d.map(|d| (d.processes, d.grants, d.ports))
+    };
+    assert_eq!(empty(fid), Some((0, 0, 0)));
     let bid = back.domid;
     assert!(back.wait().success());
-    assert!(f.host.wait_gone(bid, Duration::from_secs(5)));
+    assert!(f.detached(bid));
+    assert_eq!(empty(bid), Some((0, 0, 0)));
+    for id in [fid, bid] {
+        f.host.destroy_domain(id).unwrap();
+        assert!(f.host.wait_gone(id, Duration::from_secs(5)));
+    }
+}
+
+#[test]
+fn a_sigkilled_process_releases_its_own_and_its_domain_lives_on() {
+    let f = Fixture::new("procdeath");
+    let mut owner = f.domain("owner");
+    let mut peer = f.domain("peer");
+    let oid = owner.domid;
+    // A second process as the same domain, at the same time.
+    let mut other = Proc::spawn(&f.dir, oid);
+    let refs = owner.cmd(&format!("share {} 1 rw", peer.domid));
+    let gref: u32 = refs.parse().unwrap();
+    let port = owner.cmd(&format!("unbound {}", peer.domid));
+    owner.cmd("swrite 0 written-before-death");
+    let kept = other.cmd(&format!("share {} 1 ro", peer.domid));
+    assert_eq!(peer.cmd(&format!("map {oid} {refs} rw")), "ok");
+    peer.cmd(&format!("bind {oid} {port}"));
+
+    owner.child.kill().unwrap();
+    assert_eq!(owner.wait().signal(), Some(9));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while f.host.grant(oid, gref).is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Its grant is revoked (the mapping stays memory), its port closed...
+    assert!(f.host.grant(oid, gref).is_none());
+    assert_eq!(peer.cmd("mread 0 20"), "written-before-death");
+    assert_eq!(peer.cmd("status"), "Closed");
+    // ... but the domain, its tree and the other process's grant are there.
+    let kept: u32 = kept.parse().unwrap();
+    assert!(f.host.grant(oid, kept).is_some());
+    assert!(xs(
+        &f.dir,
+        &["xenstore-exists", &format!("/local/domain/{oid}")]
+    ));
+    assert!(other.wait().success());
+    assert!(f.detached(oid));
+    // A new process can be the domain again.
+    let mut again = Proc::spawn(&f.dir, oid);
+    assert!(!again
+        .cmd(&format!("share {} 1 rw", peer.domid))
+        .starts_with("err"));
+    f.host.destroy_domain(oid).unwrap();
+    assert!(f.host.wait_gone(oid, Duration::from_secs(5)));
 }
 
 #[test]
@@ -253,8 +317,8 @@ fn writing_a_read_only_mapping_faults() {
     let status = reader.wait();
     assert_eq!(status.signal(), Some(11), "must die of SIGSEGV: {status:?}");
     // Its death unmapped the page: the owner can end access, and the data
-    // was never touched.
-    assert!(f.host.wait_gone(rid, Duration::from_secs(5)));
+    // was never touched. The domain itself outlives its process.
+    assert!(f.detached(rid));
     assert_eq!(owner.cmd("sread 0 14"), "read-only-data");
     assert_eq!(owner.cmd("end"), "ended");
 }

@@ -2,7 +2,6 @@
 //! and a backend domain exchanging requests, and a host that corrupts the
 //! ring's indices as a hostile peer would.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use xenmq::evtchn::{Channel as _, Events};
@@ -11,22 +10,12 @@ use xenmq::ring::{compat, Error as RingError};
 use xenmq_runtime::sim::{fault, Domain, Host};
 use xenmq_tests::run_dir;
 
-/// Removes a run directory when the test ends, passed or not.
-struct Cleanup(PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Offset of `req_prod` in the shared ring header (`xen/io/ring.h`).
 const REQ_PROD: u32 = 0;
 
 #[test]
 fn requests_and_responses_cross_domains_through_the_ring() {
     let dir = run_dir("ring");
-    let _cleanup = Cleanup(dir.clone());
     let host = Host::start(&dir).unwrap();
     let id = host.create_domain("front").unwrap();
     let dom0 = Domain::connect(&dir, 0).unwrap();
@@ -98,7 +87,6 @@ fn requests_and_responses_cross_domains_through_the_ring() {
 #[test]
 fn corrupted_ring_indices_are_a_peer_fault_not_a_crash() {
     let dir = run_dir("ringfault");
-    let _cleanup = Cleanup(dir.clone());
     let host = Host::start(&dir).unwrap();
     let id = host.create_domain("front").unwrap();
     let dom0 = Domain::connect(&dir, 0).unwrap();

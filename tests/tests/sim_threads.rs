@@ -1,17 +1,16 @@
 //! The simulated hypervisor with domains as threads of this process: grant
 //! tables, event channels, domain death and hostile control messages.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use xenmq::evtchn::{self, Channel as _, Events, Status};
 use xenmq::grant::{self, Access, Grants, Pages, Shared as _, PAGE_SIZE};
 use xenmq_runtime::sim::{fault, proto, Code, Domain, Faults, Host};
-use xenmq_tests::run_dir;
+use xenmq_tests::{run_dir, RunDir};
 
 struct Fixture {
     host: Host,
-    dir: PathBuf,
+    dir: RunDir,
 }
 
 impl Fixture {
@@ -26,12 +25,6 @@ impl Fixture {
     fn guest(&self, name: &str) -> (u16, Domain) {
         let id = self.host.create_domain(name).expect("create domain");
         (id, Domain::connect(&self.dir, id).expect("connect guest"))
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -268,12 +261,10 @@ fn a_dead_domain_is_released() {
     let front = guest.bind_interdomain(0, back.port()).unwrap();
     shared.write(0, b"alive").unwrap();
 
-    // The guest "crashes": its connection goes away with every object.
+    // The guest crashes, its objects never released by their owner.
     std::mem::forget(shared);
     drop(front);
     drop(guest);
-    // `shared` was forgotten, so the connection lives on in its Arc; cut it
-    // as the host would on a crash.
     f.host.kill_domain(id).unwrap();
     assert!(f.host.wait_gone(id, Duration::from_secs(5)));
     assert!(!f.dir.join("domain").join(id.to_string()).exists());
@@ -288,19 +279,43 @@ fn a_dead_domain_is_released() {
     assert_eq!(back.status().unwrap(), Status::Closed);
     assert_eq!(back.notify().unwrap_err(), evtchn::Error::PeerClosed);
     assert!(f.host.domains().iter().all(|d| d.domid != id));
-    // The id is free again and connecting there fails.
+    // Connecting there fails, and the id is not given again at once.
     assert!(Domain::connect(&f.dir, id).is_err());
+    assert_ne!(f.host.create_domain("next").unwrap(), id);
 }
 
 #[test]
-fn only_one_process_is_a_guest() {
-    let f = Fixture::new("busy");
-    let (id, _guest) = f.guest("front");
-    let err = Domain::connect(&f.dir, id).unwrap_err();
-    assert!(
-        matches!(err, xenmq_runtime::sim::Error::Refused(r) if r.code == Code::Busy),
-        "{err:?}"
-    );
+fn a_guest_takes_many_connections_and_outlives_them() {
+    let f = Fixture::new("many");
+    let dom0 = f.dom0();
+    let (id, first) = f.guest("front");
+    let second = Domain::connect(&f.dir, id).unwrap();
+    let processes = || {
+        f.host
+            .domains()
+            .into_iter()
+            .find(|d| d.domid == id)
+            .map(|d| d.processes)
+    };
+    assert_eq!(processes(), Some(2));
+    // Both are the domain: dom0 maps what either shares.
+    let a = first.share(0, 1, Access::ReadWrite).unwrap();
+    let b = second.share(0, 1, Access::ReadWrite).unwrap();
+    drop(dom0.map(id, a.refs(), Access::ReadWrite).unwrap());
+    drop(dom0.map(id, b.refs(), Access::ReadWrite).unwrap());
+    drop(a);
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while processes() != Some(1) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(processes(), Some(1));
+    assert!(f.host.grant(id, b.refs()[0]).is_some());
+    drop(b);
+    drop(second);
+    // With no process left the domain is still there, and takes another.
+    let third = Domain::connect(&f.dir, id).unwrap();
+    assert!(third.share(0, 1, Access::ReadOnly).is_ok());
 }
 
 #[test]
@@ -403,7 +418,7 @@ fn hostile_control_messages_get_error_replies() {
     let mine = gb.share(a, 1, Access::ReadOnly).unwrap();
     assert_eq!(mine.refs().len(), 1);
     // An oversized frame is refused, then the host hangs up (the stream
-    // cannot be resynchronised) and the guest is gone.
+    // cannot be resynchronised).
     let big = (proto::MAX_FRAME as u32 + 1).to_le_bytes();
     assert_eq!(code(gb.raw_request(&big).unwrap()), Some(Code::BadCount));
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use xenmq_runtime::sim::{domain_command, Host};
-use xenmq_tests::run_dir;
+use xenmq_tests::{run_dir, RunDir};
 
 fn socket(dir: &Path, domid: u16) -> PathBuf {
     if domid == 0 {
@@ -35,7 +35,7 @@ fn xs(dir: &Path, domid: u16, args: &[&str]) -> (bool, String) {
 
 struct Fixture {
     host: Host,
-    dir: PathBuf,
+    dir: RunDir,
 }
 
 impl Fixture {
@@ -45,12 +45,6 @@ impl Fixture {
             host: Host::with_xenstored(&dir).expect("start host"),
             dir,
         }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -513,7 +513,7 @@ fn connected_without_echo_releases_the_ring() {
         .ends_with("xenmq-frontend-instance: missing, expected an unsigned 64-bit integer"));
     assert!(matches!(
         out.actions[..],
-        [Action::WriteError(_), Action::ReleaseRing { ref grefs, port: 3 }, Action::SwitchState(State::Closing)] if grefs == &[8]
+        [Action::WriteError(_), Action::SwitchState(State::Closing), Action::ReleaseRing { ref grefs, port: 3 }] if grefs == &[8]
     ));
     assert!(!f.holds_ring());
 }
@@ -595,11 +595,11 @@ fn stop_mid_handshake_releases_what_arrives_later() {
     assert_eq!(
         out.actions,
         vec![
+            Action::SwitchState(State::Closing),
             Action::ReleaseRing {
                 grefs: vec![1, 2],
                 port: 7
-            },
-            Action::SwitchState(State::Closing)
+            }
         ]
     );
     assert_eq!(

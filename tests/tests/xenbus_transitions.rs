@@ -197,13 +197,13 @@ const FRONT: [Row; 4] = [
             ("Rel S1", ""),
             // InitWait again: re-check the backend's instance.
             ("R", ""),
-            ("W Rel S5", "wrong-role"),
+            ("W S5 Rel", "wrong-role"),
             // Connected: read the echo before trusting it.
             ("R", ""),
             ("Rel S6", ""),
             ("Rel S6", ""),
-            ("W Rel S5", "unsupported"),
-            ("W Rel S5", "unsupported"),
+            ("W S5 Rel", "unsupported"),
+            ("W S5 Rel", "unsupported"),
         ],
     ),
     (
@@ -213,12 +213,12 @@ const FRONT: [Row; 4] = [
             ("D Rel S1", ""),
             // The backend restarted: tear down, start over at once.
             ("D Rel S1 R", ""),
-            ("W D Rel S5", "wrong-role"),
+            ("W S5 D Rel", "wrong-role"),
             ("", ""),
             ("D Rel S6", ""),
             ("D Rel S6", ""),
-            ("W D Rel S5", "unsupported"),
-            ("W D Rel S5", "unsupported"),
+            ("W S5 D Rel", "unsupported"),
+            ("W S5 D Rel", "unsupported"),
         ],
     ),
     (

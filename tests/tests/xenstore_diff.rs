@@ -125,14 +125,13 @@ trait Target {
 
 struct Ours {
     _xs: Xenstored,
-    dir: PathBuf,
+    dir: xenmq_tests::RunDir,
     _listeners: Vec<Listener>,
 }
 
 impl Ours {
     fn start(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("xenmq-xsdiff-{}-{tag}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        let dir = xenmq_tests::run_dir(&format!("xsdiff-{tag}"));
         let xs = Xenstored::new(Limits::default());
         let mut ls = vec![xs.listen(&dir.join("dom0"), 0).expect("listen")];
         for g in GUESTS {
@@ -143,12 +142,6 @@ impl Ours {
             dir,
             _listeners: ls,
         }
-    }
-}
-
-impl Drop for Ours {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

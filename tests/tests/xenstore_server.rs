@@ -15,11 +15,10 @@ fn setup(
     tag: &str,
 ) -> (
     Xenstored,
-    std::path::PathBuf,
+    xenmq_tests::RunDir,
     Vec<xenmq_runtime::xenstore::server::Listener>,
 ) {
-    let dir = std::env::temp_dir().join(format!("xenmq-xssrv-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = xenmq_tests::run_dir(&format!("xssrv-{tag}"));
     let xs = Xenstored::new(Limits::default());
     let mut ls = vec![xs.listen(&dir.join("dom0"), 0).unwrap()];
     for d in [5u16, 6] {
@@ -68,7 +67,6 @@ fn a_guest_that_never_reads_its_events_stalls_nobody() {
     // The events beyond the bound were dropped, not queued.
     assert!(xs.dropped_events() > 0, "events should have been dropped");
     drop(raw);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -108,7 +106,6 @@ fn a_request_flood_is_throttled_and_stalls_nobody() {
     }
     assert!(t.elapsed() < Duration::from_secs(5));
     drop(flood);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -126,7 +123,6 @@ fn oversize_and_garbage_close_only_that_connection() {
     let n = std::io::Read::read(&mut bad, &mut buf).unwrap_or(0);
     assert_eq!(n, 0, "the connection should be closed");
     assert_eq!(dom0.read(Tx::NONE, "/tool").unwrap(), b"");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// xorshift64*: a fixed-seed generator, so a failure replays exactly.
@@ -199,14 +195,12 @@ fn random_requests_always_get_one_reply() {
     let dom0 = Connection::connect(&dir.join("dom0")).unwrap();
     dom0.write(Tx::NONE, "/still/alive", b"yes").unwrap();
     assert_eq!(dom0.read(Tx::NONE, "/still/alive").unwrap(), b"yes");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The quotas come from `Limits`, not constants.
 #[test]
 fn quotas_follow_the_config() {
-    let dir = std::env::temp_dir().join(format!("xenmq-xscfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = xenmq_tests::run_dir("xscfg");
     let xs = Xenstored::new(Limits {
         max_nodes: 3,
         max_watches: 1,
@@ -251,14 +245,12 @@ fn quotas_follow_the_config() {
             .unwrap();
     }
     drop((_l0, _l5));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Events a guest leaves unread expire after `event_timeout`.
 #[test]
 fn unread_events_expire() {
-    let dir = std::env::temp_dir().join(format!("xenmq-xsexp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = xenmq_tests::run_dir("xsexp");
     let xs = Xenstored::new(Limits {
         event_timeout: Duration::from_millis(50),
         ..Limits::default()
@@ -292,7 +284,6 @@ fn unread_events_expire() {
     );
     drop(raw);
     drop((_l0, _l5));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `connect` serves a socket pair; dom0's `XS_CONTROL` is not provided.

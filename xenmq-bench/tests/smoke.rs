@@ -21,8 +21,11 @@ fn tiny() -> Command {
 
 #[test]
 fn tiny_full_run_writes_every_figure() {
-    let dir = std::env::temp_dir().join(format!("xenmq-bench-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("xenmq-bench-smoke-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let (json, svg) = (dir.join("out.json"), dir.join("out.svg"));
     let out = tiny()
         .args(["--spin", "256"])
@@ -109,7 +112,7 @@ fn tiny_full_run_writes_every_figure() {
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("xenmq-native") && svg.contains("xenmq-compat"));
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(tmp);
 }
 
 #[test]

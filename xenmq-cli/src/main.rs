@@ -28,6 +28,11 @@ use fail::Failure;
     after_help = "`xenmq VERB --help` tells more about each verb."
 )]
 struct Cli {
+    /// Log more to stderr: -v info, -vv debug, -vvv trace (RUST_LOG
+    /// refines it: `RUST_LOG=xenmq::xenbus=trace`)
+    // Not `verbose`: `lab run` has a `--verbose` of its own.
+    #[arg(short = 'v', action = clap::ArgAction::Count, global = true)]
+    verbosity: u8,
     #[command(subcommand)]
     verb: Verb,
 }
@@ -83,6 +88,10 @@ fn main() -> ExitCode {
         Err(e) => return fail::clap_exit(&fail::with_usage(e, &argv)),
     };
     let json = cli.verb.json();
+    if let Err(e) = xenmq_runtime::log::init(cli.verbosity) {
+        let f = Failure::usage(&[], xenmq::error::Chain(&e).to_string());
+        return if json { f.report_json() } else { f.report() };
+    }
     match run(cli.verb) {
         Ok(code) => code,
         Err(f) if json => f.report_json(),

@@ -6,7 +6,13 @@
 //! The files come from `templates/`, with placeholders replaced:
 //! `__CRATE__` (package name), `__LIB__` (its Rust name), `__TYPE__` (the
 //! Xenstore device type), `__PROTO__` (the protocol struct), `__XENMQ__`
-//! and `__XENMQ_RUNTIME__` (dependency paths, as TOML string contents).
+//! and `__XENMQ_RUNTIME__` (the dependencies' TOML values).
+//!
+//! The crate depends on `xenmq` and `xenmq-runtime` by version (this
+//! tool's `MAJOR.MINOR`), from crates.io or a registry of the user's; with
+//! `--xenmq-path` on the crates of a checkout, by the path the user gave
+//! (a relative one made relative to the new crate's directory, as cargo
+//! reads it). No path of the checkout this tool was built from is written.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -55,11 +61,11 @@ const RESERVED_NAMES: &str =
 /// them. (Enum variants are listed too: harmless, and simpler to check.)
 const TAKEN_TYPES: &str =
     "Arc AsMut AsRef AtomicBool AtomicU32 Backend Backends BadLength BadOp Box Channel \
-     Child Client Clone Command Connection Copy Debug Default Device Domain Driver Drop Duration Enum Eq Err \
-     Error ExitCode Extend File Fn FnMut FnOnce From Frontend Hash Host Instant Into \
+     Body Child Client Clone Command Connection Copy Debug Default Device Domain Driver Drop Duration Enum Eq Err \
+     Error ExitCode Extend File Fn FnMut FnOnce From Frontend FrontDevice Hash Host Instant Into \
      IntoIterator Io Iterator JoinHandle Malformed None Now Ok Op Option Ord Ordering \
-     OutOfRange Pair PartialEq PartialOrd PathBuf Protocol Read Refused Relaxed Reply \
-     Request Response Result Self Send SimBack SimFront Sized Some Status Stop String Sync \
+     OutOfRange Output Pair PartialEq PartialOrd PathBuf Platform Protocol Read Refused Relaxed Reply \
+     Request Response Result Role Self Send SimBack SimFront Sized Some Status Stop String Sync \
      ToOwned ToString TooLong TryFrom TryInto Unpin Vec Write Xenstore";
 
 /// `xenmq new`'s arguments.
@@ -87,8 +93,8 @@ pub struct Args {
     /// that does
     #[arg(long, value_name = "DIR")]
     path: Option<PathBuf>,
-    /// The xenmq checkout holding xenmq/ and xenmq-runtime/ (default: the
-    /// one this tool was built from)
+    /// Depend on the xenmq checkout at PATH (holding xenmq/ and
+    /// xenmq-runtime/) instead of the crates' released versions
     #[arg(long, value_name = "PATH")]
     xenmq_path: Option<PathBuf>,
 }
@@ -217,12 +223,32 @@ fn toml_str(s: &str) -> String {
     out
 }
 
-/// The xenmq checkout to depend on: given, or the one this tool was built
-/// from; it must hold the `xenmq` and `xenmq-runtime` crates.
-fn xenmq_root(given: Option<&Path>) -> Result<PathBuf, Error> {
-    let root = match given {
-        Some(p) => p.to_owned(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+/// Where the crate's `xenmq` and `xenmq-runtime` come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Deps {
+    /// A registry, by this version requirement.
+    Version(String),
+    /// A checkout's crates, at this path (absolute, or relative to the new
+    /// crate's directory).
+    Path(PathBuf),
+}
+
+/// This tool's `MAJOR.MINOR`: the version requirement of the crates it
+/// generates code for.
+fn version_req() -> String {
+    let mut parts = env!("CARGO_PKG_VERSION").split('.');
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}"),
+        _ => env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+/// The dependencies of a crate to be created in `dir`: `given` is the
+/// checkout the user named, if any; it must hold the `xenmq` and
+/// `xenmq-runtime` crates.
+fn deps(given: Option<&Path>, dir: &Path) -> Result<Deps, Error> {
+    let Some(root) = given else {
+        return Ok(Deps::Version(version_req()));
     };
     for krate in ["xenmq", "xenmq-runtime"] {
         if !root.join(krate).join("Cargo.toml").is_file() {
@@ -233,15 +259,52 @@ fn xenmq_root(given: Option<&Path>) -> Result<PathBuf, Error> {
             )));
         }
     }
-    root.canonicalize()
-        .map_err(|e| Error::Refused(format!("cannot resolve `{}`: {e}", root.display())))
+    if root.is_absolute() {
+        return Ok(Deps::Path(root.to_owned()));
+    }
+    // Relative to here, as the user gave it: cargo reads it relative to
+    // the manifest, so go from the new crate's directory to the checkout.
+    let resolve = |p: &Path| {
+        p.canonicalize()
+            .map_err(|e| Error::Refused(format!("cannot resolve `{}`: {e}", p.display())))
+    };
+    let root = resolve(root)?;
+    let parent = match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => resolve(p)?,
+        None => resolve(Path::new("."))?,
+    };
+    let name = dir
+        .file_name()
+        .ok_or_else(|| Error::Refused(format!("`{}` names no directory", dir.display())))?;
+    Ok(Deps::Path(relative(&root, &parent.join(name))))
+}
+
+/// `to`, relative to directory `from` (both absolute, without `.` or `..`).
+fn relative(to: &Path, from: &Path) -> PathBuf {
+    let (to, from): (Vec<_>, Vec<_>) = (to.components().collect(), from.components().collect());
+    let common = to.iter().zip(&from).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in to.iter().skip(common) {
+        out.push(c);
+    }
+    out
 }
 
 /// The files of the crate, placeholders replaced.
-fn render(name: &str, device: &str, layout: &str, xenmq: &Path) -> Vec<(&'static str, String)> {
+fn render(name: &str, device: &str, layout: &str, deps: &Deps) -> Vec<(&'static str, String)> {
     let proto = protocol_name(device);
     let lib = name.replace('-', "_");
-    let dep = |krate: &str| toml_str(&xenmq.join(krate).to_string_lossy());
+    let dep = |krate: &str| match deps {
+        Deps::Version(v) => format!("\"{}\"", toml_str(v)),
+        Deps::Path(root) => format!(
+            "{{ path = \"{}\", version = \"{}\" }}",
+            toml_str(&root.join(krate).to_string_lossy()),
+            toml_str(&version_req())
+        ),
+    };
     FILES
         .iter()
         .map(|&(path, template)| {
@@ -278,8 +341,8 @@ fn generate(args: &Args) -> Result<PathBuf, Error> {
             }
         }
     }
-    let xenmq = xenmq_root(args.xenmq_path.as_deref())?;
-    let files = render(&args.name, &args.device, &args.layout, &xenmq);
+    let deps = deps(args.xenmq_path.as_deref(), &dir)?;
+    let files = render(&args.name, &args.device, &args.layout, &deps);
     // `create_dir`, not `create_dir_all`: fails if the directory appeared
     // since the check above, so nothing is ever overwritten.
     std::fs::create_dir(&dir).map_err(|e| match e.kind() {
@@ -484,6 +547,37 @@ mod tests {
     }
 
     #[test]
+    fn dependencies_by_version_or_path() {
+        let manifest = |deps: &Deps| {
+            render("d", "vkv", "compat", deps)
+                .into_iter()
+                .find(|(p, _)| *p == "Cargo.toml")
+                .map(|(_, t)| t)
+                .unwrap()
+        };
+        let v = version_req();
+        assert_eq!(v.split('.').count(), 2, "{v}");
+        let m = manifest(&Deps::Version(v.clone()));
+        assert!(m.contains(&format!("\nxenmq = \"{v}\"\n")), "{m}");
+        assert!(m.contains(&format!("\nxenmq-runtime = \"{v}\"\n")), "{m}");
+        let m = manifest(&Deps::Path("../../co".into()));
+        assert!(
+            m.contains(&format!(
+                "\nxenmq = {{ path = \"../../co/xenmq\", version = \"{v}\" }}\n"
+            )),
+            "{m}"
+        );
+        assert_eq!(
+            relative(Path::new("/a/co"), Path::new("/a/b/c/drv")),
+            Path::new("../../../co")
+        );
+        assert_eq!(
+            relative(Path::new("/a/b"), Path::new("/a/b/drv")),
+            Path::new("..")
+        );
+    }
+
+    #[test]
     fn toml_strings_are_escaped() {
         assert_eq!(toml_str(r#"/a "b"\c"#), r#"/a \"b\"\\c"#);
         assert_eq!(toml_str("a\tb"), "a\\u0009b");
@@ -491,8 +585,9 @@ mod tests {
 
     #[test]
     fn every_placeholder_is_replaced() {
-        for layout in ["compat", "native"] {
-            for (path, text) in render("my-drv", "my-dev", layout, Path::new("/x")) {
+        let deps = [Deps::Version("0.1".into()), Deps::Path("../x".into())];
+        for (layout, deps) in [("compat", &deps[0]), ("native", &deps[1])] {
+            for (path, text) in render("my-drv", "my-dev", layout, deps) {
                 assert!(!text.contains("__"), "{path}: {text}");
                 if path == "src/lib.rs" {
                     assert!(text.contains(&format!("layout = {layout}\n")), "{text}");

@@ -6,12 +6,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use xenmq_runtime::sim::{self, Domain, Faults, Host, StoreHost};
+use xenmq_runtime::toolstack::{self, Device, DomainRef};
 use xenmq_runtime::xenstore::server::{Limits, Xenstored};
+use xenmq_runtime::xenstore::Connection;
 
 use crate::fail::Failure;
 
-const ENV_HELP: &str = "A domain process finds the host through XENMQ_SIM_DIR and XENMQ_SIM_DOMID \
-(set by `xenmq sim run`), its Xenstore through XENSTORED_PATH.";
+const ENV_HELP: &str = "A domain lives from `create` (or `run`) until `destroy` (or `kill`, a \
+crash); any number of processes may run as it, at once or one after another. `exec` and `run` \
+start a program as a domain: it finds the host through XENMQ_SIM_DIR and XENMQ_SIM_DOMID and \
+its Xenstore through XENSTORED_PATH, which they set. See docs/simulator.md.";
 
 /// `xenmq sim`'s arguments: the host itself, or one of its commands.
 #[derive(Debug, clap::Args)]
@@ -112,7 +116,8 @@ enum Cmd {
         #[command(flatten)]
         faults: FaultArgs,
     },
-    /// Create a domain, run CMD as it, destroy it; exit with CMD's status
+    /// Create a domain, attach its devices, run CMD as it, then detach
+    /// them and destroy it; exit with CMD's status
     Run {
         #[command(flatten)]
         at: RunDir,
@@ -120,18 +125,35 @@ enum Cmd {
         name: String,
         #[command(flatten)]
         faults: FaultArgs,
+        /// Attach a device of this type to the new domain before CMD starts
+        /// (repeatable; the K-th device of a type gets id K-1)
+        #[arg(long = "attach", value_name = "TYPE", value_parser = device_type)]
+        attach: Vec<String>,
+        /// The backend's domain of the attached devices: its id or name
+        #[arg(long, value_name = "DOMAIN", default_value = "0")]
+        backend: DomainRef,
         /// The program and its arguments, after `--`
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
-    /// Destroy a domain (kills its process)
+    /// Run CMD as an existing domain (0 is dom0); exit with CMD's status
+    Exec {
+        #[command(flatten)]
+        at: RunDir,
+        /// The domain: its id, or its name
+        domain: DomainRef,
+        /// The program and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+    /// Destroy a domain (kills its processes)
     Destroy {
         #[command(flatten)]
         at: RunDir,
         /// The domain's id
         domid: u16,
     },
-    /// SIGKILL a domain's process
+    /// Crash a domain: SIGKILL its processes and destroy it
     Kill {
         #[command(flatten)]
         at: RunDir,
@@ -203,8 +225,10 @@ struct ListJson {
 struct DomainJson {
     domid: u16,
     name: String,
-    /// The process running as the domain, if any.
+    /// The first process running as the domain, if any.
     pid: Option<u32>,
+    /// How many processes run as the domain.
+    processes: u32,
     /// Grants it holds, pages it maps, event channel ports it has bound.
     grants: u32,
     maps: u32,
@@ -240,29 +264,46 @@ pub fn main(a: Args) -> Result<ExitCode, Failure> {
             at,
             name,
             faults,
+            attach,
+            backend,
             command,
         } => {
-            let (prog, args) = command
-                .split_first()
-                .ok_or_else(|| Failure::usage(&["sim", "run"], "a command after `--` is needed"))?;
+            let (prog, args) = split_command(&["sim", "run"], &command)?;
             let d = dom0(&at.run_dir)?;
             let id = d.create_domain(&name).map_err(Failure::run)?;
-            if faults.given() {
-                d.set_faults(id, &faults.faults()).map_err(Failure::run)?;
-            }
+            let devices = match setup(&d, &at.run_dir, id, &faults, &attach, &backend) {
+                Ok(devices) => devices,
+                Err(e) => {
+                    let _ = d.destroy_domain(id);
+                    return Err(e);
+                }
+            };
             let status = sim::domain_command(&at.run_dir, id, prog)
                 .args(args)
                 .status();
-            // The domain may already be gone (its process exited).
-            let _ = d.destroy_domain(id);
+            teardown(&d, &at.run_dir, id, &devices);
             let status = status.map_err(|e| {
                 Failure::run(format!("cannot run `{}`: {e}", prog.to_string_lossy()))
             })?;
-            return Ok(match status.code() {
-                Some(0) => ExitCode::SUCCESS,
-                Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
-                None => ExitCode::from(1),
-            });
+            return Ok(exit_code(status));
+        }
+        Cmd::Exec {
+            at,
+            domain,
+            command,
+        } => {
+            let (prog, args) = split_command(&["sim", "exec"], &command)?;
+            let d = dom0(&at.run_dir)?;
+            let id = resolve(&d, &domain)?;
+            drop(d);
+            // Become the program: signals, the terminal and the exit
+            // status are its own.
+            use std::os::unix::process::CommandExt;
+            let e = sim::domain_command(&at.run_dir, id, prog).args(args).exec();
+            return Err(Failure::run(format!(
+                "cannot run `{}`: {e}",
+                prog.to_string_lossy()
+            )));
         }
         Cmd::Destroy { at, domid } => {
             dom0(&at.run_dir)?
@@ -313,6 +354,7 @@ pub fn main(a: Args) -> Result<ExitCode, Failure> {
                     domid: d.domid,
                     name: d.name,
                     pid: d.pid,
+                    processes: d.processes,
                     grants: d.grants,
                     maps: d.maps,
                     ports: d.ports,
@@ -322,19 +364,136 @@ pub fn main(a: Args) -> Result<ExitCode, Failure> {
         }
         Cmd::List { at, json: false } => {
             println!(
-                "{:>5}  {:<16} {:>7}  {:>6} {:>5} {:>5}",
-                "domid", "name", "pid", "grants", "maps", "ports"
+                "{:>5}  {:<16} {:>7} {:>5}  {:>6} {:>5} {:>5}",
+                "domid", "name", "pid", "procs", "grants", "maps", "ports"
             );
             for d in dom0(&at.run_dir)?.domains().map_err(Failure::run)? {
                 let pid = d.pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
                 println!(
-                    "{:>5}  {:<16} {:>7}  {:>6} {:>5} {:>5}",
-                    d.domid, d.name, pid, d.grants, d.maps, d.ports
+                    "{:>5}  {:<16} {:>7} {:>5}  {:>6} {:>5} {:>5}",
+                    d.domid, d.name, pid, d.processes, d.grants, d.maps, d.ports
                 );
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A device type that the toolstack accepts.
+fn device_type(s: &str) -> Result<String, toolstack::Error> {
+    let dev = Device {
+        device_type: s.to_owned(),
+        id: 0,
+        frontend: 0,
+        backend: 0,
+    };
+    dev.validate()?;
+    Ok(dev.device_type)
+}
+
+fn split_command<'a>(
+    verb: &[&'static str],
+    command: &'a [OsString],
+) -> Result<(&'a OsString, &'a [OsString]), Failure> {
+    command
+        .split_first()
+        .ok_or_else(|| Failure::usage(verb, "a command after `--` is needed"))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::from(1),
+    }
+}
+
+/// The id of a domain named by id or name, checked against the host's list.
+fn resolve(d: &Domain, domain: &DomainRef) -> Result<u16, Failure> {
+    let list = d.domains().map_err(Failure::run)?;
+    let found: Vec<u16> = list
+        .iter()
+        .filter(|x| match domain {
+            DomainRef::Id(id) => x.domid == *id,
+            DomainRef::Name(name) => x.name == *name,
+        })
+        .map(|x| x.domid)
+        .collect();
+    match found.as_slice() {
+        [id] => Ok(*id),
+        [] => Err(Failure::run(format!("no domain {domain} on this host"))),
+        _ => Err(Failure::run(format!(
+            "{} domains are {domain}: name one by its id",
+            found.len()
+        ))),
+    }
+}
+
+/// `run`'s preparation of domain `id`: its fault plan and its devices,
+/// attached through dom0's Xenstore as `xenmq attach` does. Returns the
+/// devices.
+fn setup(
+    d: &Domain,
+    dir: &std::path::Path,
+    id: u16,
+    faults: &FaultArgs,
+    types: &[String],
+    backend: &DomainRef,
+) -> Result<Vec<Device>, Failure> {
+    if faults.given() {
+        d.set_faults(id, &faults.faults()).map_err(Failure::run)?;
+    }
+    if types.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = resolve(d, backend)?;
+    let xs = Connection::connect(&dir.join("socket")).map_err(|e| {
+        Failure::run(format!(
+            "cannot reach the host's Xenstore at {}: {e}",
+            dir.join("socket").display()
+        ))
+    })?;
+    let mut devices: Vec<Device> = Vec::new();
+    for ty in types {
+        let n = devices.iter().filter(|x| x.device_type == *ty).count();
+        let dev = Device {
+            device_type: ty.clone(),
+            id: u32::try_from(n).unwrap_or(u32::MAX),
+            frontend: id,
+            backend,
+        };
+        if let Err(e) = toolstack::attach(&xs, &dev, &[]) {
+            for done in &devices {
+                let _ = toolstack::detach(&xs, done, std::time::Duration::ZERO, true);
+            }
+            return Err(Failure::run(e));
+        }
+        eprintln!(
+            "xenmq sim run: attached {}/{}: {} <-> {}",
+            dev.device_type,
+            dev.id,
+            dev.frontend_path(),
+            dev.backend_path()
+        );
+        devices.push(dev);
+    }
+    Ok(devices)
+}
+
+/// After `run`'s command: its devices removed (as `xl destroy` does, without
+/// waiting for the backend) and the domain destroyed.
+fn teardown(d: &Domain, dir: &std::path::Path, id: u16, devices: &[Device]) {
+    if !devices.is_empty() {
+        if let Ok(xs) = Connection::connect(&dir.join("socket")) {
+            for dev in devices {
+                if let Err(e) = toolstack::detach(&xs, dev, std::time::Duration::ZERO, true) {
+                    eprintln!("xenmq sim run: {}", xenmq::error::Chain(&e));
+                }
+            }
+        }
+    }
+    // The domain may already be gone (destroyed by someone else).
+    let _ = d.destroy_domain(id);
 }
 
 fn parse_hex(s: &str) -> Option<Vec<u8>> {

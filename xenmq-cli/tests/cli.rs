@@ -28,6 +28,7 @@ const VERBS: &[&[&str]] = &[
     &["sim"],
     &["sim", "create"],
     &["sim", "run"],
+    &["sim", "exec"],
     &["sim", "destroy"],
     &["sim", "kill"],
     &["sim", "faults"],
@@ -91,7 +92,7 @@ fn version_suggestions_and_usage_errors() {
     // Without a verb: the help, as a usage error.
     let o = xenmq::<&str>(&[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(out(&o).1.contains("Usage: xenmq <COMMAND>"));
+    assert!(out(&o).1.contains("Usage: xenmq [OPTIONS] <COMMAND>"));
 }
 
 #[test]
@@ -263,13 +264,15 @@ fn port_turns_a_header_into_a_module() {
         "{stdout}"
     );
 
-    let dir = std::env::temp_dir().join(format!("xenmq-cli-port-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bits.h");
+    let dir = tempfile::Builder::new()
+        .prefix("xenmq-cli-port-")
+        .tempdir()
+        .unwrap();
+    let bad = dir.path().join("bits.h");
     std::fs::write(&bad, "struct s {\n    unsigned int flag : 1;\n};\n").unwrap();
     let o = xenmq(&[OsStr::new("port"), bad.as_os_str()]);
     let (_, stderr) = out(&o);
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(stderr.contains("bits.h:2"), "{stderr}");

@@ -39,7 +39,10 @@ fn demo_help_and_bad_counts_do_not_run_it() {
     let out = xenmq(&["demo", "--help"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("Usage: xenmq demo [COUNT]"), "{stdout}");
+    assert!(
+        stdout.contains("Usage: xenmq demo [OPTIONS] [COUNT]"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("host:"), "the demo ran: {stdout}");
     for bad in [&["demo", "abc"][..], &["demo", "0"], &["demo", "5", "6"]] {
         let out = xenmq(bad);

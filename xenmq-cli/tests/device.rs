@@ -31,7 +31,8 @@ fn text(o: &Output) -> String {
 /// A Xenstore server on a private socket, holding the domains a toolstack
 /// would have created: dom0 (`Domain-0`), 3 (`guest`) and 4 (`driver`).
 struct World {
-    dir: PathBuf,
+    /// Removed when the world is dropped.
+    _dir: tempfile::TempDir,
     socket: PathBuf,
     _listener: Listener,
     xs: Connection,
@@ -39,10 +40,11 @@ struct World {
 
 impl World {
     fn new(tag: &str) -> World {
-        let dir = std::env::temp_dir().join(format!("xenmq-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("socket");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("xenmq-cli-{tag}-"))
+            .tempdir()
+            .unwrap();
+        let socket = dir.path().join("socket");
         let server = Xenstored::new(Limits::default());
         let listener = server.listen(&socket, 0).unwrap();
         let xs = Connection::connect(&socket).unwrap();
@@ -55,17 +57,11 @@ impl World {
             .unwrap();
         }
         World {
-            dir,
+            _dir: dir,
             socket,
             _listener: listener,
             xs,
         }
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

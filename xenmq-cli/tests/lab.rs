@@ -112,11 +112,14 @@ fn assert_no_qemu_left(stderr: &str) {
 #[test]
 fn boot_timeout_exits_5_and_a_dom0_crash_exits_4() {
     let _one = BOOT.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = std::env::temp_dir().join(format!("xenmq-cli-lab-machine-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ok = script(&dir, "ok", "exit 0");
+    let tmp = tempfile::Builder::new()
+        .prefix("xenmq-cli-lab-machine-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
+    let ok = script(dir, "ok", "exit 0");
     let panic0 = script(
-        &dir,
+        dir,
         "panic0",
         "echo dom0 crashes its kernel\nsleep 1\necho c > /proc/sysrq-trigger\nsleep 100",
     );
@@ -153,23 +156,27 @@ fn boot_timeout_exits_5_and_a_dom0_crash_exits_4() {
         "{err}"
     );
     assert_no_qemu_left(&err);
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(tmp);
 }
 
 #[test]
 fn a_hung_dom0_program_and_a_crashed_domu_exit_4_with_both_reported() {
     let _one = BOOT.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = std::env::temp_dir().join(format!("xenmq-cli-lab-{}", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("xenmq-cli-lab-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let files = dir.join("files");
     std::fs::create_dir_all(&files).unwrap();
     std::fs::write(files.join("note.txt"), "a note for the guests\n").unwrap();
     let hang = script(
-        &dir,
+        dir,
         "hang",
         "echo \"$# args: [$1] [$2]\"\ncat note.txt\necho dom0 program hangs\nexec sleep 1000",
     );
     let crash = script(
-        &dir,
+        dir,
         "crash",
         "echo domU program crashes its kernel\nsleep 1\necho c > /proc/sysrq-trigger\nsleep 100",
     );
@@ -191,7 +198,7 @@ fn a_hung_dom0_program_and_a_crashed_domu_exit_4_with_both_reported() {
         "--files",
         files.to_str().unwrap(),
     ]);
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(tmp);
     let (out, err) = text(&o);
     let shown = format!("stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(o.status.code(), Some(4), "{shown}");

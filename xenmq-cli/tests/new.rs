@@ -4,38 +4,32 @@
 //! documents without a warning, as generated; bad names, bad device types
 //! and existing directories are refused with exit code 2.
 //!
-//! The generated crate is built in `target/skeleton-check`, with this
+//! The generated crate depends on `xenmq` and `xenmq-runtime` by version,
+//! as a user's crate does; it is built outside this workspace, in a
+//! temporary directory, against this checkout's crates through
+//! `--config patch.crates-io...` on cargo's command line (so no path of
+//! the checkout lands in its files), in `target/skeleton-check`, with this
 //! workspace's `Cargo.lock` and `--offline`, so that only the new crate
 //! itself compiles once the dependencies are there.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 const XENMQ: &str = env!("CARGO_BIN_EXE_xenmq");
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
+/// A scratch directory (mode 0700), removed when dropped, panics
+/// included.
+struct Scratch(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl Scratch {
     fn new(tag: &str) -> Scratch {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xenmq-new-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("xenmq-new-{tag}-"))
+            .tempdir()
+            .unwrap();
+        Scratch(dir.path().to_owned(), dir)
     }
 }
 
@@ -80,8 +74,24 @@ fn clippy(dir: &Path) -> String {
 fn cargo(dir: &Path, args: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let start = Instant::now();
+    let root = Path::new(WORKSPACE).canonicalize().unwrap();
+    let patch = |krate: &str| {
+        let path = root.join(krate);
+        format!("patch.crates-io.{krate}.path={:?}", path.to_str().unwrap())
+    };
+    // After the subcommand, where `cargo clippy` passes them on too;
+    // `cargo fmt` resolves nothing and takes none.
+    let (sub, rest) = args.split_first().unwrap();
+    let config = [
+        "--config",
+        &patch("xenmq"),
+        "--config",
+        &patch("xenmq-runtime"),
+    ];
     let out = Command::new(cargo)
-        .args(args)
+        .arg(sub)
+        .args(if *sub == "fmt" { &[][..] } else { &config[..] })
+        .args(rest)
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target_dir().join("skeleton-check"))
         .env_remove("RUSTFLAGS")
@@ -136,9 +146,21 @@ fn generated_crate_builds_passes_its_test_and_lints_clean() {
     assert!(lib.contains("layout = native\n"), "{lib}");
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
     let root = Path::new(WORKSPACE).canonicalize().unwrap();
-    let dep = format!("path = \"{}\"", root.join("xenmq").display());
-    assert!(manifest.contains(&dep), "{manifest}");
+    // By version, as from a registry; no path of this checkout anywhere.
+    assert!(manifest.contains("\nxenmq = \"0.1\"\n"), "{manifest}");
+    assert!(
+        manifest.contains("\nxenmq-runtime = \"0.1\"\n"),
+        "{manifest}"
+    );
     assert!(manifest.contains("\n[workspace]\n"), "{manifest}");
+    for entry in walk(&dir) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(
+            !text.contains(root.to_str().unwrap()) && !text.contains(WORKSPACE),
+            "{} holds the checkout's path",
+            entry.display()
+        );
+    }
 
     // Same dependency versions as this workspace, none fetched.
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
@@ -158,7 +180,85 @@ fn generated_crate_builds_passes_its_test_and_lints_clean() {
     assert!(!test.contains("FAILED"), "{test}");
     clippy(&dir);
     cargo(&dir, &["doc", "--offline", "--no-deps"]);
+    roles_run_on_a_long_running_host(&dir, "acme-kv_driver", "acme-kv");
     eprintln!("generate, test and lint: {:.1?}", start.elapsed());
+}
+
+/// The files under `dir`, but `target/`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            if !path.ends_with("target") {
+                out.extend(walk(&path));
+            }
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The generated binary's roles, unchanged, as domains of a `xenmq sim`
+/// (the platform chosen at run time), and on real Xen when told so (where
+/// there is none, its devices are missing: a clear error).
+fn roles_run_on_a_long_running_host(dir: &Path, name: &str, device: &str) {
+    let bin = target_dir().join("skeleton-check").join("debug").join(name);
+    let run = tempfile::Builder::new()
+        .prefix("xenmq-new-sim-")
+        .tempdir()
+        .unwrap();
+    let mut host = Command::new(XENMQ)
+        .args(["sim", "--run-dir"])
+        .arg(run.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(host.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.contains("ready"), "{ready}");
+    let xenmq = |args: &[&str]| {
+        Command::new(XENMQ)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let d = run.path().to_str().unwrap();
+    let b = bin.to_str().unwrap();
+    let out = xenmq(&["sim", "create", "--run-dir", d, "guest"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = xenmq(&["attach", "--run-dir", d, "guest", device]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut backend = Command::new(XENMQ)
+        .args(["sim", "exec", "--run-dir", d, "0", "--", b, "backend"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let front = xenmq(&["sim", "exec", "--run-dir", d, "guest", "--", b, "frontend"]);
+    let _ = backend.kill();
+    let _ = backend.wait();
+    let _ = Command::new("kill")
+        .args(["-TERM", &host.id().to_string()])
+        .status();
+    let _ = host.wait();
+    assert!(front.status.success(), "{}", text(&front.stderr));
+    assert!(text(&front.stdout).contains("[frontend] closed"));
+    // Told to use real Xen, the same binary opens /dev/xen (missing here).
+    if !Path::new("/dev/xen/evtchn").exists() {
+        let out = Command::new(&bin)
+            .arg("frontend")
+            .env("XENMQ_PLATFORM", "xen")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains("cannot open the xen devices"), "{err}");
+    }
 }
 
 /// Names that collide with what the skeleton uses still give a crate that
@@ -278,6 +378,30 @@ fn path_and_xenmq_path() {
     assert!(manifest.contains("name = \"drv\""), "{manifest}");
     let runtime = format!("path = \"{}\"", root.join("xenmq-runtime").display());
     assert!(manifest.contains(&runtime), "{manifest}");
+
+    // A relative --xenmq-path stays relative, from the crate's directory.
+    for krate in ["xenmq", "xenmq-runtime"] {
+        std::fs::create_dir_all(scratch.0.join("co").join(krate)).unwrap();
+        std::fs::write(scratch.0.join("co").join(krate).join("Cargo.toml"), "").unwrap();
+    }
+    let out = xenmq_new(
+        &scratch.0,
+        &[
+            "drv3",
+            "--device",
+            "vkv",
+            "--path",
+            "a/b/drv3",
+            "--xenmq-path",
+            "co",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let manifest = std::fs::read_to_string(scratch.0.join("a/b/drv3/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("xenmq = { path = \"../../../co/xenmq\", version = \"0.1\" }"),
+        "{manifest}"
+    );
 
     // A --xenmq-path without the crates is refused before anything is
     // written.

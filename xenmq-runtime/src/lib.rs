@@ -13,6 +13,8 @@
 //! - [`device`]: one end of a device on any platform — the xenbus machine,
 //!   the driver and the platform's grants, event channels and Xenstore
 //!   connection, driven together;
+//! - [`log`]: where the tracing events go in a program (stderr, filtered by
+//!   `RUST_LOG` and `-v`);
 //! - [`platform`]: the platform chosen at run time from the environment;
 //! - [`toolstack`]: what libxl writes to create and remove a device.
 #![deny(unsafe_code)]
@@ -23,6 +25,7 @@ compile_error!("xenmq-runtime's platforms (`sim`, `linux`) run on Linux only");
 pub mod device;
 #[cfg(feature = "linux")]
 pub mod linux;
+pub mod log;
 pub mod platform;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -48,6 +48,13 @@
 //! `xenmq_runtime::device::{FrontDevice, BackDevice}` run the two ends on
 //! the simulator or on real Xen; `Client::call` sends a request and waits
 //! for its answer.
+//!
+//! # Features
+//!
+//! - `std` (default): `std::error::Error` for the errors, hosted helpers.
+//! - `tracing`: events through the `tracing` crate (no_std) for each xenbus
+//!   transition, each refusal and its reason, and each hostile-peer ring
+//!   fault with the rule it broke; none per message.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -66,6 +73,7 @@ pub mod grant;
 pub mod ring;
 pub mod shm;
 pub mod sync;
+mod trace;
 pub mod wire;
 pub mod xenbus;
 pub mod xenstore;

@@ -37,8 +37,6 @@ fn frontend(args: &[String]) -> Result {
     let n: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(200);
     let env = sim::env()?;
     let me = env.grants.id();
-    // This domain lives as long as its connection: keep it past the close.
-    let _domain = env.grants.clone();
     let mut front = SimFront::<Vkv, KvFront>::new(env, 0, KvFront::default())?;
     front.connect(Duration::from_secs(10))?;
     let limit = front.driver().max_keys;

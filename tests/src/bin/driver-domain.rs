@@ -116,8 +116,6 @@ fn closed_and_wait() {
 
 fn echo_frontend() -> Result {
     let env = sim::env()?;
-    // This domain lives as long as its connection: keep it past the close.
-    let _domain = env.grants.clone();
     let mut front = SimFront::<Echo, EchoFront>::new(env, 0, EchoFront)?;
     front.connect(Duration::from_secs(20))?;
     say("connected");

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 pub struct World {
     pub host: Host,
-    pub dir: PathBuf,
+    pub dir: xenmq_tests::RunDir,
     pub xs: Connection,
 }
 
@@ -37,18 +36,9 @@ impl World {
             frontend: id,
             backend: 0,
         };
-        // A domain id may be reused: the backend removes the directory of a
-        // device whose frontend died, which may not have happened yet.
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match xenmq_runtime::toolstack::attach(&self.xs, &dev, &[]) {
-                Ok(()) => break,
-                Err(xenmq_runtime::toolstack::Error::Exists(_)) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => panic!("create device: {e}"),
-            }
-        }
+        // Domain ids are not reused, so no device of an earlier guest is
+        // in the way.
+        xenmq_runtime::toolstack::attach(&self.xs, &dev, &[]).expect("create device");
         id
     }
 
@@ -70,12 +60,6 @@ impl World {
 
     pub fn info(&self, domid: DomId) -> Option<DomainInfo> {
         self.host.domains().into_iter().find(|d| d.domid == domid)
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -200,7 +200,9 @@ where
         params.features =
             Features::new::<P::BackendConfig, Both<P::FrontendConfig, PoolKeys>>(&driver.config());
         let machine = xenbus::BackMachine::new(params, instance())?;
-        let mut lc = Lifecycle::new(env.store, own_dir, peer_dir, Machine::Back(machine));
+        let span = super::lifecycle::device_span(P::NAME, devid, env.domid(), frontend, "backend");
+        let mut lc =
+            Lifecycle::new(env.store, own_dir, peer_dir, Machine::Back(machine)).in_span(span);
         let mut ends = Ends {
             driver,
             grants: env.grants,
@@ -345,6 +347,19 @@ where
             return Err(e.into());
         }
         self.ends.detach();
+        if matches!(e, driver::Error::Ring(_)) {
+            super::lifecycle::trace_ring_fault(&self.lc.span, "backend", &e);
+        } else {
+            // The channel closed. A frontend that closes properly writes
+            // Closing before it lets go of its port: then this is its
+            // close, which the lifecycle follows; a frontend still saying
+            // Initialised or Connected died.
+            let peer = self.lc.refresh_peer(&mut self.ends);
+            if !matches!(peer, Some(State::Initialised | State::Connected)) {
+                self.pump(Some(Duration::ZERO))?;
+                return Ok(0);
+            }
+        }
         let why = error_chain(&e);
         if matches!(e, driver::Error::Ring(_)) && !self.faults.admit(Instant::now()) {
             let (max, per) = (self.faults.max, self.faults.per.as_secs());

@@ -168,7 +168,9 @@ where
         params.max_ring_page_order = P::RING_PAGE_ORDER;
         params.features = Features::new::<P::FrontendConfig, P::BackendConfig>(&driver.config());
         let machine = xenbus::FrontMachine::new(params, instance())?;
-        let mut lc = Lifecycle::new(env.store, own_dir, peer_dir, Machine::Front(machine));
+        let span = super::lifecycle::device_span(P::NAME, devid, env.domid(), peer, "frontend");
+        let mut lc =
+            Lifecycle::new(env.store, own_dir, peer_dir, Machine::Front(machine)).in_span(span);
         let mut ends = Ends {
             driver,
             grants: env.grants,
@@ -286,6 +288,7 @@ where
             if let driver::Error::Ring(ring) = e {
                 // A backend that corrupts the ring: say why, and close the
                 // device for good.
+                super::lifecycle::trace_ring_fault(&self.lc.span, "frontend", e);
                 let why = format!("{e}: {ring}");
                 let _ = self.lc.store.write(
                     xenmq::xenstore::Tx::NONE,

@@ -48,6 +48,8 @@ pub(crate) struct Lifecycle<S> {
     /// The last error the machine reported (also in the `error` node).
     pub last_error: Option<xenbus::Error>,
     queue: VecDeque<Event>,
+    /// The device's span: every lifecycle event is recorded inside it.
+    pub span: tracing::Span,
 }
 
 /// What an end does with the actions that are not Xenstore's.
@@ -84,7 +86,14 @@ impl<S: Store> Lifecycle<S> {
             machine,
             last_error: None,
             queue: VecDeque::new(),
+            span: tracing::Span::none(),
         }
+    }
+
+    /// Records this end's events in `span` (see [`device_span`]).
+    pub(crate) fn in_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
     }
 
     pub(crate) fn machine(&self) -> &Machine {
@@ -93,6 +102,9 @@ impl<S: Store> Lifecycle<S> {
 
     /// Sets the watch on the peer's state and starts the machine.
     pub(crate) fn start(&mut self, end: &mut dyn Perform) -> Result<(), Error> {
+        self.span.in_scope(
+            || tracing::info!(dir = %self.own_dir, peer_dir = %self.peer_dir, "device started"),
+        );
         self.store
             .watch(&format!("{}/state", self.peer_dir), &self.token)?;
         self.feed(Event::Start, end);
@@ -107,6 +119,8 @@ impl<S: Store> Lifecycle<S> {
     /// Says in this end's `error` node why it refuses the device (a driver
     /// hook said no, or the peer corrupted the ring), then closes it.
     pub(crate) fn refuse(&mut self, why: &str, end: &mut dyn Perform) {
+        self.span
+            .in_scope(|| tracing::warn!(reason = why, "refused: closing the device"));
         self.write_error(why);
         self.close(end);
     }
@@ -121,6 +135,7 @@ impl<S: Store> Lifecycle<S> {
 
     /// Removes the watch.
     pub(crate) fn stop(&mut self) {
+        self.span.in_scope(|| tracing::info!("device stopped"));
         let _ = self
             .store
             .unwatch(&format!("{}/state", self.peer_dir), &self.token);
@@ -146,6 +161,18 @@ impl<S: Store> Lifecycle<S> {
         Ok(any)
     }
 
+    /// Reads the peer's state now and feeds it to the machine, as a watch
+    /// event would; returns what was read (`None`: absent or unreadable).
+    pub(crate) fn refresh_peer(&mut self, end: &mut dyn Perform) -> Option<State> {
+        let value = self
+            .store
+            .read_string(Tx::NONE, &format!("{}/state", self.peer_dir))
+            .ok();
+        let state = value.as_deref().and_then(|v| State::parse(v).ok());
+        self.feed(Event::PeerStateValue(value), end);
+        state
+    }
+
     /// Handles one watch event; `true` if it was ours.
     pub(crate) fn watch_event(&mut self, ev: &WatchEvent, end: &mut dyn Perform) -> bool {
         if ev.token != self.token {
@@ -163,6 +190,8 @@ impl<S: Store> Lifecycle<S> {
     /// Feeds an event and performs the actions, feeding their answers back
     /// until the machine asks for nothing more.
     pub(crate) fn feed(&mut self, ev: Event, end: &mut dyn Perform) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         self.queue.push_back(ev);
         while let Some(ev) = self.queue.pop_front() {
             let out = self.machine.handle(ev);
@@ -215,7 +244,10 @@ impl<S: Store> Lifecycle<S> {
                     store: &self.store,
                     dir: &self.own_dir,
                 };
-                end.perform(other, &self.peer_dir, &ops)
+                let before = trace_ring_action(&other);
+                let answer = end.perform(other, &self.peer_dir, &ops);
+                trace_ring_answer(before, answer.as_ref());
+                answer
             }
         }
     }
@@ -245,6 +277,98 @@ impl<S: Store> Lifecycle<S> {
                 again: e.errno() == Some(Errno::EAGAIN),
             },
         }
+    }
+}
+
+/// The span of one device end: its type, id, own and peer domain, role.
+pub(crate) fn device_span(
+    ty: &str,
+    devid: u32,
+    domid: u16,
+    peer: u16,
+    role: &str,
+) -> tracing::Span {
+    // WARN, so that a warning (a refusal, a hostile peer) carries the
+    // device it concerns whatever the filter.
+    tracing::warn_span!("device", "type" = ty, devid, domid, peer, role)
+}
+
+/// Records a ring action before the end performs it; returns what its
+/// answer is about.
+fn trace_ring_action(a: &Action) -> &'static str {
+    match a {
+        Action::ShareRing { pages } => {
+            tracing::debug!(pages, "granting the ring and allocating an event channel");
+            "share"
+        }
+        Action::MapRing { ring, port } => {
+            tracing::debug!(grefs = ?ring.refs(), port, "mapping the ring and binding its event channel");
+            "map"
+        }
+        Action::ReleaseRing { grefs, port } => {
+            tracing::debug!(
+                ?grefs,
+                port,
+                "ending access to the ring's grants and closing the event channel"
+            );
+            "release"
+        }
+        Action::UnmapRing { grefs, port } => {
+            tracing::debug!(
+                ?grefs,
+                port,
+                "unmapping the ring and unbinding its event channel"
+            );
+            "unmap"
+        }
+        Action::Connect(c) => {
+            tracing::debug!(grefs = ?c.ring.refs(), port = c.port, "data path attached");
+            "connect"
+        }
+        Action::Disconnect => {
+            tracing::debug!("data path detached");
+            "disconnect"
+        }
+        _ => "other",
+    }
+}
+
+fn trace_ring_answer(what: &'static str, answer: Option<&Event>) {
+    match answer {
+        Some(Event::RingShared { grefs, port }) => {
+            tracing::debug!(?grefs, port, "ring granted, event channel allocated");
+        }
+        Some(Event::RingMapped) => tracing::debug!("ring mapped, event channel bound"),
+        Some(Event::RingFailed(why)) => {
+            tracing::warn!(action = what, reason = %why, "ring set-up failed")
+        }
+        _ => {}
+    }
+}
+
+/// Records that the peer broke the ring's rules and the device closes for
+/// good: which index, which rule.
+pub(crate) fn trace_ring_fault(span: &tracing::Span, role: &str, e: &xenmq::driver::Error) {
+    let _entered = span.enter();
+    match e {
+        xenmq::driver::Error::Ring(xenmq::ring::Error::PeerOverflow { prod, cons, max }) => {
+            let (index, rule) = match role {
+                "backend" => (
+                    "req_prod",
+                    "at most the ring's free room past req_cons (RING_REQUEST_PROD_OVERFLOW)",
+                ),
+                _ => ("rsp_prod", "no more responses than requests pushed"),
+            };
+            tracing::warn!(
+                index,
+                prod,
+                cons,
+                max,
+                rule,
+                "hostile peer: closing the device"
+            );
+        }
+        other => tracing::warn!(error = %other, "ring failed: closing the device"),
     }
 }
 

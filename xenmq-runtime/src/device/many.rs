@@ -121,6 +121,12 @@ where
             match made {
                 Ok(dev) => self.devices.push(dev),
                 Err(e) => {
+                    tracing::warn!(
+                        frontend = fe,
+                        devid,
+                        error = %e,
+                        "device not served: its set-up failed"
+                    );
                     self.failed.insert((fe, devid), e.to_string());
                 }
             }
@@ -159,7 +165,11 @@ where
                 Err(_) => true,
             }
         });
-        self.devices.len() != before
+        let reaped = before - self.devices.len();
+        if reaped > 0 {
+            tracing::debug!(devices = reaped, "closed devices dropped");
+        }
+        reaped > 0
     }
 
     /// One round: serves every device's waiting requests, sleeps on all

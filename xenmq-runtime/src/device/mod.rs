@@ -27,9 +27,10 @@
 //! frontend grants `pool_pages` pages once per connection and publishes
 //! them in `xenmq-pool-refs`; the backend maps them once.
 //!
-//! A simulator domain lives as long as its connection to the host: keep a
-//! clone of its [`Domain`](crate::sim::Domain) while the process should
-//! count as running (a [`FrontDevice`] drops its own on close).
+//! A simulator domain lives until the toolstack destroys it; a process is
+//! one driver in it, and what its [`Domain`](crate::sim::Domain)
+//! connection shared, mapped or bound is released when the process exits
+//! (a [`FrontDevice`] releases its own on close).
 
 mod back;
 mod front;

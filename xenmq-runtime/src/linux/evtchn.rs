@@ -95,6 +95,7 @@ impl<D: EvtchnIo> Evtchn<D> {
             .bind_unbound_port(u32::from(peer))
             .map_err(dev_err("IOCTL_EVTCHN_BIND_UNBOUND_PORT"))?;
         self.state().bound.insert(port);
+        tracing::debug!(peer, port, "evtchn: unbound port allocated");
         Ok(port)
     }
 
@@ -105,6 +106,7 @@ impl<D: EvtchnIo> Evtchn<D> {
             .bind_interdomain(u32::from(peer), remote_port)
             .map_err(dev_err("IOCTL_EVTCHN_BIND_INTERDOMAIN"))?;
         self.state().bound.insert(port);
+        tracing::debug!(peer, remote_port, port, "evtchn: bound to the peer's port");
         Ok(port)
     }
 
@@ -129,7 +131,9 @@ impl<D: EvtchnIo> Evtchn<D> {
         }
         self.dev
             .unbind(port)
-            .map_err(dev_err("IOCTL_EVTCHN_UNBIND"))
+            .map_err(dev_err("IOCTL_EVTCHN_UNBIND"))?;
+        tracing::debug!(port, "evtchn: port unbound");
+        Ok(())
     }
 
     /// What Xen says `port` is connected to. Needs `/dev/xen/privcmd`.

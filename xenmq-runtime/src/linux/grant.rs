@@ -84,13 +84,16 @@ impl<D: GntallocIo> Gntalloc<D> {
             .alloc_gref(peer, flags, &mut grefs)
             .map_err(dev_err("IOCTL_GNTALLOC_ALLOC_GREF"))?;
         match self.dev.mmap(index, pages) {
-            Ok(map) => Ok(Shared {
-                dev: Arc::clone(&self.dev),
-                index,
-                grefs,
-                peer,
-                writable,
-                map: Some(map),
+            Ok(map) => Ok({
+                tracing::debug!(peer, ?grefs, writable, "gntalloc: pages granted");
+                Shared {
+                    dev: Arc::clone(&self.dev),
+                    index,
+                    grefs,
+                    peer,
+                    writable,
+                    map: Some(map),
+                }
             }),
             Err(e) => {
                 // Give the grants back; the mmap error is the one to report.
@@ -191,14 +194,17 @@ impl<D: GntallocIo> Shared<D> {
             .dealloc_gref(self.index, count)
             .map_err(dev_err("IOCTL_GNTALLOC_DEALLOC_GREF"))?;
         self.map = None; // munmap
+        tracing::debug!(peer = self.peer, grefs = ?self.grefs, "gntalloc: grants released");
         Ok(())
     }
 }
 
 impl<D: GntallocIo> Drop for Shared<D> {
     fn drop(&mut self) {
-        // Nothing to do with an error here; `close` reports it.
-        let _ = self.release();
+        // Nothing to do with an error here but to say it; `close` reports it.
+        if let Err(e) = self.release() {
+            tracing::warn!(peer = self.peer, grefs = ?self.grefs, error = %e, "gntalloc: grants not released");
+        }
     }
 }
 
@@ -251,14 +257,17 @@ impl<D: GntdevIo> Gntdev<D> {
             .map_grant_ref(&refs)
             .map_err(dev_err("IOCTL_GNTDEV_MAP_GRANT_REF"))?;
         match self.dev.mmap(index, grefs.len(), writable) {
-            Ok(map) => Ok(Mapped {
-                dev: Arc::clone(&self.dev),
-                index,
-                count,
-                peer,
-                grefs: grefs.to_vec(),
-                writable,
-                map: Some(map),
+            Ok(map) => Ok({
+                tracing::debug!(peer, ?grefs, writable, "gntdev: grants mapped");
+                Mapped {
+                    dev: Arc::clone(&self.dev),
+                    index,
+                    count,
+                    peer,
+                    grefs: grefs.to_vec(),
+                    writable,
+                    map: Some(map),
+                }
             }),
             Err(e) => {
                 let _ = self.dev.unmap_grant_ref(index, count);
@@ -343,13 +352,17 @@ impl<D: GntdevIo> Mapped<D> {
         drop(map);
         self.dev
             .unmap_grant_ref(self.index, self.count)
-            .map_err(dev_err("IOCTL_GNTDEV_UNMAP_GRANT_REF"))
+            .map_err(dev_err("IOCTL_GNTDEV_UNMAP_GRANT_REF"))?;
+        tracing::debug!(peer = self.peer, grefs = ?self.grefs, "gntdev: grants unmapped");
+        Ok(())
     }
 }
 
 impl<D: GntdevIo> Drop for Mapped<D> {
     fn drop(&mut self) {
-        let _ = self.release();
+        if let Err(e) = self.release() {
+            tracing::warn!(peer = self.peer, grefs = ?self.grefs, error = %e, "gntdev: grants not unmapped");
+        }
     }
 }
 

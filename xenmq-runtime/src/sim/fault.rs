@@ -56,11 +56,13 @@ pub struct Faults {
     pub delay: u16,
     /// How late a delayed notification arrives.
     pub delay_ms: u32,
-    /// Kill the domain when it makes its N-th request to the host (counting
-    /// from 1, and from the last time the plan was set), before the request
-    /// is served. `Domain::connect` makes one request (a probe), so with
-    /// `Some(1)` a domain dies as it connects. A process is SIGKILLed; a
-    /// domain living in the host's own process is cut off.
+    /// Crash the domain when it makes its N-th request to the host
+    /// (counting from 1, and from the last time the plan was set), before
+    /// the request is served. `Domain::connect` makes one request (a
+    /// probe), so with `Some(1)` a domain dies as it connects. A guest's
+    /// processes are SIGKILLed (connections from the host's own process
+    /// are cut) and the guest is destroyed; for dom0 only the process that
+    /// made the request dies.
     pub kill_at: Option<u64>,
 }
 

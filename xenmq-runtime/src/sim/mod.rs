@@ -3,14 +3,16 @@
 //! A [`Host`] plays hypervisor and toolstack for domains that are ordinary
 //! processes (or, in unit tests, threads): grant tables over memfds handed
 //! over `SCM_RIGHTS`, event channels over eventfds the domains write
-//! directly, and domains whose death (a closed control connection) releases
-//! what they held. [`Domain`] is a domain's side: it implements
+//! directly, and domains that live from their creation until they are
+//! destroyed, with any number of processes as each (a process's exit, a
+//! closed control connection, releases what that process held).
+//! [`Domain`] is a domain's side: it implements
 //! [`xenmq::grant::Grants`] and [`xenmq::evtchn::Events`].
 //!
 //! With a Xenstore ([`Host::with_xenstored`], as `xenmq sim` runs it) the
 //! host is also the toolstack: creating a domain introduces it
 //! (`@introduceDomain`) and writes `/local/domain/<domid>` as libxl does;
-//! its death removes that tree and fires `@releaseDomain`. Each domain's
+//! its destruction removes that tree and fires `@releaseDomain`. Each domain's
 //! Xenstore socket speaks as that domain, so `XENSTORED_PATH` pointed at it
 //! makes Debian's `xenstore-*` clients (or [`crate::xenstore::Connection`]) a guest's.
 //!

@@ -32,7 +32,7 @@
 //! | 22 kill (dom0) | domid u16 | — |
 //! | 23 set faults (dom0) | domid u16, faults | — |
 //! | 24 poke (dom0) | domid u16, gref u32, offset u32, n u32, n bytes | — |
-//! | 25 list (dom0) | — | n u16, n × (domid u16, pid u32, attached u8, grants u32, maps u32, ports u32, name len u16, name) |
+//! | 25 list (dom0) | — | n u16, n × (domid u16, pid u32, processes u32, grants u32, maps u32, ports u32, name len u16, name) |
 //!
 //! `faults` is seed u64, drop u16, duplicate u16, delay u16, delay ms u32,
 //! kill at u64 (0: never). A status page holds a `u32` at offset 0:
@@ -132,7 +132,8 @@ pub enum Code {
     /// The host failed (context: errno).
     #[error("host failure")]
     Internal = 11,
-    /// The domain already has a control connection.
+    /// The host is too busy for the request (not sent by this host, which
+    /// takes any number of connections per domain; kept in the numbering).
     #[error("domain busy")]
     Busy = 12,
     /// An unknown op.

@@ -121,6 +121,7 @@ impl BackMachine {
     /// Feeds one event; returns what to do.
     pub fn handle(&mut self, ev: Event) -> Output {
         let phase = self.phase.name();
+        let before = self.state();
         match ev {
             Event::Start => match self.phase {
                 Phase::Idle | Phase::Closed if self.core.pending.is_none() => {
@@ -215,6 +216,7 @@ impl BackMachine {
             Event::RingShared { .. } => self.core.unexpected(ev, phase),
         }
         self.drive();
+        self.core.transition(before, self.state());
         self.core.finish()
     }
 

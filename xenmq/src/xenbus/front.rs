@@ -123,6 +123,7 @@ impl FrontMachine {
     /// Feeds one event; returns what to do.
     pub fn handle(&mut self, ev: Event) -> Output {
         let phase = self.phase.name();
+        let before = self.state();
         match ev {
             Event::Start => match self.phase {
                 Phase::Idle | Phase::Closed { .. } if self.core.pending.is_none() => {
@@ -176,6 +177,7 @@ impl FrontMachine {
             }
         }
         self.drive();
+        self.core.transition(before, self.state());
         self.core.finish()
     }
 
@@ -356,7 +358,9 @@ impl FrontMachine {
             );
             // We close: fatal error or local request.
             if (self.core.failed || self.core.close_requested) && !closing_phase {
-                self.core.teardown();
+                // The state first: a backend that sees our port close finds
+                // Closing already written, and knows it for a close, not a
+                // death.
                 if self.core.peer.is_none() || self.core.peer_is(&[Closed, Unknown]) {
                     self.core.switch(Closed);
                     self.phase = Phase::Closed { reconnect: false };
@@ -364,6 +368,7 @@ impl FrontMachine {
                     self.core.switch(Closing);
                     self.phase = Phase::Closing;
                 }
+                self.core.teardown();
                 continue;
             }
             // The backend closes (or vanished) while we hold or publish

@@ -243,6 +243,15 @@ impl Core {
         let peer = self.peer_role();
         let from = self.peer.replace(to);
         self.peer_fresh = true;
+        if from != Some(to) {
+            crate::trace::event!(
+                debug,
+                peer = %peer,
+                from = %from.map_or("none", State::name),
+                to = %to,
+                "peer state changed"
+            );
+        }
         match (peer, to) {
             (_, State::Reconfiguring | State::Reconfigured) => {
                 return Err(Error::Unsupported { peer, state: to })
@@ -271,6 +280,7 @@ impl Core {
     pub fn fail(&mut self, e: Error) {
         if !self.failed {
             self.failed = true;
+            crate::trace::event!(warn, reason = %e, "refused: closing the device");
             self.out.push(Action::WriteError(e.to_string()));
         }
         self.report(e);
@@ -286,6 +296,9 @@ impl Core {
 
     /// Reports an error that changes nothing.
     pub fn report(&mut self, e: Error) {
+        if !self.failed {
+            crate::trace::event!(debug, error = %e, "ignored");
+        }
         if self.error.is_none() {
             self.error = Some(e);
         }
@@ -340,6 +353,7 @@ impl Core {
                 attempts,
             }) => {
                 if again && attempts < MAX_COMMIT_ATTEMPTS {
+                    crate::trace::event!(debug, attempts, "transaction conflict: retrying");
                     self.out.push(Action::Commit {
                         writes: writes.clone(),
                         state,
@@ -466,6 +480,14 @@ impl Core {
 
     pub fn own_features(&self) -> Vec<(String, String)> {
         self.params.features.own.clone()
+    }
+
+    /// Reports a change of this end's state (from before an event to after it).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub fn transition(&self, from: State, to: State) {
+        if from != to {
+            crate::trace::event!(info, role = %self.role, from = %from, to = %to, "state changed");
+        }
     }
 
     pub fn finish(&mut self) -> Output {

@@ -145,8 +145,8 @@ fn recv_exact(
 /// ([`Grants`](xenmq::grant::Grants)) and event channels
 /// ([`Events`](xenmq::evtchn::Events)). Cheap to clone; all clones are the
 /// same connection. When the last clone (and every page and channel made
-/// from it) is dropped, the connection closes, and for a guest that is its
-/// death.
+/// from it) is dropped, the connection closes and the host releases what
+/// it shared, mapped and bound; the domain lives on until it is destroyed.
 #[derive(Clone)]
 pub struct Domain {
     inner: Arc<Inner>,
@@ -162,7 +162,9 @@ impl std::fmt::Debug for Domain {
 
 impl Domain {
     /// Connects to the host in `dir` as domain `domid` (the domain must
-    /// exist, and for a guest no other process may be attached).
+    /// exist; other processes may be attached to it too). What this
+    /// connection shares, maps and binds is released when it closes; the
+    /// domain lives on.
     pub fn connect(dir: impl AsRef<Path>, domid: DomId) -> Result<Domain, Error> {
         let dir = dir.as_ref();
         let path = control_path(dir, domid);
@@ -179,8 +181,8 @@ impl Domain {
                 delayed: AtomicUsize::new(0),
             }),
         };
-        // A refused attach (busy) is answered at once; an accepted one is
-        // silent, so probe with a harmless request to learn which it is.
+        // An accepted attach is silent and a gone domain hangs up, so probe
+        // with a harmless request to learn which it is.
         match dom.inner.call(Request::Status { port: 0 }) {
             Err(CallError::Refused(r)) if r.code == Code::BadPort => Ok(dom),
             Err(e) => Err(e.into()),
@@ -305,7 +307,7 @@ impl Domain {
         for _ in 0..n {
             let domid = r.u16().ok_or(Error::BadReply)?;
             let pid = r.u32().ok_or(Error::BadReply)?;
-            let attached = r.u8().ok_or(Error::BadReply)? != 0;
+            let processes = r.u32().ok_or(Error::BadReply)?;
             let grants = r.u32().ok_or(Error::BadReply)?;
             let maps = r.u32().ok_or(Error::BadReply)?;
             let ports = r.u32().ok_or(Error::BadReply)?;
@@ -315,7 +317,8 @@ impl Domain {
                 domid,
                 name: String::from_utf8_lossy(name).into_owned(),
                 pid: Some(pid).filter(|&p| p != 0),
-                attached,
+                attached: processes > 0,
+                processes,
                 grants,
                 maps,
                 ports,

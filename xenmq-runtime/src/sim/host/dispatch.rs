@@ -107,12 +107,9 @@ impl Shared {
         let pid = xenmq_sys::sock::peer_pid(&stream).ok();
         let id = {
             let mut st = lock(&this.state);
-            let Some(dom) = st.doms.get(&domid) else {
-                return;
-            };
-            if domid != 0 && dom.attached.is_some() {
-                drop(st);
-                let _ = (&stream).write_all(&Writer::new(Code::Busy as u8).u32(0).u32(0).frame());
+            // Any number of processes may be one domain, at once or one
+            // after another, as drivers are loaded into a guest.
+            if !st.doms.contains_key(&domid) {
                 return;
             }
             let Ok(clone) = stream.try_clone() else {
@@ -131,11 +128,6 @@ impl Shared {
                     next_handle: 1,
                 },
             );
-            if domid != 0 {
-                if let Some(d) = st.doms.get_mut(&domid) {
-                    d.attached = Some(id);
-                }
-            }
             id
         };
         this.changed.notify_all();
@@ -180,14 +172,21 @@ impl Shared {
                 return;
             }
             if self.count_request(domid) {
-                // The fault plan says this domain dies here.
-                match pid {
-                    Some(p) if p != own_pid() => {
-                        let _ = kill9(p);
+                // The fault plan says this domain crashes here: its
+                // processes die with it (this connection is cut by the
+                // destruction).
+                tracing::info!(domid, "fault: the domain dies at this request");
+                if domid == 0 {
+                    match pid {
+                        Some(p) if p != own_pid() => {
+                            let _ = kill9(p);
+                        }
+                        _ => {}
                     }
-                    _ => {}
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                } else {
+                    let _ = self.destroy(domid, true);
                 }
-                let _ = stream.shutdown(std::net::Shutdown::Both);
                 return;
             }
             let reply = self.handle(id, domid, &body);
@@ -198,6 +197,17 @@ impl Shared {
     }
 
     pub(super) fn handle(
+        self: &Arc<Self>,
+        conn: u64,
+        domid: DomId,
+        body: &[u8],
+    ) -> Result<(Writer, Vec<Arc<File>>), Refusal> {
+        let reply = self.dispatch(conn, domid, body);
+        trace_request(domid, body, &reply);
+        reply
+    }
+
+    fn dispatch(
         self: &Arc<Self>,
         conn: u64,
         domid: DomId,
@@ -248,7 +258,7 @@ impl Shared {
                     w = w
                         .u16(d.domid)
                         .u32(d.pid.unwrap_or(0))
-                        .u8(u8::from(d.attached))
+                        .u32(d.processes)
                         .u32(d.grants)
                         .u32(d.maps)
                         .u32(d.ports)
@@ -260,9 +270,11 @@ impl Shared {
         }
     }
 
-    /// A connection closed: release what it held; a guest dies with it.
+    /// A connection closed: release what it held (its mappings, grants and
+    /// ports), as a driver unloading from its domain would. The domain
+    /// itself lives on until it is destroyed.
     pub(super) fn drop_conn(&self, id: u64) {
-        let domid = {
+        {
             let mut st = lock(&self.state);
             let Some(c) = st.conns.remove(&id) else {
                 return;
@@ -271,36 +283,43 @@ impl Shared {
             for refs in c.maps.values() {
                 Shared::unmap_refs(doms, refs);
             }
-            if c.domid == 0 {
-                // dom0 outlives its connections: drop only this one's
-                // grants and ports.
-                if let Some(d) = doms.get_mut(&0) {
-                    d.grants.retain(|_, e| e.conn != id);
-                }
-                let ports: Vec<Port> = doms
-                    .get(&0)
-                    .map(|d| {
-                        d.ports
-                            .iter()
-                            .filter(|(_, p)| p.conn == id)
-                            .map(|(&k, _)| k)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for p in ports {
-                    Shared::remove_port(doms, 0, p);
-                }
-                None
-            } else {
-                Some(c.domid)
+            // Dropping the entries makes new maps fail; mappings other
+            // domains hold keep their memory (the memfd is refcounted).
+            if let Some(d) = doms.get_mut(&c.domid) {
+                d.grants.retain(|_, e| e.conn != id);
             }
-        };
-        match domid {
-            Some(d) => {
-                let _ = self.destroy(d, false);
+            let ports: Vec<Port> = doms
+                .get(&c.domid)
+                .map(|d| {
+                    d.ports
+                        .iter()
+                        .filter(|(_, p)| p.conn == id)
+                        .map(|(&k, _)| k)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for p in ports {
+                Shared::remove_port(doms, c.domid, p);
             }
-            None => self.changed.notify_all(),
         }
+        self.changed.notify_all();
+    }
+}
+
+/// One event per host request at `debug` level (grants, event channels,
+/// domains, faults), with its refusal if any; parsed again only when
+/// someone listens.
+fn trace_request(domid: DomId, body: &[u8], reply: &Result<(Writer, Vec<Arc<File>>), Refusal>) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let Ok(req) = Request::parse(body) else {
+        tracing::debug!(domid, "malformed host request refused");
+        return;
+    };
+    match reply {
+        Ok(_) => tracing::debug!(domid, request = ?req, "host request"),
+        Err(r) => tracing::debug!(domid, request = ?req, refusal = %r, "host request refused"),
     }
 }
 

@@ -35,6 +35,7 @@ impl Shared {
                 proto::MAX_NAME as u32,
             ));
         }
+        let referenced = std::cell::OnceCell::new();
         let domid = {
             let mut st = lock(&self.state);
             if st.stopping {
@@ -47,14 +48,29 @@ impl Shared {
                     proto::MAX_DOMAINS as u32,
                 ));
             }
-            let domid = (1..DOMID_FIRST_RESERVED)
-                .find(|d| !st.doms.contains_key(d) && !st.dying.contains(d))
+            // From the id after the last one given, wrapping around once:
+            // an id is free when no domain has it and no backend still
+            // serves a device of it.
+            let start = st.next_domid.clamp(1, DOMID_FIRST_RESERVED - 1);
+            let wrapped = st.wrapped;
+            let domid = (start..DOMID_FIRST_RESERVED)
+                .chain(1..start)
+                .find(|&d| {
+                    let given_before = wrapped || d < start;
+                    let taken = st.doms.contains_key(&d) || st.dying.contains(&d);
+                    // An id given before may still have devices.
+                    let left_behind = given_before && self.has_backends(d, &referenced);
+                    !(taken || left_behind)
+                })
                 .ok_or(Code::NoSpace)?;
+            st.wrapped |= domid < start;
+            st.next_domid = domid.saturating_add(1);
             st.doms.insert(domid, Dom::new(name.to_owned()));
             domid
         };
         match self.setup_domain(domid, name) {
             Ok(acceptors) => {
+                tracing::info!(domid, name, "domain created");
                 let mut st = lock(&self.state);
                 match st.doms.get_mut(&domid) {
                     Some(d) => d.acceptors = acceptors,
@@ -70,6 +86,23 @@ impl Shared {
                 Err(e)
             }
         }
+    }
+
+    /// Whether `domid` is a frontend some backend directory names
+    /// (`/local/domain/*/backend/*/<domid>`): the devices of a destroyed
+    /// domain that no toolstack has detached yet. Looked up once per
+    /// creation, and only for an id given before (after the ids wrapped
+    /// around), so with the host's lock held only on that rare path; the
+    /// Xenstore server never waits for the host.
+    fn has_backends(
+        &self,
+        domid: DomId,
+        referenced: &std::cell::OnceCell<std::collections::BTreeSet<DomId>>,
+    ) -> bool {
+        let Some(xs) = &self.xs else { return false };
+        referenced
+            .get_or_init(|| frontends_with_backends(xs))
+            .contains(&domid)
     }
 
     pub(super) fn setup_domain(
@@ -188,6 +221,11 @@ impl Shared {
             }
             (acceptors, streams, pids)
         };
+        tracing::info!(
+            domid,
+            processes = pids.len(),
+            "domain destroyed: grants revoked, ports closed, xenstore tree released"
+        );
         if kill_process {
             for pid in pids.into_iter().filter(|&p| p != own_pid()) {
                 let _ = kill9(pid);
@@ -209,6 +247,8 @@ impl Shared {
         Ok(())
     }
 
+    /// A crash: every process of the domain dies by SIGKILL (a connection
+    /// from this process is cut instead), and the domain with them.
     pub(super) fn kill(&self, domid: DomId) -> Result<(), Refusal> {
         if domid == 0 {
             return Err(Code::Denied.into());
@@ -224,14 +264,13 @@ impl Shared {
                 .map(|c| (c.pid, c.stream.try_clone().ok()))
                 .collect()
         };
-        if targets.is_empty() {
-            // Nothing runs in it: a kill is a destroy.
-            return self.destroy(domid, false);
-        }
+        tracing::info!(domid, processes = targets.len(), "domain killed");
         for (pid, stream) in targets {
             match pid {
-                Some(p) if p != own_pid() => kill9(p).map_err(internal)?,
-                // A domain living in this process: cut its connection.
+                Some(p) if p != own_pid() => {
+                    // Already gone is fine: the domain dies all the same.
+                    let _ = kill9(p);
+                }
                 _ => {
                     if let Some(s) = stream {
                         let _ = s.shutdown(std::net::Shutdown::Both);
@@ -239,7 +278,7 @@ impl Shared {
                 }
             }
         }
-        Ok(())
+        self.destroy(domid, false)
     }
 
     pub(super) fn list(&self) -> Vec<DomainInfo> {
@@ -247,17 +286,90 @@ impl Shared {
         st.doms
             .iter()
             .map(|(&domid, d)| {
-                let conn = d.attached.and_then(|c| st.conns.get(&c));
+                let mut conns = st.conns.values().filter(|c| c.domid == domid);
+                let first = conns.next();
+                let processes = u32::from(first.is_some()) + conns.count() as u32;
                 DomainInfo {
                     domid,
                     name: d.name.clone(),
-                    pid: conn.and_then(|c| c.pid),
-                    attached: conn.is_some(),
+                    pid: first.and_then(|c| c.pid),
+                    attached: first.is_some(),
+                    processes,
                     grants: d.grants.len() as u32,
                     maps: d.grants.values().map(|e| e.maps).sum(),
                     ports: d.ports.len() as u32,
                 }
             })
             .collect()
+    }
+}
+
+/// The frontend domains named under any domain's `backend/<type>/`.
+fn frontends_with_backends(xs: &crate::xenstore::Connection) -> std::collections::BTreeSet<DomId> {
+    let mut out = std::collections::BTreeSet::new();
+    let list = |p: &str| xs.directory(Tx::NONE, p).unwrap_or_default();
+    for be in list("/local/domain") {
+        for ty in list(&format!("/local/domain/{be}/backend")) {
+            for fe in list(&format!("/local/domain/{be}/backend/{ty}")) {
+                if let Ok(id) = fe.parse::<DomId>() {
+                    out.insert(id);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use xenmq::grant::DOMID_FIRST_RESERVED;
+
+    use crate::sim::host::lock;
+    use crate::sim::Host;
+    use crate::toolstack::{self, Device};
+    use crate::xenstore::Connection;
+
+    /// Ids go up; after they wrap around, an id that a backend directory
+    /// still names is skipped, and one that none names is given again.
+    #[test]
+    fn ids_wrap_around_past_devices_left_behind() {
+        let dir = tempfile::Builder::new()
+            .prefix("xenmq-domids-")
+            .tempdir()
+            .unwrap();
+        let host = Host::with_xenstored(dir.path()).unwrap();
+        let xs = Connection::connect(&dir.path().join("socket")).unwrap();
+        let (a, b) = (
+            host.create_domain("a").unwrap(),
+            host.create_domain("b").unwrap(),
+        );
+        assert_eq!((a, b), (1, 2));
+        // `a` leaves a device behind; `b` leaves nothing.
+        let dev = Device {
+            device_type: "vkv".into(),
+            id: 0,
+            frontend: a,
+            backend: 0,
+        };
+        toolstack::attach(&xs, &dev, &[]).unwrap();
+        for id in [a, b] {
+            host.destroy_domain(id).unwrap();
+            assert!(host.wait_gone(id, Duration::from_secs(5)));
+        }
+        assert_eq!(host.create_domain("c").unwrap(), 3);
+        lock(&host.shared.state).next_domid = DOMID_FIRST_RESERVED - 1;
+        assert_eq!(
+            host.create_domain("last").unwrap(),
+            DOMID_FIRST_RESERVED - 1
+        );
+        // Wrapped: 1 still has a backend directory, 3 is alive, 2 is free.
+        assert_eq!(host.create_domain("again").unwrap(), b);
+        // Detached, 1 is free too.
+        toolstack::detach(&xs, &dev, Duration::ZERO, true).unwrap();
+        assert_eq!(host.create_domain("more").unwrap(), 4);
+        lock(&host.shared.state).next_domid = 1;
+        assert_eq!(host.create_domain("first").unwrap(), a);
     }
 }

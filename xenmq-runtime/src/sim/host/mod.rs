@@ -8,11 +8,20 @@
 //! DIR/domain/<domid>/socket    the guest's Xenstore
 //! ```
 //!
-//! A guest lives as long as its control connection: when it closes (clean
-//! exit, crash, SIGKILL) the host releases the guest's grants (mappings other
-//! domains hold stay valid memory, but no new map succeeds), closes its ports
-//! (peers see [`Status::Closed`](xenmq::evtchn::Status)), removes
-//! `/local/domain/<domid>` and fires `@releaseDomain`.
+//! A guest lives from its creation until it is destroyed (or killed, or
+//! crashed by its fault plan). Any number of processes may connect to its
+//! control socket, at once or one after another: each is a driver loaded
+//! into the guest. When one connection closes (clean exit, crash, SIGKILL)
+//! the host releases what that connection held: its grants (mappings other
+//! domains hold stay valid memory, but no new map succeeds), its ports
+//! (peers see [`Status::Closed`](xenmq::evtchn::Status)) and its mappings.
+//! Destroying the domain also cuts its connections (killing their
+//! processes), removes `/local/domain/<domid>` and fires `@releaseDomain`.
+//!
+//! Domain ids are handed out in increasing order and not reused until they
+//! wrap around (at `DOMID_FIRST_RESERVED`); even then an id that a backend
+//! directory in Xenstore still names is skipped, so a new domain never
+//! meets the devices of an old one.
 //!
 //! This file holds the host's state and its public face ([`Host`]); each
 //! concern of the hypervisor has a file of its own: `dispatch` (accepting
@@ -69,10 +78,12 @@ pub struct DomainInfo {
     pub domid: DomId,
     /// Its name.
     pub name: String,
-    /// The process attached to its control socket, if any.
+    /// The first of the processes attached to its control socket, if any.
     pub pid: Option<u32>,
     /// Whether a process is attached.
     pub attached: bool,
+    /// How many connections (processes, usually) are attached.
+    pub processes: u32,
     /// Live grant entries it owns.
     pub grants: u32,
     /// Mappings of its grants held by other domains (pages).
@@ -117,7 +128,6 @@ struct Dom {
     ports: BTreeMap<Port, PortEnt>,
     faults: Faults,
     requests: u64,
-    attached: Option<u64>,
     acceptors: Vec<Acceptor>,
 }
 
@@ -130,7 +140,6 @@ impl Dom {
             ports: BTreeMap::new(),
             faults: Faults::default(),
             requests: 0,
-            attached: None,
             acceptors: Vec::new(),
         }
     }
@@ -150,6 +159,11 @@ struct State {
     doms: BTreeMap<DomId, Dom>,
     conns: BTreeMap<u64, Conn>,
     next_conn: u64,
+    /// The id the next domain gets if it is free (ids are not reused
+    /// until they wrap around).
+    next_domid: DomId,
+    /// Whether the ids have wrapped around (so any id may have been given).
+    wrapped: bool,
     /// Domains being torn down: gone from `doms`, but their sockets and
     /// Xenstore tree not yet removed; their ids are not reused meanwhile.
     dying: std::collections::BTreeSet<DomId>,
@@ -239,7 +253,10 @@ impl Host {
                 Some(client)
             }
         };
-        let mut state = State::default();
+        let mut state = State {
+            next_domid: 1,
+            ..State::default()
+        };
         state.doms.insert(0, Dom::new("Domain-0".into()));
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
@@ -265,19 +282,20 @@ impl Host {
     }
 
     /// Creates a guest domain: its sockets, and (with a Xenstore) its
-    /// introduction and `/local/domain/<domid>` tree. Returns its id.
+    /// introduction and `/local/domain/<domid>` tree. Returns its id. The
+    /// domain lives until [`Host::destroy_domain`] or
+    /// [`Host::kill_domain`], whatever its processes do.
     pub fn create_domain(&self, name: &str) -> Result<DomId, Refusal> {
         self.shared.create_named(name)
     }
 
-    /// Destroys a domain now, killing its process if it has one.
+    /// Destroys a domain now, killing its processes.
     pub fn destroy_domain(&self, domid: DomId) -> Result<(), Refusal> {
         self.shared.destroy(domid, true)
     }
 
-    /// Kills a domain's process with SIGKILL (a domain in this process is
-    /// cut off instead); the host then sees the connection close and tears
-    /// the domain down as after any death.
+    /// Crashes a domain: SIGKILLs every process attached to it (a
+    /// connection from this process is cut instead) and destroys it.
     pub fn kill_domain(&self, domid: DomId) -> Result<(), Refusal> {
         self.shared.kill(domid)
     }
@@ -349,16 +367,18 @@ impl Host {
         true
     }
 
-    /// Waits until a process is attached to `domid`'s control socket;
-    /// `false` on timeout or if the domain is gone.
+    /// Waits until a process is attached to `domid`'s control socket
+    /// (for dom0, any connection); `false` on timeout or if the domain is
+    /// gone.
     pub fn wait_attached(&self, domid: DomId, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = lock(&self.shared.state);
         loop {
-            match st.doms.get(&domid) {
-                None => return false,
-                Some(d) if d.attached.is_some() => return true,
-                Some(_) => {}
+            if !st.doms.contains_key(&domid) {
+                return false;
+            }
+            if st.conns.values().any(|c| c.domid == domid) {
+                return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

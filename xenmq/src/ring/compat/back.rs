@@ -120,6 +120,12 @@ impl<Req: Entry, Rsp: Entry> Back<Req, Rsp> {
                 max: room,
             };
             self.fault = Some(e);
+            crate::trace::peer_overflow(
+                crate::trace::Overflow::CompatRequests,
+                prod,
+                self.req_cons,
+                room,
+            );
             return Err(e);
         }
         // Entries in [req_seen, prod) are new since the last check: start

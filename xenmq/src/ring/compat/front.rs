@@ -171,6 +171,12 @@ impl<Req: Entry, Rsp: Entry> Front<Req, Rsp> {
                 max,
             };
             self.fault = Some(e);
+            crate::trace::peer_overflow(
+                crate::trace::Overflow::CompatResponses,
+                prod,
+                self.rsp_cons,
+                max,
+            );
             return Err(e);
         }
         // Entries in [rsp_seen, prod) are new since the last check: start

@@ -88,6 +88,12 @@ where
                 max: limit,
             };
             self.fault = Some(e);
+            crate::trace::peer_overflow(
+                crate::trace::Overflow::NativeRequests,
+                prod,
+                self.req_cons,
+                limit,
+            );
             return Err(e);
         }
         // Start fetching every newly published entry now (at most `slots`,

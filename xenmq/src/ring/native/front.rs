@@ -158,6 +158,12 @@ where
                 max: limit,
             };
             self.fault = Some(e);
+            crate::trace::peer_overflow(
+                crate::trace::Overflow::NativeResponses,
+                prod,
+                self.rsp_cons,
+                limit,
+            );
             return Err(e);
         }
         // Start fetching every newly published response now (at most

@@ -162,6 +162,7 @@ impl State {
         } else {
             (typ, body)
         };
+        trace_request(who.domid, hdr, payload, typ, &body);
         if let Some(conn) = self.conns.get(&cid) {
             if let Some(msg) = encode(typ, hdr.req_id, hdr.tx_id, &body) {
                 conn.out.reply(msg);
@@ -488,4 +489,37 @@ impl State {
         }
         Ok((typ, body))
     }
+}
+
+/// One event per request at `trace` level, like C xenstored's trace: the
+/// domain, the operation with its payload, and the reply. Payloads show
+/// their NULs as spaces, cut at 128 bytes.
+fn trace_request(domid: u32, hdr: Header, payload: &[u8], reply: MsgType, body: &[u8]) {
+    if !tracing::enabled!(tracing::Level::TRACE) {
+        return;
+    }
+    let op = hdr
+        .typ()
+        .map_or_else(|| format!("type {}", hdr.msg_type), |t| format!("{t:?}"));
+    tracing::trace!(
+        domid,
+        op = %op,
+        req_id = hdr.req_id,
+        tx_id = hdr.tx_id,
+        request = %printable(payload),
+        reply = ?reply,
+        body = %printable(body),
+        "xenstore request"
+    );
+}
+
+fn printable(bytes: &[u8]) -> String {
+    let cut = bytes.get(..128).unwrap_or(bytes);
+    let mut s: String = String::from_utf8_lossy(cut)
+        .trim_end_matches('\0')
+        .replace('\0', " ");
+    if cut.len() < bytes.len() {
+        s.push_str("...");
+    }
+    s
 }
