@@ -18,7 +18,11 @@ use super::Limits;
 #[error("xenstore connection {0} is closed")]
 pub struct Closed(pub u64);
 
-/// The Xenstore server as a value: see the [module](self).
+/// The Xenstore server's protocol engine as a value, without sockets or
+/// threads: bytes in as a connection's stream, bytes out as what the
+/// server would write back. The same engine [`Xenstored`](super::Xenstored)
+/// runs, for fuzzing and for tests that drive many connections
+/// deterministically.
 ///
 /// ```
 /// use xenmq_runtime::xenstore::server::{Engine, Limits};
