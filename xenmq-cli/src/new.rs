@@ -60,13 +60,14 @@ const RESERVED_NAMES: &str =
 /// the protocol struct and its `Back`/`Front` types must differ from all of
 /// them. (Enum variants are listed too: harmless, and simpler to check.)
 const TAKEN_TYPES: &str =
-    "Arc AsMut AsRef AtomicBool AtomicU32 Backend Backends BadLength BadOp Box Channel \
+    "Arc AsMut AsRef AtomicBool AtomicU32 BackDevice Backend Backends BadLength BadOp Box Channel \
      Body Child Client Clone Command Connection Copy Debug Default Device Domain Driver Drop Duration Enum Eq Err \
      Error ExitCode Extend File Fn FnMut FnOnce From Frontend FrontDevice Hash Host Instant Into \
      IntoIterator Io Iterator JoinHandle Malformed None Now Ok Op Option Ord Ordering \
      OutOfRange Output Pair PartialEq PartialOrd PathBuf Platform Protocol Read Refused Relaxed Reply \
-     Request Response Result Role Self Send SimBack SimFront Sized Some Status Stop String Sync \
-     ToOwned ToString TooLong TryFrom TryInto Unpin Vec Write Xenstore";
+     Request Response Result Role RunDir Self Send SimBack SimFront Sized Some State Status Stop String Sync \
+     ToOwned ToString TooLong TryFrom TryInto Tx Unpin Vec Write Xenstore DirBuilderExt \
+     LabBackend LabFrontend";
 
 /// `xenmq new`'s arguments.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
