@@ -60,14 +60,15 @@ const RESERVED_NAMES: &str =
 /// the protocol struct and its `Back`/`Front` types must differ from all of
 /// them. (Enum variants are listed too: harmless, and simpler to check.)
 const TAKEN_TYPES: &str =
-    "Arc AsMut AsRef AtomicBool AtomicU32 BackDevice Backend Backends BadLength BadOp Box Channel \
-     Body Child Client Clone Command Connection Copy Debug Default Device Domain Driver Drop Duration Enum Eq Err \
-     Error ExitCode Extend File Fn FnMut FnOnce From Frontend FrontDevice Hash Host Instant Into \
-     IntoIterator Io Iterator JoinHandle Malformed None Now Ok Op Option Ord Ordering \
-     OutOfRange Output Pair PartialEq PartialOrd PathBuf Platform Protocol Read Refused Relaxed Reply \
-     Request Response Result Role RunDir Self Send SimBack SimFront Sized Some State Status Stop String Sync \
-     ToOwned ToString TooLong TryFrom TryInto Tx Unpin Vec Write Xenstore DirBuilderExt \
-     LabBackend LabFrontend";
+    "AlreadyExists Arc AsMut AsRef AtomicBool AtomicU32 BackDevice Backend Backends BadLength \
+     BadOp Body Box Channel Child Client Clone Closed Command Connection Copy Debug Default \
+     Device DirBuilder DirBuilderExt Domain Driver Drop Duration Enum Eq Err Error ErrorKind \
+     ExitCode Extend File Fn FnMut FnOnce From FrontDevice Frontend Hash Host Instant Into \
+     IntoIterator Io Iterator JoinHandle LabBackend LabFrontend Malformed None Now Ok Op Option \
+     Ord Ordering OutOfRange Output Pair PartialEq PartialOrd PathBuf Platform Protocol Read \
+     Refused Relaxed Reply Request Response Result Role RunDir Self Send SimBack SimFront Sized \
+     Some State Status Stop Store String Sync ToOwned ToString TooLong TryFrom TryInto Tx Unpin \
+     Vec Write Xenstore";
 
 /// `xenmq new`'s arguments.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
