@@ -54,19 +54,21 @@ const KEYWORDS: &[&str] = &[
 const RESERVED_NAMES: &str =
     "std core alloc proc_macro test build deps examples incremental con prn aux nul com1 \
      com2 com3 com4 com5 com6 com7 com8 com9 lpt1 lpt2 lpt3 lpt4 lpt5 lpt6 lpt7 lpt8 lpt9 \
-     xenmq xenmq_runtime xenmq_derive xenmq_cli thiserror zerocopy libc driver toolstack";
+     xenmq xenmq_runtime xenmq_derive xenmq_cli thiserror tempfile zerocopy libc driver toolstack";
 
 /// Type names the skeleton defines or imports, and the standard prelude's:
 /// the protocol struct and its `Back`/`Front` types must differ from all of
 /// them. (Enum variants are listed too: harmless, and simpler to check.)
 const TAKEN_TYPES: &str =
-    "Arc AsMut AsRef AtomicBool AtomicU32 Backend Backends BadLength BadOp Box Channel \
-     Body Child Client Clone Command Connection Copy Debug Default Device Domain Driver Drop Duration Enum Eq Err \
-     Error ExitCode Extend File Fn FnMut FnOnce From Frontend FrontDevice Hash Host Instant Into \
-     IntoIterator Io Iterator JoinHandle Malformed None Now Ok Op Option Ord Ordering \
-     OutOfRange Output Pair PartialEq PartialOrd PathBuf Platform Protocol Read Refused Relaxed Reply \
-     Request Response Result Role Self Send SimBack SimFront Sized Some Status Stop String Sync \
-     ToOwned ToString TooLong TryFrom TryInto Unpin Vec Write Xenstore";
+    "AlreadyExists Arc AsMut AsRef AtomicBool AtomicU32 BackDevice Backend Backends BadLength \
+     BadOp Body Box Builder Channel Child Client Clone Closed Command Connection Copy Debug \
+     Default Device DirBuilder DirBuilderExt Domain Driver Drop Duration Enum Eq Err Error \
+     ErrorKind ExitCode Extend File Fn FnMut FnOnce From FrontDevice Frontend Hash Host Instant \
+     Into IntoIterator Io Iterator JoinHandle LabBackend LabFrontend Malformed None Now Ok Op \
+     Option Ord Ordering OutOfRange Output Pair PartialEq PartialOrd PathBuf Platform Protocol \
+     Read Refused Relaxed Reply Request Response Result Role RunDir Self Send SimBack SimFront \
+     Sized Some State Status Stop Store String Sync TempDir ToOwned ToString TooLong TryFrom \
+     TryInto Tx Unpin Vec Write Xenstore";
 
 /// `xenmq new`'s arguments.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]

@@ -201,8 +201,10 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The generated binary's roles, unchanged, as domains of a `xenmq sim`
-/// (the platform chosen at run time), and on real Xen when told so (where
-/// there is none, its devices are missing: a clear error).
+/// (the platform chosen at run time): `backend` and `frontend`, then the
+/// two `xenmq lab run` starts (`tests/new_lab.rs` boots them on real Xen);
+/// and on real Xen when told so (where there is none, its devices are
+/// missing: a clear error).
 fn roles_run_on_a_long_running_host(dir: &Path, name: &str, device: &str) {
     let bin = target_dir().join("skeleton-check").join("debug").join(name);
     let run = tempfile::Builder::new()
@@ -242,12 +244,46 @@ fn roles_run_on_a_long_running_host(dir: &Path, name: &str, device: &str) {
     let front = xenmq(&["sim", "exec", "--run-dir", d, "guest", "--", b, "frontend"]);
     let _ = backend.kill();
     let _ = backend.wait();
+    // The roles `xenmq lab run` starts (no argument, XENMQ_LAB_ROLE set),
+    // here on the simulator: dom0 attaches a device for a second guest and
+    // serves it until the guest's frontend has closed it.
+    let out = xenmq(&["sim", "create", "--run-dir", d, "lab"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lab = text(&out.stdout).trim().to_owned();
+    let lab_dom0 = Command::new(XENMQ)
+        .args(["sim", "exec", "--run-dir", d, "0", "--", b])
+        .env("XENMQ_LAB_ROLE", "dom0")
+        .env("XENMQ_LAB_PEER_DOMID", &lab)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lab_domu = Command::new(XENMQ)
+        .args(["sim", "exec", "--run-dir", d, "lab", "--", b])
+        .env("XENMQ_LAB_ROLE", "domu")
+        .output()
+        .unwrap();
+    let lab_dom0 = lab_dom0.wait_with_output().unwrap();
     let _ = Command::new("kill")
         .args(["-TERM", &host.id().to_string()])
         .status();
     let _ = host.wait();
     assert!(front.status.success(), "{}", text(&front.stderr));
     assert!(text(&front.stdout).contains("[frontend] closed"));
+    let (dom0, domu) = (text(&lab_dom0.stdout), text(&lab_domu.stdout));
+    assert!(
+        lab_domu.status.success(),
+        "{domu}{}",
+        text(&lab_domu.stderr)
+    );
+    let pass = format!("[frontend] closed\nPASS {name} domu\n");
+    assert!(domu.contains(&pass), "{domu}");
+    assert!(
+        lab_dom0.status.success(),
+        "{dom0}{}",
+        text(&lab_dom0.stderr)
+    );
+    let pass = format!("2 requests served\nPASS {name} dom0\n");
+    assert!(dom0.contains(&pass), "{dom0}");
     // Told to use real Xen, the same binary opens /dev/xen (missing here).
     if !Path::new("/dev/xen/evtchn").exists() {
         let out = Command::new(&bin)
