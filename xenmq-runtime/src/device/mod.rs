@@ -20,6 +20,12 @@
 //! the data path; on `Disconnect` every request in flight completes with
 //! [`driver::Error::Disconnected`](xenmq::driver::Error::Disconnected).
 //!
+//! An idle end sleeps in one `poll` on its event channel and on its
+//! Xenstore connection's watch descriptor
+//! ([`Pollable`](crate::xenstore::Pollable)), and wakes only when one of
+//! them has something: no periodic tick ([`BackDevice::turn`],
+//! [`Backends::turn`]).
+//!
 //! The data path never touches Xenstore: a wake-up serves every request
 //! waiting, pushes all answers once and notifies at most once; waits spin
 //! on the ring a bounded, adaptive number of times before sleeping on the
@@ -38,6 +44,7 @@ mod many;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use xenmq::evtchn::Events;
@@ -48,8 +55,18 @@ pub use back::BackDevice;
 pub use front::FrontDevice;
 pub use many::{Backends, MAX_DEVICES};
 
-/// How long an idle end sleeps on its channel before looking at Xenstore.
+/// A step length for callers that want to look at something of their own
+/// every so often (`back.step(TICK)`); the loops of this module
+/// ([`BackDevice::run`], [`Backends::run`]) sleep until something happens.
 pub const TICK: Duration = Duration::from_millis(20);
+
+/// Sleeps until one of `fds` is readable (or hung up) or `timeout` passes
+/// (`None`: until one is); `true` if one is.
+fn sleep_on(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Result<bool, Error> {
+    let ready = xenmq_sys::poll_any(fds, timeout)
+        .map_err(|e| Error::Event(xenmq::evtchn::Error::Os(e.raw_os_error().unwrap_or(0))))?;
+    Ok(ready.is_some())
+}
 
 /// Why a device end failed.
 #[derive(Debug, thiserror::Error)]
