@@ -17,6 +17,7 @@ use xenmq::xenbus::State;
 use xenmq::xenstore::{Store, Tx};
 use xenmq_examples::echo::{Echo, EchoBack, EchoFront, Ping};
 use xenmq_runtime::device::sim::{attach, SimBack, SimFront};
+use xenmq_runtime::device::tokio::AsyncBack;
 use xenmq_runtime::device::Backends;
 use xenmq_runtime::xenstore::Connection;
 
@@ -97,6 +98,48 @@ fn an_idle_connected_backend_makes_no_wake_ups() {
 }
 
 #[test]
+fn an_idle_async_backend_makes_no_wake_ups() {
+    let w = World::new("idleasync");
+    let guest = w.guest("echo");
+    let dir = w.dir.clone();
+    let wakes = Arc::new(AtomicU64::new(0));
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let counted = wakes.clone();
+    let back = thread::spawn(move || {
+        tid_tx.send(tid()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let env = attach(&dir, 0).expect("attach as dom0");
+            let dev = SimBack::<Echo, _>::new(env, guest, 0, EchoBack::default()).unwrap();
+            let mut back = AsyncBack::new(dev).unwrap();
+            back.run(|b| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                b.connects() > 0 && b.state() == State::Closed
+            })
+            .await
+            .expect("serves until the frontend closes");
+            back.device().driver().pings
+        })
+    });
+    let tid = tid_rx.recv().unwrap();
+    let env = attach(&w.dir, guest).expect("attach as the guest");
+    let mut front = SimFront::<Echo, EchoFront>::new(env, 0, EchoFront).unwrap();
+    front.connect(T).expect("connects");
+    ping(&mut front, 1);
+
+    let (loops, slept) = idle_window(&wakes, tid);
+    assert_eq!(loops, 0, "the async backend's loop turned while idle");
+    assert_eq!(slept, 0, "the runtime's thread woke while idle");
+
+    ping(&mut front, 2);
+    front.close(T).expect("closes");
+    assert_eq!(back.join().expect("the backend ends"), 2);
+}
+
+#[test]
 fn one_thread_serving_idle_devices_makes_no_wake_ups() {
     const DEVICES: usize = 3;
     let w = World::new("idlen");
@@ -137,8 +180,14 @@ fn one_thread_serving_idle_devices_makes_no_wake_ups() {
     }
 
     let (loops, slept) = idle_window(&wakes, tid);
-    assert_eq!(loops, 0, "the serving loop turned while {DEVICES} devices idled");
-    assert_eq!(slept, 0, "the serving thread woke while {DEVICES} devices idled");
+    assert_eq!(
+        loops, 0,
+        "the serving loop turned while {DEVICES} devices idled"
+    );
+    assert_eq!(
+        slept, 0,
+        "the serving thread woke while {DEVICES} devices idled"
+    );
 
     for (i, f) in fronts.iter_mut().enumerate() {
         ping(f, i as u32);

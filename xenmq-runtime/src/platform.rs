@@ -33,9 +33,8 @@ use std::path::Path;
 use xenmq::driver::{Backend, Protocol};
 use xenmq::evtchn::Events;
 use xenmq::grant::{DomId, Grants};
-use xenmq::xenstore::Store;
 #[cfg(feature = "linux")]
-use xenmq::xenstore::Tx;
+use xenmq::xenstore::{Store, Tx};
 
 use crate::device::{self, Backends, Env};
 #[cfg(feature = "sim")]

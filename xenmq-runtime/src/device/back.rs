@@ -3,14 +3,14 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
+use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
+use super::{instance, sleep_on, Env, Error};
+use crate::xenstore::Pollable;
 use xenmq::driver::{self, BackRingOf, Backend, Both, Pool, PoolKeys, Protocol, Server};
 use xenmq::evtchn::Events;
 use xenmq::grant::{Access, DomId, Grants, Pages};
 use xenmq::ring::BackSide;
 use xenmq::xenbus::{self, Action, Event, Features, Params, State};
-use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
-use super::{instance, sleep_on, Env, Error};
-use crate::xenstore::Pollable;
 
 /// What the backend holds for one connection.
 struct Held<G: Grants, C> {

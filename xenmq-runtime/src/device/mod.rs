@@ -24,7 +24,8 @@
 //! Xenstore connection's watch descriptor
 //! ([`Pollable`](crate::xenstore::Pollable)), and wakes only when one of
 //! them has something: no periodic tick ([`BackDevice::turn`],
-//! [`Backends::turn`]).
+//! [`Backends::turn`]). The same non-blocking steps drive the async
+//! adapter (`device::tokio`, feature `tokio`).
 //!
 //! The data path never touches Xenstore: a wake-up serves every request
 //! waiting, pushes all answers once and notifies at most once; waits spin
@@ -43,6 +44,8 @@ mod lifecycle;
 mod many;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
