@@ -31,7 +31,7 @@ fn backend(args: &[String]) -> Result {
     let mut back = SimBack::<Blk, _>::new(sim::env()?, fe, 0, FileDisk::new(file)?)?;
     let mut was = false;
     while !(back.connects() > 0 && back.state() == State::Closed) {
-        back.step(Duration::from_millis(20))?;
+        back.turn(None)?;
         if back.is_connected() != was {
             was = back.is_connected();
             let what = if was { "connected" } else { "disconnected" };
