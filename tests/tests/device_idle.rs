@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use driver_support::World;
 use xenmq::xenbus::State;
-use xenmq::xenstore::{Store, Tx};
 use xenmq_examples::echo::{Echo, EchoBack, EchoFront, Ping};
 use xenmq_runtime::device::sim::{attach, SimBack, SimFront};
 use xenmq_runtime::device::tokio::AsyncBack;
@@ -150,7 +149,6 @@ fn one_thread_serving_idle_devices_makes_no_wake_ups() {
     let (tid_tx, tid_rx) = mpsc::channel();
     let (counted, stopped) = (wakes.clone(), stop.clone());
     let serving = thread::spawn(move || {
-        tid_tx.send(tid()).unwrap();
         let env = attach(&dir, 0).expect("attach as dom0");
         let path = env.grants.store_path();
         let mut all = Backends::<Echo, EchoBack, _, _, _>::new(
@@ -159,13 +157,14 @@ fn one_thread_serving_idle_devices_makes_no_wake_ups() {
             |_, _| EchoBack::default(),
         )
         .unwrap();
+        tid_tx.send((tid(), all.waker().unwrap())).unwrap();
         all.run(|_| {
             counted.fetch_add(1, Ordering::SeqCst);
             stopped.load(Ordering::SeqCst)
         })
         .expect("serves until stopped");
     });
-    let tid = tid_rx.recv().unwrap();
+    let (tid, waker) = tid_rx.recv().unwrap();
     let mut fronts: Vec<_> = guests
         .iter()
         .map(|&g| {
@@ -195,9 +194,16 @@ fn one_thread_serving_idle_devices_makes_no_wake_ups() {
     for f in fronts {
         f.close(T).expect("closes");
     }
-    // Something in the watched directory wakes the thread to stop.
+    // Idle again: the waker is what makes the loop see the flag.
     stop.store(true, Ordering::SeqCst);
-    w.xs.write(Tx::NONE, "/local/domain/0/backend/echo/poke", b"")
-        .unwrap();
+    waker.wake().unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while !serving.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waker did not wake the loop"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
     serving.join().expect("the thread ends");
 }

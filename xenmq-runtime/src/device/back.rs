@@ -4,7 +4,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
-use super::{instance, sleep_on, Env, Error};
+use super::{instance, sleep_on, Env, Error, Waker};
 use crate::xenstore::Pollable;
 use xenmq::driver::{self, BackRingOf, Backend, Both, Pool, PoolKeys, Protocol, Server};
 use xenmq::evtchn::Events;
@@ -131,6 +131,7 @@ pub struct BackDevice<P: Protocol, B, S, G: Grants, E: Events> {
     ends: Ends<P, B, G, E>,
     batches: u64,
     devid: u32,
+    waker: Option<Waker>,
 }
 
 impl<P, B, S, G, E> BackDevice<P, B, S, G, E>
@@ -173,6 +174,7 @@ where
             ends,
             batches: 0,
             devid,
+            waker: None,
         };
         back.check_refused();
         Ok(back)
@@ -265,6 +267,7 @@ where
             let woke = {
                 let mut fds = vec![self.watch_fd()];
                 fds.extend(self.fd());
+                fds.extend(self.waker.as_ref().map(Waker::fd));
                 sleep_on(&fds, timeout)?
             };
             if woke {
@@ -310,8 +313,21 @@ where
     /// After a sleep ended: consumes the channel's notification and takes
     /// what Xenstore has.
     pub(crate) fn wake(&mut self) -> Result<(), Error> {
+        if let Some(w) = &self.waker {
+            w.take();
+        }
         self.consume()?;
         self.pump(Some(Duration::ZERO))
+    }
+
+    /// A handle that wakes this device's [`turn`](BackDevice::turn) (and
+    /// so [`run`](BackDevice::run), whose `stop` is then asked) from
+    /// another thread.
+    pub fn waker(&mut self) -> Result<Waker, Error> {
+        if self.waker.is_none() {
+            self.waker = Some(Waker::new()?);
+        }
+        self.waker.clone().ok_or(Error::Closed)
     }
 
     /// The Xenstore connection's watch descriptor (readable while watch

@@ -13,7 +13,7 @@ use xenmq::grant::{DomId, Grants};
 use xenmq::xenbus::State;
 use xenmq::xenstore::{Errno, Tx};
 
-use super::{sleep_on, BackDevice, Env, Error};
+use super::{sleep_on, BackDevice, Env, Error, Waker};
 use crate::xenstore::Pollable;
 
 /// The most devices one [`Backends`] serves.
@@ -36,6 +36,7 @@ pub struct Backends<P: Protocol, B, S, G: Grants, E: Events> {
     devices: Vec<BackDevice<P, B, S, G, E>>,
     /// Devices whose set-up failed, with why; not retried until they go.
     failed: BTreeMap<(DomId, u32), String>,
+    waker: Option<Waker>,
 }
 
 impl<P, B, S, G, E> Backends<P, B, S, G, E>
@@ -69,6 +70,7 @@ where
             only: Box::new(|_, _| true),
             devices: Vec::new(),
             failed: BTreeMap::new(),
+            waker: None,
         })
     }
 
@@ -78,6 +80,16 @@ where
     pub fn only(mut self, keep: impl FnMut(DomId, u32) -> bool + 'static) -> Self {
         self.only = Box::new(keep);
         self
+    }
+
+    /// A handle that wakes [`turn`](Backends::turn) (and so
+    /// [`run`](Backends::run), whose `stop` is then asked) from another
+    /// thread.
+    pub fn waker(&mut self) -> Result<Waker, Error> {
+        if self.waker.is_none() {
+            self.waker = Some(Waker::new()?);
+        }
+        self.waker.clone().ok_or(Error::Closed)
     }
 
     /// Devices that could not be set up, and why.
@@ -189,6 +201,7 @@ where
         }
         if !busy {
             let mut fds = vec![self.store.watch_fd()];
+            fds.extend(self.waker.as_ref().map(Waker::fd));
             for d in &self.devices {
                 fds.push(d.watch_fd());
                 fds.extend(d.fd());
@@ -196,6 +209,9 @@ where
             let woke = sleep_on(&fds, timeout)?;
             drop(fds);
             if woke {
+                if let Some(w) = &self.waker {
+                    w.take();
+                }
                 for d in &mut self.devices {
                     d.consume()?;
                 }

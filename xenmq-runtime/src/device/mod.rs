@@ -63,6 +63,35 @@ pub use many::{Backends, MAX_DEVICES};
 /// ([`BackDevice::run`], [`Backends::run`]) sleep until something happens.
 pub const TICK: Duration = Duration::from_millis(20);
 
+/// Wakes a device loop sleeping in `turn` or `run` from another thread,
+/// so that it looks again (its `stop` is asked): an idle loop has no tick
+/// that would notice a flag on its own. Made by [`BackDevice::waker`] and
+/// [`Backends::waker`]; clones wake the same loop.
+#[derive(Debug, Clone)]
+pub struct Waker(std::sync::Arc<xenmq_sys::EventFd>);
+
+impl Waker {
+    fn new() -> Result<Waker, Error> {
+        let flags = xenmq_sys::EventfdFlags::NONBLOCK | xenmq_sys::EventfdFlags::CLOEXEC;
+        Ok(Waker(std::sync::Arc::new(xenmq_sys::EventFd::new(flags)?)))
+    }
+
+    /// Wakes the loop (at once if it sleeps, else at its next sleep).
+    pub fn wake(&self) -> std::io::Result<()> {
+        self.0.notify()
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&*self.0)
+    }
+
+    /// Takes the wake-ups the loop was given.
+    fn take(&self) {
+        // Non-blocking: nothing to take is not an error worth reporting.
+        let _ = self.0.try_take();
+    }
+}
+
 /// Sleeps until one of `fds` is readable (or hung up) or `timeout` passes
 /// (`None`: until one is); `true` if one is.
 fn sleep_on(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Result<bool, Error> {
