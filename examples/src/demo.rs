@@ -84,7 +84,7 @@ fn run_backend<P: Platform>(p: &P, args: &[String]) -> Result {
     let mut was = false;
     // One frontend is the whole demo: serve it until the device is closed.
     while !(back.connects() > 0 && back.state() == State::Closed) {
-        back.step(Duration::from_millis(20))?;
+        back.turn(None)?;
         if back.is_connected() != was {
             was = back.is_connected();
             println!("[backend dom0] {}", if was { "connected" } else { "disconnected" });

@@ -191,6 +191,48 @@ fn client_sees_the_connection_close() {
     assert!(matches!(g.read(Tx::NONE, "/"), Err(Error::Closed)));
 }
 
+/// The watch descriptor is readable exactly while events wait for
+/// `next_event`, and for good once the connection is closed.
+#[test]
+fn the_watch_fd_is_readable_while_events_wait() {
+    use xenmq_runtime::xenstore::Pollable;
+    let readable =
+        |c: &Connection, wait: Duration| xenmq_sys::poll_in(c.watch_fd(), Some(wait)).unwrap();
+    let mut xs = OurXenstored::start("xswatchfd");
+    let d = Connection::connect(&xs.socket()).unwrap();
+    assert!(
+        !readable(&d, Duration::from_millis(50)),
+        "no watch, no event"
+    );
+    d.write(Tx::NONE, "/wfd", b"1").unwrap();
+    d.watch("/wfd", "t").unwrap();
+    // The event the watch fires when set, then two writes: three queued.
+    d.write(Tx::NONE, "/wfd", b"2").unwrap();
+    d.write(Tx::NONE, "/wfd", b"3").unwrap();
+    for left in (0..3).rev() {
+        // Waits for the event (the last ones may still be on their way).
+        assert!(readable(&d, Duration::from_secs(5)), "{left} more to come");
+        // Polling the descriptor does not take the events.
+        assert!(readable(&d, Duration::ZERO));
+        assert!(d.next_event(Some(Duration::ZERO)).unwrap().is_some());
+    }
+    assert!(
+        !readable(&d, Duration::from_millis(50)),
+        "the queue is empty"
+    );
+    assert_eq!(d.next_event(Some(Duration::ZERO)).unwrap(), None);
+    xs.server.introduce(9);
+    let g = Connection::connect(&xs.listen(9)).unwrap();
+    assert!(!readable(&g, Duration::from_millis(20)));
+    xs.server.release(9);
+    assert!(
+        readable(&g, Duration::from_secs(5)),
+        "a closed connection wakes the poller"
+    );
+    assert!(matches!(g.next_event(T), Err(Error::Closed)));
+    assert!(readable(&g, Duration::ZERO), "and stays readable");
+}
+
 /// A transport with no shutdown of its own (`/dev/xen/xenbus`, played here
 /// by one end of a socket pair that nobody shuts down): a plain client's
 /// reader thread stays blocked in `read` after the client is dropped,

@@ -33,15 +33,15 @@ use std::path::Path;
 use xenmq::driver::{Backend, Protocol};
 use xenmq::evtchn::Events;
 use xenmq::grant::{DomId, Grants};
-use xenmq::xenstore::Store;
 #[cfg(feature = "linux")]
-use xenmq::xenstore::Tx;
+use xenmq::xenstore::{Store, Tx};
 
 use crate::device::{self, Backends, Env};
 #[cfg(feature = "sim")]
 use crate::sim::{self, Domain};
 #[cfg(any(feature = "sim", feature = "linux"))]
 use crate::xenstore::Connection;
+use crate::xenstore::Pollable;
 
 /// The variable that forces a platform: `sim` or `xen`.
 pub const ENV_PLATFORM: &str = "XENMQ_PLATFORM";
@@ -126,8 +126,8 @@ fn detect_from(forced: Option<&str>, sim_dir: bool, xen_dev: bool) -> Result<Cho
 pub trait Platform: Clone + Send + 'static {
     /// The platform's name (`sim`, `xen`).
     const NAME: &'static str;
-    /// Its Xenstore connection.
-    type Store: Store;
+    /// Its Xenstore connection, with a descriptor to poll.
+    type Store: Pollable;
     /// Its grant table (clones share it).
     type Grants: Grants + Clone;
     /// Its event channels (clones share them), each with a descriptor to

@@ -49,7 +49,7 @@ fn run_backend<P: Platform>(p: &P, args: &[String]) -> Result {
     let mut back = BackDevice::<Vkv, _, _, _, _>::new(p.env()?, fe, 0, KvBack::default())?;
     let mut was = false;
     while !(back.connects() > 0 && back.state() == State::Closed) {
-        back.step(Duration::from_millis(20))?;
+        back.turn(None)?;
         if back.is_connected() != was {
             was = back.is_connected();
             let keys = back.driver().map.len();

@@ -4,15 +4,14 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
+use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
+use super::{instance, sleep_on, Env, Error, Waker};
+use crate::xenstore::Pollable;
 use xenmq::driver::{self, BackRingOf, Backend, Both, Pool, PoolKeys, Protocol, Server};
 use xenmq::evtchn::Events;
 use xenmq::grant::{Access, DomId, Grants, Pages};
 use xenmq::ring::BackSide;
 use xenmq::xenbus::{self, Action, Event, Features, Params, State};
-use xenmq::xenstore::Store;
-
-use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
-use super::{instance, Env, Error, TICK};
 
 /// What the backend holds for one connection.
 struct Held<G: Grants, C> {
@@ -175,13 +174,14 @@ pub struct BackDevice<P: Protocol, B, S, G: Grants, E: Events> {
     faults: FaultBudget,
     batches: u64,
     devid: u32,
+    waker: Option<Waker>,
 }
 
 impl<P, B, S, G, E> BackDevice<P, B, S, G, E>
 where
     P: Protocol,
     B: Backend<Protocol = P>,
-    S: Store,
+    S: Pollable,
     G: Grants,
     E: Events,
 {
@@ -219,6 +219,7 @@ where
             faults: FaultBudget::new(DEFAULT_FAULTS, DEFAULT_FAULT_WINDOW),
             batches: 0,
             devid,
+            waker: None,
         };
         Ok(back)
     }
@@ -280,27 +281,98 @@ where
     }
 
     /// One step: serve a batch if connected, then wait up to `tick` for
-    /// more (spinning first); Xenstore is looked at when idle. Returns the
-    /// requests served.
-    pub fn step(&mut self, tick: Duration) -> Result<usize, Error> {
-        if !self.ends.server.is_attached() {
-            self.pump(Some(tick))?;
-            return Ok(0);
-        }
-        let served = match self.ends.server.serve(&mut self.ends.driver) {
-            Ok(n) => n,
-            Err(e) => return self.broken(e),
-        };
-        self.batches = self.batches.wrapping_add(1);
-        let more = match self.ends.server.wait(Some(tick)) {
-            Ok(more) => more,
-            Err(e) => return self.broken(e),
-        };
-        // Idle, or every so often while busy: the lifecycle's turn.
-        if !more || self.batches.is_multiple_of(256) {
-            self.pump(Some(Duration::ZERO))?;
+    /// more requests or for Xenstore (spinning first). Returns the
+    /// requests served. [`turn`](BackDevice::turn) with a timeout.
+    pub fn step(&mut self, tick: Duration) -> Result<usize, Error>
+    where
+        E::Channel: AsFd,
+    {
+        self.turn(Some(tick))
+    }
+
+    /// One turn of the loop: serves a batch if connected and advances the
+    /// lifecycle; then, if nothing more is waiting, sleeps in one `poll`
+    /// on the event channel and the Xenstore watch descriptor until either
+    /// has something or `timeout` passes (`None`: until then). An idle
+    /// device makes no wake-ups. Returns the requests served.
+    pub fn turn(&mut self, timeout: Option<Duration>) -> Result<usize, Error>
+    where
+        E::Channel: AsFd,
+    {
+        let (served, idle) = self.advance()?;
+        if idle {
+            let woke = {
+                let mut fds = vec![self.watch_fd()];
+                fds.extend(self.fd());
+                fds.extend(self.waker.as_ref().map(Waker::fd));
+                sleep_on(&fds, timeout)?
+            };
+            if woke {
+                self.wake()?;
+            }
         }
         Ok(served)
+    }
+
+    /// The non-blocking half of [`turn`](BackDevice::turn), shared with the
+    /// async loop: serves one batch if connected, looks at Xenstore when
+    /// idle (and every so often while busy). Returns the requests served
+    /// and whether the caller may sleep: nothing is waiting, and the ring
+    /// is re-armed so that the next request notifies the channel.
+    pub(crate) fn advance(&mut self) -> Result<(usize, bool), Error> {
+        let mut served = 0;
+        let mut idle = true;
+        if self.ends.server.is_attached() {
+            served = match self.ends.server.serve(&mut self.ends.driver) {
+                Ok(n) => n,
+                Err(e) => return self.broken(e).map(|n| (n, false)),
+            };
+            self.batches = self.batches.wrapping_add(1);
+            idle = match self.ends.server.spin_check() {
+                Ok(more) => !more,
+                Err(e) => return self.broken(e).map(|n| (n, false)),
+            };
+        }
+        // Idle, or every so often while busy: the lifecycle's turn.
+        if idle || self.batches.is_multiple_of(256) {
+            let (connects, state) = (self.ends.connects, self.state());
+            self.pump(Some(Duration::ZERO))?;
+            // A new connection: the frontend may have queued requests
+            // before the port was bound (that notification was dropped):
+            // serve once before sleeping. Any other change of state: back
+            // to the caller, whose loop may be waiting for it, before
+            // sleeping.
+            if self.ends.connects != connects || self.state() != state {
+                idle = false;
+            }
+        }
+        Ok((served, idle))
+    }
+
+    /// After a sleep ended: consumes the channel's notification and takes
+    /// what Xenstore has.
+    pub(crate) fn wake(&mut self) -> Result<(), Error> {
+        if let Some(w) = &self.waker {
+            w.take();
+        }
+        self.consume()?;
+        self.pump(Some(Duration::ZERO))
+    }
+
+    /// A handle that wakes this device's [`turn`](BackDevice::turn) (and
+    /// so [`run`](BackDevice::run), whose `stop` is then asked) from
+    /// another thread.
+    pub fn waker(&mut self) -> Result<Waker, Error> {
+        if self.waker.is_none() {
+            self.waker = Some(Waker::new()?);
+        }
+        self.waker.clone().ok_or(Error::Closed)
+    }
+
+    /// The Xenstore connection's watch descriptor (readable while watch
+    /// events wait), to sleep on it beside [`fd`](BackDevice::fd).
+    pub fn watch_fd(&self) -> BorrowedFd<'_> {
+        self.lc.store.watch_fd()
     }
 
     /// Serves the requests waiting now, without waiting for more.
@@ -384,10 +456,15 @@ where
         self.faults = FaultBudget::new(max, per);
     }
 
-    /// Serves until `stop` says so.
-    pub fn run(&mut self, mut stop: impl FnMut(&Self) -> bool) -> Result<(), Error> {
+    /// Serves until `stop` says so; `stop` is asked after each wake-up
+    /// (requests, or a Xenstore event such as a state change), never on a
+    /// timer.
+    pub fn run(&mut self, mut stop: impl FnMut(&Self) -> bool) -> Result<(), Error>
+    where
+        E::Channel: AsFd,
+    {
         while !stop(self) {
-            self.step(TICK)?;
+            self.turn(None)?;
         }
         Ok(())
     }

@@ -10,10 +10,10 @@ use xenmq::evtchn::{Channel, Events};
 use xenmq::grant::{Access, DomId, Grants, Pages, Shared};
 use xenmq::ring::FrontSide;
 use xenmq::xenbus::{self, Action, Config, Event, Features, Params, State};
-use xenmq::xenstore::Store;
 
 use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
-use super::{instance, Env, Error, TICK};
+use super::{instance, Env, Error};
+use crate::xenstore::Pollable;
 
 /// What the frontend holds for one connection.
 struct Held<P: Protocol, G: Grants, C> {
@@ -149,7 +149,7 @@ impl<P, F, S, G, E> FrontDevice<P, F, S, G, E>
 where
     P: Protocol,
     F: Frontend<Protocol = P>,
-    S: Store,
+    S: Pollable,
     G: Grants,
     E: Events,
 {
@@ -262,13 +262,13 @@ where
             if left.is_zero() {
                 return Err(Error::Timeout("connect"));
             }
-            self.pump(Some(left.min(TICK)))?;
+            self.pump(Some(left))?;
         }
         Ok(())
     }
 
     /// Why the device closed, if it closed on an error.
-    fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<String> {
         if !matches!(self.state(), State::Closing | State::Closed) {
             return None;
         }
@@ -381,7 +381,7 @@ where
             if left.is_zero() {
                 break;
             }
-            self.pump(Some(left.min(TICK)))?;
+            self.pump(Some(left))?;
         }
         self.lc.stop();
         // Pages the backend still mapped when we let go were deferred
@@ -403,6 +403,69 @@ where
         E::Channel: AsFd,
     {
         self.ends.client.channel().map(AsFd::as_fd)
+    }
+
+    /// The Xenstore connection's watch descriptor (readable while watch
+    /// events wait), to sleep on it beside [`fd`](FrontDevice::fd).
+    pub fn watch_fd(&self) -> BorrowedFd<'_> {
+        self.lc.store.watch_fd()
+    }
+
+    /// The completion of `tag` if it is ready, without blocking; a fatal
+    /// error fails what is in flight (each request then completes with
+    /// `Disconnected`), as [`call`](FrontDevice::call) does.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn take(&mut self, tag: Tag) -> Result<Option<Completion<P>>, driver::Error> {
+        let r = self.ends.client.take(tag);
+        match self.check(r) {
+            Err(e) if e.is_fatal() => match self.ends.client.take(tag) {
+                Ok(Some(c)) => Ok(Some(c)),
+                _ => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// Asks the lifecycle to close (what [`close`](FrontDevice::close)
+    /// starts with); the backend's answer comes through Xenstore.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn begin_close(&mut self) {
+        self.lc.close(&mut self.ends);
+    }
+
+    /// Whether `tag` is in flight (submitted, not yet taken).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn in_flight(&self, tag: Tag) -> bool {
+        self.ends.client.is_in_flight(tag)
+    }
+
+    /// Before sleeping: spins, re-arms the ring and checks once more;
+    /// `true` if responses are waiting (do not sleep). Not connected:
+    /// `false` (only Xenstore can bring something).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn spin_check(&mut self) -> Result<bool, driver::Error> {
+        if !self.ends.client.is_connected() {
+            return Ok(false);
+        }
+        let r = self.ends.client.spin_check();
+        self.check(r)
+    }
+
+    /// After a sleep ended: consumes the channel's notification and takes
+    /// what Xenstore has.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn wake(&mut self) -> Result<(), Error> {
+        let polled = self.ends.client.channel().map(Channel::poll);
+        if let Some(r) = polled {
+            // A fatal error (the backend's port closed) has detached the
+            // data path and failed what was in flight: that is the news,
+            // handed out by the next poll; the lifecycle learns the rest.
+            match self.check(r.map_err(driver::Error::from)) {
+                Err(e) if !e.is_fatal() => return Err(e.into()),
+                _ => {}
+            }
+        }
+        self.pump(Some(Duration::ZERO))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Every device of a protocol that this domain backs, served from one
 //! thread: the backend directory is watched for devices the toolstack
-//! adds, each device gets its own [`BackDevice`], and the thread sleeps on all
-//! their event channels at once.
+//! adds, each device gets its own [`BackDevice`], and the thread sleeps in
+//! one `poll` on all their event channels and Xenstore connections at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::AsFd;
@@ -11,17 +11,19 @@ use xenmq::driver::{Backend, Protocol};
 use xenmq::evtchn::Events;
 use xenmq::grant::{DomId, Grants};
 use xenmq::xenbus::State;
-use xenmq::xenstore::{Errno, Store, Tx};
+use xenmq::xenstore::{Errno, Tx};
 
-use super::{BackDevice, Env, Error, TICK};
+use super::{sleep_on, BackDevice, Env, Error, Waker};
+use crate::xenstore::Pollable;
 
 /// The most devices one [`Backends`] serves.
 pub const MAX_DEVICES: usize = 256;
 
 /// All devices of protocol `P` this domain backs, served from one thread:
 /// the backend directory is watched for devices the toolstack adds, each
-/// device gets its own [`BackDevice`], and [`step`](Backends::step) sleeps on all
-/// their event channels at once.
+/// device gets its own [`BackDevice`], and [`turn`](Backends::turn) sleeps on
+/// all their event channels and Xenstore connections at once: idle devices
+/// cost no wake-ups.
 pub struct Backends<P: Protocol, B, S, G: Grants, E: Events> {
     store: S,
     grants: G,
@@ -34,13 +36,14 @@ pub struct Backends<P: Protocol, B, S, G: Grants, E: Events> {
     devices: Vec<BackDevice<P, B, S, G, E>>,
     /// Devices whose set-up failed, with why; not retried until they go.
     failed: BTreeMap<(DomId, u32), String>,
+    waker: Option<Waker>,
 }
 
 impl<P, B, S, G, E> Backends<P, B, S, G, E>
 where
     P: Protocol,
     B: Backend<Protocol = P>,
-    S: Store,
+    S: Pollable,
     G: Grants + Clone,
     E: Events + Clone,
     E::Channel: AsFd,
@@ -67,6 +70,7 @@ where
             only: Box::new(|_, _| true),
             devices: Vec::new(),
             failed: BTreeMap::new(),
+            waker: None,
         })
     }
 
@@ -76,6 +80,16 @@ where
     pub fn only(mut self, keep: impl FnMut(DomId, u32) -> bool + 'static) -> Self {
         self.only = Box::new(keep);
         self
+    }
+
+    /// A handle that wakes [`turn`](Backends::turn) (and so
+    /// [`run`](Backends::run), whose `stop` is then asked) from another
+    /// thread.
+    pub fn waker(&mut self) -> Result<Waker, Error> {
+        if self.waker.is_none() {
+            self.waker = Some(Waker::new()?);
+        }
+        self.waker.clone().ok_or(Error::Closed)
     }
 
     /// Devices that could not be set up, and why.
@@ -172,10 +186,19 @@ where
         reaped > 0
     }
 
-    /// One round: serves every device's waiting requests, sleeps on all
-    /// channels (up to `tick`) when none has work, then advances every
-    /// lifecycle. Returns the requests served.
+    /// One round: serves every device's waiting requests, sleeps (up to
+    /// `tick`) when none has work, then advances every lifecycle. Returns
+    /// the requests served. [`turn`](Backends::turn) with a timeout.
     pub fn step(&mut self, tick: Duration) -> Result<usize, Error> {
+        self.turn(Some(tick))
+    }
+
+    /// One round: serves every device's waiting requests; when none has
+    /// work, sleeps in one `poll` on every device's event channel and
+    /// Xenstore connection and on the directory's watch, until one of them
+    /// has something or `timeout` passes (`None`: until then); then
+    /// advances every lifecycle. Returns the requests served.
+    pub fn turn(&mut self, timeout: Option<Duration>) -> Result<usize, Error> {
         let mut served = 0usize;
         for d in &mut self.devices {
             served = served.saturating_add(d.serve_ready()?);
@@ -187,16 +210,18 @@ where
             }
         }
         if !busy {
-            let fds: Vec<_> = self.devices.iter().filter_map(|d| d.fd()).collect();
-            if fds.is_empty() {
-                drop(fds);
-                // Nothing to serve: Xenstore is all there is to wait for.
-                self.pump_own(Some(tick))?;
-            } else {
-                xenmq_sys::poll_any(&fds, Some(tick)).map_err(|e| {
-                    Error::Event(xenmq::evtchn::Error::Os(e.raw_os_error().unwrap_or(0)))
-                })?;
-                drop(fds);
+            let mut fds = vec![self.store.watch_fd()];
+            fds.extend(self.waker.as_ref().map(Waker::fd));
+            for d in &self.devices {
+                fds.push(d.watch_fd());
+                fds.extend(d.fd());
+            }
+            let woke = sleep_on(&fds, timeout)?;
+            drop(fds);
+            if woke {
+                if let Some(w) = &self.waker {
+                    w.take();
+                }
                 for d in &mut self.devices {
                     d.consume()?;
                 }
@@ -209,6 +234,9 @@ where
             self.scan();
         }
         self.pump_own(Some(Duration::ZERO))?;
+        // A device that connected just now may have had requests queued
+        // before its port was bound (that notification was dropped): the
+        // next round looks at its ring before it sleeps.
         Ok(served)
     }
 
@@ -228,10 +256,11 @@ where
         Ok(())
     }
 
-    /// Serves until `stop` says so.
+    /// Serves until `stop` says so; `stop` is asked after each wake-up
+    /// (requests, or a Xenstore event), never on a timer.
     pub fn run(&mut self, mut stop: impl FnMut(&mut Self) -> bool) -> Result<(), Error> {
         while !stop(self) {
-            self.step(TICK)?;
+            self.turn(None)?;
         }
         Ok(())
     }

@@ -20,6 +20,13 @@
 //! the data path; on `Disconnect` every request in flight completes with
 //! [`driver::Error::Disconnected`](xenmq::driver::Error::Disconnected).
 //!
+//! An idle end sleeps in one `poll` on its event channel and on its
+//! Xenstore connection's watch descriptor
+//! ([`Pollable`](crate::xenstore::Pollable)), and wakes only when one of
+//! them has something: no periodic tick ([`BackDevice::turn`],
+//! [`Backends::turn`]). The same non-blocking steps drive the async
+//! adapter (`device::tokio`, feature `tokio`).
+//!
 //! The data path never touches Xenstore: a wake-up serves every request
 //! waiting, pushes all answers once and notifies at most once; waits spin
 //! on the ring a bounded, adaptive number of times before sleeping on the
@@ -38,7 +45,10 @@ mod lifecycle;
 mod many;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use xenmq::evtchn::Events;
@@ -49,8 +59,47 @@ pub use back::{BackDevice, DEFAULT_FAULTS, DEFAULT_FAULT_WINDOW};
 pub use front::FrontDevice;
 pub use many::{Backends, MAX_DEVICES};
 
-/// How long an idle end sleeps on its channel before looking at Xenstore.
+/// A step length for callers that want to look at something of their own
+/// every so often (`back.step(TICK)`); the loops of this module
+/// ([`BackDevice::run`], [`Backends::run`]) sleep until something happens.
 pub const TICK: Duration = Duration::from_millis(20);
+
+/// Wakes a device loop sleeping in `turn` or `run` from another thread,
+/// so that it looks again (its `stop` is asked): an idle loop has no tick
+/// that would notice a flag on its own. Made by [`BackDevice::waker`] and
+/// [`Backends::waker`]; clones wake the same loop.
+#[derive(Debug, Clone)]
+pub struct Waker(std::sync::Arc<xenmq_sys::EventFd>);
+
+impl Waker {
+    fn new() -> Result<Waker, Error> {
+        let flags = xenmq_sys::EventfdFlags::NONBLOCK | xenmq_sys::EventfdFlags::CLOEXEC;
+        Ok(Waker(std::sync::Arc::new(xenmq_sys::EventFd::new(flags)?)))
+    }
+
+    /// Wakes the loop (at once if it sleeps, else at its next sleep).
+    pub fn wake(&self) -> std::io::Result<()> {
+        self.0.notify()
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&*self.0)
+    }
+
+    /// Takes the wake-ups the loop was given.
+    fn take(&self) {
+        // Non-blocking: nothing to take is not an error worth reporting.
+        let _ = self.0.try_take();
+    }
+}
+
+/// Sleeps until one of `fds` is readable (or hung up) or `timeout` passes
+/// (`None`: until one is); `true` if one is.
+fn sleep_on(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Result<bool, Error> {
+    let ready = xenmq_sys::poll_any(fds, timeout)
+        .map_err(|e| Error::Event(xenmq::evtchn::Error::Os(e.raw_os_error().unwrap_or(0))))?;
+    Ok(ready.is_some())
+}
 
 /// Why a device end failed.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,9 @@
 //! each request gets its own `req_id`, and a reader thread hands each reply
 //! to the request waiting for it, while watch events go to a bounded queue
 //! read with [`Store::next_event`]. It implements [`xenmq::xenstore::Store`],
-//! so platform-free code runs on it unchanged.
+//! so platform-free code runs on it unchanged, and [`Pollable`]: a
+//! descriptor readable while watch events wait, so that one `poll` (or an
+//! async reactor) sleeps on Xenstore and on event channels together.
 //!
 //! ```no_run
 //! use xenmq::xenstore::{transaction, Store, Tx};
@@ -26,7 +28,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -36,6 +38,18 @@ use std::time::{Duration, Instant};
 use xenmq::xenstore::perms::Perms;
 use xenmq::xenstore::wire::{self, args, Errno, Header, MsgType, HEADER_LEN};
 use xenmq::xenstore::{Error, Store, Tx, WatchEvent};
+
+/// A Xenstore connection whose watch events can be waited for with `poll`
+/// beside other descriptors (event channels), instead of in
+/// [`Store::next_event`].
+pub trait Pollable: Store {
+    /// A descriptor that is readable while watch events are queued for
+    /// [`Store::next_event`], or once the connection is closed (which
+    /// `next_event` then reports). Only `next_event` takes events: reading
+    /// the descriptor is not the way, and it stays readable until the
+    /// queue is empty.
+    fn watch_fd(&self) -> BorrowedFd<'_>;
+}
 
 /// Watch events kept while nobody reads them; later ones are dropped (and
 /// counted, see [`Connection::dropped_events`]).
@@ -54,6 +68,8 @@ struct State {
     dropped: u64,
     /// Set when the reader stops: the connection is unusable.
     closed: Option<&'static str>,
+    /// Whether the watch descriptor is readable now.
+    armed: bool,
 }
 
 struct Inner {
@@ -61,6 +77,9 @@ struct Inner {
     state: Mutex<State>,
     changed: Condvar,
     max_events: usize,
+    /// Readable exactly while `events` is not empty or the connection is
+    /// closed ([`Pollable::watch_fd`]).
+    ready: xenmq_sys::EventFd,
 }
 
 impl Inner {
@@ -68,6 +87,27 @@ impl Inner {
         // Critical sections are single inserts/removes: a panic elsewhere
         // cannot leave the state half-updated.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes the watch descriptor readable exactly when there is something
+    /// for `next_event`; called with the state locked after each change of
+    /// the queue or of `closed`, so the two agree whenever the lock is free.
+    fn sync_ready(&self, st: &mut State) {
+        let want = !st.events.is_empty() || st.closed.is_some();
+        if want == st.armed {
+            return;
+        }
+        // Neither can fail on a live eventfd of ours: the counter only
+        // moves between 0 and 1 here. Were one to fail, `armed` would stay
+        // as it was and the next change would try again.
+        let done = if want {
+            self.ready.notify().is_ok()
+        } else {
+            self.ready.take().is_ok()
+        };
+        if done {
+            st.armed = want;
+        }
     }
 }
 
@@ -128,6 +168,9 @@ impl Connection {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             max_events: DEFAULT_EVENT_QUEUE,
+            ready: xenmq_sys::EventFd::new(
+                xenmq_sys::EventfdFlags::NONBLOCK | xenmq_sys::EventfdFlags::CLOEXEC,
+            )?,
         });
         let for_reader = inner.clone();
         thread::Builder::new()
@@ -261,6 +304,7 @@ fn read_loop<R: Read>(mut r: R, inner: &Inner) {
                 path: String::from_utf8_lossy(path).into_owned(),
                 token: String::from_utf8_lossy(token).into_owned(),
             });
+            inner.sync_ready(&mut st);
         } else if let Some(slot) = st.waiting.get_mut(&hdr.req_id) {
             *slot = Some(Reply {
                 typ: hdr.msg_type,
@@ -270,7 +314,10 @@ fn read_loop<R: Read>(mut r: R, inner: &Inner) {
         // A reply nobody waits for is dropped.
         inner.changed.notify_all();
     };
-    inner.lock().closed = Some(why);
+    let mut st = inner.lock();
+    st.closed = Some(why);
+    inner.sync_ready(&mut st);
+    drop(st);
     inner.changed.notify_all();
 }
 
@@ -293,6 +340,12 @@ fn ok_reply(v: Vec<u8>) -> Result<(), Error> {
     // libxenstore does.
     let _ = v;
     Ok(())
+}
+
+impl Pollable for Connection {
+    fn watch_fd(&self) -> BorrowedFd<'_> {
+        self.inner.ready.as_fd()
+    }
 }
 
 impl Store for Connection {
@@ -355,6 +408,7 @@ impl Store for Connection {
         let mut st = self.inner.lock();
         loop {
             if let Some(e) = st.events.pop_front() {
+                self.inner.sync_ready(&mut st);
                 return Ok(Some(e));
             }
             if st.closed.is_some() {

@@ -7,4 +7,4 @@ pub mod client;
 #[cfg(feature = "sim")]
 pub mod server;
 
-pub use client::Connection;
+pub use client::{Connection, Pollable};

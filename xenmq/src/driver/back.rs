@@ -251,18 +251,27 @@ impl<P: Protocol, C: Channel> Server<P, C> {
         Ok(chan.poll()?)
     }
 
-    /// Waits for requests: spins a few final checks, then re-arms the
-    /// ring's event index and sleeps on the channel for up to `timeout`.
-    /// `true` if there is work (or a notification), `false` on timeout.
-    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, Error> {
-        let (link, chan) = self.link.as_mut().ok_or(Error::NotConnected)?;
+    /// Before sleeping on the channel, and on other things too (a poll
+    /// loop, an async reactor): spins a few checks, then re-arms the
+    /// ring's event index and checks once more. `true`: work is waiting,
+    /// do not sleep; `false`: the next request notifies the channel.
+    pub fn spin_check(&mut self) -> Result<bool, Error> {
+        let (link, _) = self.link.as_mut().ok_or(Error::NotConnected)?;
         let ring = &mut link.ring;
         if self.spin.run(|| Ok(ring.has_requests()?))? {
             return Ok(true);
         }
-        if ring.final_check_for_requests()? {
+        Ok(ring.final_check_for_requests()?)
+    }
+
+    /// Waits for requests: [`spin_check`](Server::spin_check), then sleeps
+    /// on the channel for up to `timeout`. `true` if there is work (or a
+    /// notification), `false` on timeout.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, Error> {
+        if self.spin_check()? {
             return Ok(true);
         }
+        let (_, chan) = self.link.as_mut().ok_or(Error::NotConnected)?;
         Ok(chan.wait(timeout)?)
     }
 }

@@ -148,6 +148,12 @@ impl<P: Protocol, C: Channel> Client<P, C> {
         self.inflight.len().saturating_add(self.ready.len())
     }
 
+    /// Whether `tag`'s request is on the ring, unanswered (its completion
+    /// not yet collected).
+    pub fn is_in_flight(&self, tag: Tag) -> bool {
+        self.inflight.contains(tag.0)
+    }
+
     /// Responses that matched no request in flight (a misbehaving backend
     /// answering twice or inventing ids); they are dropped.
     pub fn stray_responses(&self) -> u64 {
@@ -373,15 +379,25 @@ impl<P: Protocol, C: Channel> Client<P, C> {
     /// the ring's event index, then blocks on the channel up to `timeout`.
     /// `false` on timeout.
     pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<bool, Error> {
+        if self.spin_check()? {
+            return Ok(true);
+        }
+        let link = self.link.as_mut().ok_or(Error::NotConnected)?;
+        Ok(link.chan.wait(timeout)?)
+    }
+
+    /// Before sleeping on the channel, and on other things too (a poll
+    /// loop, an async reactor): spins a few checks, then re-arms the
+    /// ring's event index and checks once more. `true`: responses are
+    /// waiting, do not sleep; `false`: the next response notifies the
+    /// channel.
+    pub fn spin_check(&mut self) -> Result<bool, Error> {
         let link = self.link.as_mut().ok_or(Error::NotConnected)?;
         let ring = &mut link.ring;
         if self.spin.run(|| Ok(ring.has_responses()?))? {
             return Ok(true);
         }
-        if ring.final_check_for_responses()? {
-            return Ok(true);
-        }
-        Ok(link.chan.wait(timeout)?)
+        Ok(ring.final_check_for_responses()?)
     }
 
     /// The next completion, waiting up to `timeout` for it.

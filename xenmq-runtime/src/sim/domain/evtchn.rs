@@ -172,13 +172,14 @@ impl evtchn::Channel for Channel {
     }
 
     fn poll(&self) -> Result<bool, evtchn::Error> {
-        if self.consume()? {
-            return Ok(true);
-        }
+        let notified = self.consume()?;
+        // The host kicks a port whose peer closed: that kick is the news
+        // of the closure, not work, and a loop sleeping on the descriptor
+        // would not look at the state again.
         if self.state() == proto::PORT_CLOSED {
             return Err(evtchn::Error::PeerClosed);
         }
-        Ok(false)
+        Ok(notified)
     }
 
     fn wait(&self, timeout: Option<Duration>) -> Result<bool, evtchn::Error> {
