@@ -51,7 +51,8 @@ impl Rng {
 
 /// Grants, mappings and ports a domain holds, as the host counts them.
 fn held(w: &World, domid: DomId) -> (u32, u32, u32) {
-    w.info(domid).map_or((0, 0, 0), |d| (d.grants, d.maps, d.ports))
+    w.info(domid)
+        .map_or((0, 0, 0), |d| (d.grants, d.maps, d.ports))
 }
 
 fn alive(p: &mut Proc, what: &str) {
@@ -113,7 +114,11 @@ fn frontends_killed_at_random_points_leave_the_backend_whole() {
     let summary = fe.expect("summary");
     assert_eq!(field(&summary, "lost"), 0, "{summary}");
     assert_eq!(field(&summary, "dup"), 0, "{summary}");
-    assert_eq!(field(&summary, "ok"), field(&summary, "submitted"), "{summary}");
+    assert_eq!(
+        field(&summary, "ok"),
+        field(&summary, "submitted"),
+        "{summary}"
+    );
     fe.expect("closed");
     fe.close_stdin();
     fe.wait_success();

@@ -15,7 +15,8 @@ use xenmq_examples::echo::{Echo, EchoBack, EchoFront, Ping};
 use xenmq_runtime::device::sim::{attach, SimBack, SimFront};
 
 fn held(w: &World, domid: DomId) -> (u32, u32, u32) {
-    w.info(domid).map_or((0, 0, 0), |d| (d.grants, d.maps, d.ports))
+    w.info(domid)
+        .map_or((0, 0, 0), |d| (d.grants, d.maps, d.ports))
 }
 
 /// Stops the backend thread however the test ends.
@@ -56,7 +57,8 @@ fn connect_cycles_hold_memory_descriptors_and_grants_flat() {
     std::thread::scope(|s| {
         let server = s.spawn(|| {
             let env = attach(&dir, 0).expect("dom0");
-            let mut back = SimBack::<Echo, _>::new(env, g, 0, EchoBack::default()).expect("backend");
+            let mut back =
+                SimBack::<Echo, _>::new(env, g, 0, EchoBack::default()).expect("backend");
             while !stop.load(Ordering::Relaxed) {
                 back.step(Duration::from_millis(5)).expect("serve");
             }
