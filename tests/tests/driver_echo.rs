@@ -114,7 +114,7 @@ fn frontend_killed_mid_stream_backend_serves_the_next_guest() {
 }
 
 #[test]
-fn a_frontend_corrupting_its_ring_is_closed_and_others_are_served() {
+fn a_frontend_corrupting_its_ring_is_closed_recovers_and_others_are_served() {
     let w = World::new("hostile");
     let guest = w.guest("echo");
     let mut back = w.spawn(0, &["echo-backends"]);
@@ -136,10 +136,10 @@ fn a_frontend_corrupting_its_ring_is_closed_and_others_are_served() {
     });
     let error = w.xs_read(&format!("{be}/error")).unwrap();
     assert!(error.contains("producer index"), "{error}");
-    eventually("the backend closes the device", || {
-        w.xs_read(&format!("{be}/state"))
-            .is_some_and(|s| s == "5" || s == "6")
-    });
+    // The backend closed the device; the frontend's standard reset brings
+    // it back, on a new ring, and it is served again.
+    front.expect("reconnected");
+    front.expect("progress");
     front.kill();
     // The backend process survives and serves the next guest.
     let guest2 = w.guest("echo");

@@ -64,8 +64,6 @@ fn alive(p: &mut Proc, what: &str) {
 }
 
 #[test]
-#[ignore = "about 1 kill in 300 leaves the device unable to reconnect (docs/reliability.md); \
-            scripts/soak.sh runs it"]
 fn frontends_killed_at_random_points_leave_the_backend_whole() {
     let runs = count("XENMQ_SOAK_RUNS", 40);
     let mut rng = Rng::new("frontend kills");

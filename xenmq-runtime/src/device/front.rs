@@ -262,6 +262,15 @@ where
             if left.is_zero() {
                 return Err(Error::Timeout("connect"));
             }
+            // Closed because the backend closed (no error of ours), and the
+            // backend has closed too: nobody moves unless the frontend
+            // starts over, which is the standard reset's last step.
+            if self.state() == State::Closed && self.peer_state() == Some(State::Closed) {
+                self.lc.feed(Event::Start, &mut self.ends);
+                if self.state() != State::Closed {
+                    continue;
+                }
+            }
             self.pump(Some(left))?;
         }
         Ok(())
