@@ -17,7 +17,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use xenmq::ring::{compat, native};
+use xenmq::ring::{native, BackSide, Compat, FrontSide, Native, Rings};
 use xenmq::shm::Region;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -85,12 +85,15 @@ fn consume<E>(
     }
 }
 
-#[test]
-fn compat_requests_are_seen_or_notified() {
-    model(|| {
-        let region = Region::model(4096);
-        let mut front = compat::Front::<Msg, Msg>::init(region).unwrap();
-        let mut back = compat::Back::<Msg, Msg>::attach(region).unwrap();
+/// The producer publishes requests while the backend drains and re-arms.
+fn requests<R: Rings>(len: usize)
+where
+    R::Back<Msg, Msg>: Send + 'static,
+{
+    model(move || {
+        let region = Region::model(len);
+        let mut front = R::Front::<Msg, Msg>::init(region).unwrap();
+        let mut back = R::Back::<Msg, Msg>::attach(region).unwrap();
         front.produce_request(&msg(0)).unwrap();
         let _ = front.push_requests().unwrap();
         assert_eq!(back.consume_request().unwrap(), Some(msg(0)));
@@ -109,101 +112,69 @@ fn compat_requests_are_seen_or_notified() {
         );
         drained(&consumer.join().unwrap(), &said);
     });
+}
+
+/// The backend publishes responses while the frontend drains and re-arms.
+fn responses<R: Rings>(len: usize)
+where
+    R::Front<Msg, Msg>: Send + 'static,
+{
+    model(move || {
+        let region = Region::model(len);
+        let mut front = R::Front::<Msg, Msg>::init(region).unwrap();
+        let mut back = R::Back::<Msg, Msg>::attach(region).unwrap();
+        for id in 0..=N {
+            front.produce_request(&msg(id)).unwrap();
+        }
+        let _ = front.push_requests().unwrap();
+        while back.consume_request().unwrap().is_some() {}
+        back.produce_response(&msg(0)).unwrap();
+        let _ = back.push_responses().unwrap();
+        assert_eq!(front.consume_response().unwrap(), Some(msg(0)));
+        assert!(!front.final_check_for_responses().unwrap());
+        let consumer = thread::spawn(move || {
+            consume(
+                &mut front,
+                |f| f.consume_response().unwrap(),
+                |f| f.final_check_for_responses().unwrap(),
+            )
+        });
+        let said = publish(
+            &mut back,
+            |b, m| b.produce_response(m).unwrap(),
+            |b| b.push_responses().unwrap(),
+        );
+        drained(&consumer.join().unwrap(), &said);
+    });
+}
+
+/// A ring.h ring is one page.
+const COMPAT_LEN: usize = 4096;
+
+/// The smallest area the native layout puts four slots in: few model words.
+fn native_len() -> usize {
+    (64..=4096)
+        .step_by(64)
+        .find(|&l| native::Layout::new::<Msg, Msg>(l).is_ok_and(|x| x.slots() >= 4))
+        .unwrap()
+}
+
+#[test]
+fn compat_requests_are_seen_or_notified() {
+    requests::<Compat>(COMPAT_LEN);
 }
 
 #[test]
 fn compat_responses_are_seen_or_notified() {
-    model(|| {
-        let region = Region::model(4096);
-        let mut front = compat::Front::<Msg, Msg>::init(region).unwrap();
-        let mut back = compat::Back::<Msg, Msg>::attach(region).unwrap();
-        for id in 0..=N {
-            front.produce_request(&msg(id)).unwrap();
-        }
-        let _ = front.push_requests().unwrap();
-        while back.consume_request().unwrap().is_some() {}
-        back.produce_response(&msg(0)).unwrap();
-        let _ = back.push_responses().unwrap();
-        assert_eq!(front.consume_response().unwrap(), Some(msg(0)));
-        assert!(!front.final_check_for_responses().unwrap());
-        let consumer = thread::spawn(move || {
-            consume(
-                &mut front,
-                |f| f.consume_response().unwrap(),
-                |f| f.final_check_for_responses().unwrap(),
-            )
-        });
-        let said = publish(
-            &mut back,
-            |b, m| b.produce_response(m).unwrap(),
-            |b| b.push_responses().unwrap(),
-        );
-        drained(&consumer.join().unwrap(), &said);
-    });
-}
-
-/// The smallest area the native layout puts four slots in: few model words.
-fn native_region() -> Region {
-    let len = (64..=4096)
-        .step_by(64)
-        .find(|&l| native::Layout::new::<Msg, Msg>(l).is_ok_and(|x| x.slots() >= 4))
-        .unwrap();
-    Region::model(len)
+    responses::<Compat>(COMPAT_LEN);
 }
 
 #[test]
 fn native_requests_are_seen_or_notified() {
-    model(|| {
-        let region = native_region();
-        let mut front = native::Front::<Msg, Msg>::init(region).unwrap();
-        let mut back = native::Back::<Msg, Msg>::attach(region).unwrap();
-        front.produce_request(&msg(0)).unwrap();
-        let _ = front.push_requests().unwrap();
-        assert_eq!(back.consume_request().unwrap(), Some(msg(0)));
-        assert!(!back.final_check_for_requests().unwrap());
-        let consumer = thread::spawn(move || {
-            consume(
-                &mut back,
-                |b| b.consume_request().unwrap(),
-                |b| b.final_check_for_requests().unwrap(),
-            )
-        });
-        let said = publish(
-            &mut front,
-            |f, m| f.produce_request(m).unwrap(),
-            |f| f.push_requests().unwrap(),
-        );
-        drained(&consumer.join().unwrap(), &said);
-    });
+    requests::<Native>(native_len());
 }
 
 #[test]
 fn native_responses_are_seen_or_notified() {
-    model(|| {
-        let region = native_region();
-        let mut front = native::Front::<Msg, Msg>::init(region).unwrap();
-        let mut back = native::Back::<Msg, Msg>::attach(region).unwrap();
-        for id in 0..=N {
-            front.produce_request(&msg(id)).unwrap();
-        }
-        let _ = front.push_requests().unwrap();
-        while back.consume_request().unwrap().is_some() {}
-        back.produce_response(&msg(0)).unwrap();
-        let _ = back.push_responses().unwrap();
-        assert_eq!(front.consume_response().unwrap(), Some(msg(0)));
-        assert!(!front.final_check_for_responses().unwrap());
-        let consumer = thread::spawn(move || {
-            consume(
-                &mut front,
-                |f| f.consume_response().unwrap(),
-                |f| f.final_check_for_responses().unwrap(),
-            )
-        });
-        let said = publish(
-            &mut back,
-            |b, m| b.produce_response(m).unwrap(),
-            |b| b.push_responses().unwrap(),
-        );
-        drained(&consumer.join().unwrap(), &said);
-    });
+    responses::<Native>(native_len());
 }
