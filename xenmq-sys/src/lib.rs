@@ -33,9 +33,11 @@ pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod sock;
+pub mod timer;
 
 pub use fd::{eventfd, inherit, keep_on_exec, memfd, EventFd};
 pub use map::{BadAccess, Mapping, Piece, PAGE_SIZE};
 pub use poll::{poll_any, poll_in};
 pub use rustix::event::EventfdFlags;
 pub use rustix::fs::MemfdFlags;
+pub use timer::Timer;

@@ -89,6 +89,16 @@ pub trait Channel {
 
     /// The port's state as the platform sees it.
     fn status(&self) -> Result<Status, Error>;
+
+    /// How often a loop that sleeps on this channel must ask
+    /// [`status`](Channel::status) to learn that the peer closed its end:
+    /// `None` (the default) when the platform wakes the channel, or fails
+    /// its [`poll`](Channel::poll) with [`Error::PeerClosed`], when that
+    /// happens. Xen tells nobody: a port whose peer closed just reads as
+    /// unbound again.
+    fn peer_check(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// A platform's event channels, as seen by one domain.

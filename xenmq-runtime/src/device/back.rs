@@ -4,11 +4,12 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
+use super::guard::{self, Storm};
 use super::lifecycle::{setup_key, Lifecycle, Machine, Perform, StoreOps};
 use super::{instance, sleep_on, Env, Error, Waker};
 use crate::xenstore::Pollable;
 use xenmq::driver::{self, BackRingOf, Backend, Both, Pool, PoolKeys, Protocol, Server};
-use xenmq::evtchn::Events;
+use xenmq::evtchn::{Channel as _, Events, Status};
 use xenmq::grant::{Access, DomId, Grants, Pages};
 use xenmq::ring::BackSide;
 use xenmq::xenbus::{self, Action, Event, Features, Params, State};
@@ -172,6 +173,12 @@ pub struct BackDevice<P: Protocol, B, S, G: Grants, E: Events> {
     lc: Lifecycle<S>,
     ends: Ends<P, B, G, E>,
     faults: FaultBudget,
+    storm: Storm,
+    /// The next check that the frontend still holds its port, on
+    /// platforms that do not say ([`xenmq::evtchn::Channel::peer_check`]).
+    check_at: Option<Instant>,
+    /// The connection `storm` and `check_at` were set up for.
+    guarded: u64,
     batches: u64,
     devid: u32,
     waker: Option<Waker>,
@@ -217,6 +224,9 @@ where
             lc,
             ends,
             faults: FaultBudget::new(DEFAULT_FAULTS, DEFAULT_FAULT_WINDOW),
+            storm: Storm::new(),
+            check_at: None,
+            guarded: 0,
             batches: 0,
             devid,
             waker: None,
@@ -301,13 +311,20 @@ where
     {
         let (served, idle) = self.advance()?;
         if idle {
+            let now = Instant::now();
+            let due = self.deadline();
+            let limit = due.map(|t| t.saturating_duration_since(now));
+            let wait = match (timeout, limit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let woke = {
                 let mut fds = vec![self.watch_fd()];
-                fds.extend(self.fd());
+                fds.extend(self.poll_fd());
                 fds.extend(self.waker.as_ref().map(Waker::fd));
-                sleep_on(&fds, timeout)?
+                sleep_on(&fds, wait)?
             };
-            if woke {
+            if woke || due.is_some_and(|t| Instant::now() >= t) {
                 self.wake()?;
             }
         }
@@ -323,6 +340,7 @@ where
         let mut served = 0;
         let mut idle = true;
         if self.ends.server.is_attached() {
+            self.guard_connection();
             served = match self.ends.server.serve(&mut self.ends.driver) {
                 Ok(n) => n,
                 Err(e) => return self.broken(e).map(|n| (n, false)),
@@ -332,6 +350,7 @@ where
                 Ok(more) => !more,
                 Err(e) => return self.broken(e).map(|n| (n, false)),
             };
+            self.judge(served > 0 || !idle);
         }
         // Idle, or every so often while busy: the lifecycle's turn.
         if idle || self.batches.is_multiple_of(256) {
@@ -380,8 +399,14 @@ where
         if !self.ends.server.is_attached() {
             return Ok(0);
         }
+        self.guard_connection();
         match self.ends.server.serve(&mut self.ends.driver) {
-            Ok(n) => Ok(n),
+            Ok(n) => {
+                if n > 0 {
+                    self.storm.worked();
+                }
+                Ok(n)
+            }
             Err(e) => self.broken(e),
         }
     }
@@ -393,20 +418,112 @@ where
             return Ok(false);
         }
         match self.ends.server.final_check() {
-            Ok(more) => Ok(more),
+            Ok(more) => {
+                self.judge(more);
+                Ok(more)
+            }
             Err(e) => self.broken(e).map(|_| false),
         }
     }
 
-    /// After a wake-up: consumes the channel's pending notification.
+    /// After a wake-up: consumes the channel's pending notification,
+    /// unless the channel's notifications are deferred (an event storm,
+    /// see [`set_storm_limit`](BackDevice::set_storm_limit)); and, when
+    /// due, checks that the frontend still holds its port (on platforms
+    /// that do not report its close).
     pub fn consume(&mut self) -> Result<(), Error> {
         if !self.ends.server.is_attached() {
             return Ok(());
         }
-        match self.ends.server.consume() {
-            Ok(_) => Ok(()),
-            Err(e) => self.broken(e).map(drop),
+        let now = Instant::now();
+        if !self.storm.deferring(now) {
+            match self.ends.server.consume() {
+                Ok(got) => self.storm.consumed(got),
+                Err(e) => return self.broken(e).map(drop),
+            }
         }
+        if self.check_at.is_some_and(|t| now >= t) {
+            self.check_peer(now)?;
+        }
+        Ok(())
+    }
+
+    /// A new connection gets a clean storm record and its first peer
+    /// check.
+    fn guard_connection(&mut self) {
+        if self.guarded == self.ends.connects {
+            return;
+        }
+        self.guarded = self.ends.connects;
+        self.storm.reset();
+        let every = self.ends.server.channel().and_then(|c| c.peer_check());
+        self.check_at = every.map(|p| guard::next_check(Instant::now(), p));
+    }
+
+    /// Records what a look at the ring found after a wake-up.
+    fn judge(&mut self, work: bool) {
+        if work {
+            self.storm.worked();
+            return;
+        }
+        if let Some(delay) = self.storm.idle(Instant::now()) {
+            let span = &self.lc.span;
+            if delay == guard::FIRST_DELAY {
+                tracing::warn!(
+                    parent: span,
+                    empty = self.storm.empty(),
+                    "event storm: the frontend notifies without requests; its notifications are deferred"
+                );
+            } else {
+                tracing::trace!(parent: span, delay_ms = delay.as_millis() as u64, "event storm: deferred");
+            }
+        }
+    }
+
+    /// Asks the platform whether the frontend still holds its port; a
+    /// closed port is a dead frontend, handled as the channel's close.
+    fn check_peer(&mut self, now: Instant) -> Result<(), Error> {
+        let Some(chan) = self.ends.server.channel() else {
+            self.check_at = None;
+            return Ok(());
+        };
+        let every = chan.peer_check();
+        let status = chan.status();
+        self.check_at = every.map(|p| guard::next_check(now, p));
+        // A failed check tells nothing; the next one asks again.
+        if matches!(status, Ok(Status::Closed)) {
+            self.check_at = None;
+            self.broken(driver::Error::from(xenmq::evtchn::Error::PeerClosed))?;
+        }
+        Ok(())
+    }
+
+    /// When this device wants its loop to look at it even if nothing is
+    /// readable: the end of an event storm's deferral, the next check that
+    /// the frontend still holds its port. Loops that sleep on
+    /// [`poll_fd`](BackDevice::poll_fd) bound their sleep by it and call
+    /// [`consume`](BackDevice::consume) when it passes.
+    pub fn deadline(&self) -> Option<Instant> {
+        if !self.ends.server.is_attached() {
+            return None;
+        }
+        match (self.storm.until(), self.check_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sets the longest an event storm's notifications are deferred
+    /// (by default [`DEFAULT_STORM_LIMIT`](super::DEFAULT_STORM_LIMIT));
+    /// `None` turns the bound off: every notification wakes the loop.
+    pub fn set_storm_limit(&mut self, limit: Option<Duration>) {
+        self.storm.set_limit(limit);
+    }
+
+    /// How many times this device's notifications were deferred for an
+    /// event storm.
+    pub fn storm_deferrals(&self) -> u64 {
+        self.storm.deferrals()
     }
 
     /// The data path failed (the frontend died or broke the ring
@@ -482,6 +599,20 @@ where
         E::Channel: AsFd,
     {
         self.ends.server.channel().map(AsFd::as_fd)
+    }
+
+    /// The descriptor a loop sleeps on for this device's requests: the
+    /// event channel's while connected, except while an event storm's
+    /// notifications are deferred (then the loop wakes at
+    /// [`deadline`](BackDevice::deadline)).
+    pub fn poll_fd(&self) -> Option<BorrowedFd<'_>>
+    where
+        E::Channel: AsFd,
+    {
+        if self.storm.deferring(Instant::now()) {
+            return None;
+        }
+        self.fd()
     }
 }
 

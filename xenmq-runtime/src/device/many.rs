@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xenmq::driver::{Backend, Protocol};
 use xenmq::evtchn::Events;
@@ -210,15 +210,23 @@ where
             }
         }
         if !busy {
+            // Devices with a deadline (a storm's deferral ending, a check
+            // of the peer) bound the sleep.
+            let due = self.devices.iter().filter_map(|d| d.deadline()).min();
+            let now = Instant::now();
+            let wait = match (timeout, due.map(|t| t.saturating_duration_since(now))) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let mut fds = vec![self.store.watch_fd()];
             fds.extend(self.waker.as_ref().map(Waker::fd));
             for d in &self.devices {
                 fds.push(d.watch_fd());
-                fds.extend(d.fd());
+                fds.extend(d.poll_fd());
             }
-            let woke = sleep_on(&fds, timeout)?;
+            let woke = sleep_on(&fds, wait)?;
             drop(fds);
-            if woke {
+            if woke || due.is_some_and(|t| Instant::now() >= t) {
                 if let Some(w) = &self.waker {
                     w.take();
                 }

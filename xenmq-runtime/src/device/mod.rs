@@ -41,6 +41,7 @@
 
 mod back;
 mod front;
+mod guard;
 mod lifecycle;
 mod many;
 #[cfg(feature = "sim")]
@@ -57,6 +58,7 @@ use xenmq::xenstore::Store;
 
 pub use back::{BackDevice, DEFAULT_FAULTS, DEFAULT_FAULT_WINDOW};
 pub use front::FrontDevice;
+pub use guard::{DEFAULT_STORM_LIMIT, SPURIOUS_IN_A_ROW};
 pub use many::{Backends, MAX_DEVICES};
 
 /// A step length for callers that want to look at something of their own

@@ -84,6 +84,10 @@ struct Regs {
     /// The channel, with the connection count and descriptor number it
     /// was registered for: a reconnection brings a new channel.
     chan: Option<((u64, RawFd), Reg)>,
+    /// A timer for the device's deadline (a backend's storm deferral, its
+    /// checks of the peer), made when first needed: the reactor's own
+    /// timers need a runtime with time enabled.
+    timer: Option<(xenmq_sys::Timer, Reg)>,
 }
 
 impl Regs {
@@ -91,7 +95,29 @@ impl Regs {
         Ok(Regs {
             store: Reg::new(watch)?,
             chan: None,
+            timer: None,
         })
+    }
+
+    /// Arms the timer for `due` (`None`: disarms it).
+    fn arm(&mut self, due: Option<std::time::Instant>) -> io::Result<()> {
+        let Some(due) = due else {
+            if let Some((t, _)) = &self.timer {
+                t.set(None)?;
+            }
+            return Ok(());
+        };
+        if self.timer.is_none() {
+            let t = xenmq_sys::Timer::new()?;
+            let reg = Reg::new(t.as_fd())?;
+            self.timer = Some((t, reg));
+        }
+        if let Some((t, _)) = &self.timer {
+            t.set(Some(
+                due.saturating_duration_since(std::time::Instant::now()),
+            ))?;
+        }
+        Ok(())
     }
 
     /// Follows the device's channel: registers a new one, forgets one
@@ -108,14 +134,18 @@ impl Regs {
         Ok(())
     }
 
-    /// Sleeps until the watch descriptor or the channel is readable. The
-    /// readiness is cleared before the caller acts on it: whatever arrives
-    /// after the caller looked wakes the next sleep.
+    /// Sleeps until the watch descriptor, the channel or the timer is
+    /// readable. The readiness is cleared before the caller acts on it:
+    /// whatever arrives after the caller looked wakes the next sleep.
     async fn sleep(&self) -> io::Result<Woke> {
+        if let Some((t, _)) = &self.timer {
+            t.take()?;
+        }
         poll_fn(|cx| {
             let mut woke = None;
             let chan = self.chan.as_ref().map(|(_, r)| r);
-            for (is_store, reg) in [(true, Some(&self.store)), (false, chan)] {
+            let timer = self.timer.as_ref().map(|(_, r)| r);
+            for (is_store, reg) in [(true, Some(&self.store)), (false, chan), (false, timer)] {
                 let Some(reg) = reg else { continue };
                 match reg.0.poll_read_ready(cx) {
                     Poll::Ready(Ok(mut guard)) => {
@@ -322,9 +352,13 @@ where
             ::tokio::task::yield_now().await;
             return Ok(served);
         }
+        // A channel whose notifications are deferred leaves the reactor
+        // altogether: registered, each notification would still wake the
+        // runtime's thread.
         self.regs
-            .follow(self.dev.connects(), self.dev.fd())
+            .follow(self.dev.connects(), self.dev.poll_fd())
             .map_err(reactor)?;
+        self.regs.arm(self.dev.deadline()).map_err(reactor)?;
         let woke = self.regs.sleep().await.map_err(reactor)?;
         self.dev.wake()?;
         while woke.store && self.regs.store_pending().map_err(reactor)? {

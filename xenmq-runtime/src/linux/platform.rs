@@ -398,6 +398,12 @@ impl<D: EvtchnIo> evtchn::Channel for Channel<D> {
             PortStatus::Other(_) => Err(evtchn::Error::Os(libc::EINVAL)),
         }
     }
+
+    /// Xen does not notify a port whose peer closed: a sleeper asks
+    /// `EVTCHNOP_status` every second.
+    fn peer_check(&self) -> Option<Duration> {
+        Some(PEER_CHECK)
+    }
 }
 
 impl<D: EvtchnIo + AsFd> AsFd for Channel<D> {
