@@ -4,10 +4,12 @@
 #   scripts/fuzz.sh smoke [SECONDS]   each target for SECONDS (default 10),
 #                                     from the committed corpus; fails on a
 #                                     crash (.ci/run does this)
-#   scripts/fuzz.sh campaign [RUNS]   each target for RUNS executions (default
-#                                     10^7), new inputs merged into
-#                                     fuzz/corpus/, executions and coverage
-#                                     written to docs/fuzzing.md
+#   scripts/fuzz.sh campaign [RUNS [TARGET...]]
+#                                     each target (default: all) for RUNS
+#                                     executions (default 10^7), new inputs
+#                                     merged into fuzz/corpus/, its
+#                                     executions and coverage written to
+#                                     its row of docs/fuzzing.md
 #   scripts/fuzz.sh TARGET... -- ARGS one target's run, libFuzzer ARGS
 #
 # Needs a nightly toolchain and cargo-fuzz (installed here if missing).
@@ -60,8 +62,12 @@ smoke)
     ;;
 campaign)
     runs=${2:-10000000}
-    rows=()
-    for t in "${targets[@]}"; do
+    shift $(($# < 2 ? $# : 2))
+    chosen=("$@")
+    ((${#chosen[@]})) || chosen=("${targets[@]}")
+    doc=docs/fuzzing.md
+    for t in "${chosen[@]}"; do
+        [[ " ${targets[*]} " == *" $t "* ]] || { echo "fuzz: no target $t"; exit 2; }
         log=target/fuzz-$t.log
         start=$(date +%s)
         if ! fuzz run --features libfuzzer "$t" "$(scratch "$t")" -- \
@@ -78,25 +84,27 @@ campaign)
         cp target/fuzz-corpus/"$t"/* fuzz/corpus/"$t"/
         kept=$(find fuzz/corpus/"$t" -type f | wc -l)
         echo "fuzz: $t: $execs executions in $secs s, coverage $cov, corpus $kept, no crash"
-        rows+=("| \`$t\` | $execs | $secs s | $cov | $kept | 0 |")
+        # The target's row replaces its last one; the others stay.
+        row="| \`$t\` | $execs | $secs s | $cov | $kept | 0 | $(date -u +%F) |"
+        rows=$( { grep -E '^\| `[a-z_]+` \|' "$doc" 2>/dev/null | grep -vF "| \`$t\` |" || true; echo "$row"; } | sort)
+        {
+            echo "# Fuzzing"
+            echo
+            echo "What \`scripts/fuzz.sh campaign RUNS [TARGET...]\` last recorded for each target:"
+            echo "libFuzzer with AddressSanitizer, from the committed corpus (\`fuzz/corpus/\`,"
+            echo "minimised after the run). Coverage is libFuzzer's \`cov\` (edges reached). \`.ci/run\`"
+            echo "runs each target for a few seconds (\`scripts/fuzz.sh smoke\`) and replays the corpus"
+            echo "on stable (\`tests/tests/fuzz_corpus.rs\`); what each target checks is in its module's"
+            echo "comment (\`fuzz/src/targets/\`)."
+            echo
+            echo "Machine: $(nproc) CPUs, $(uname -r); $(rustc +nightly --version)."
+            echo
+            echo "| target | executions | time | coverage | corpus | crashes | run on |"
+            echo "|---|---|---|---|---|---|---|"
+            echo "$rows"
+        } >"$doc"
+        echo "fuzz: wrote $doc"
     done
-    {
-        echo "# Fuzzing"
-        echo
-        echo "What \`scripts/fuzz.sh campaign $runs\` last recorded: libFuzzer with AddressSanitizer,"
-        echo "every target of \`fuzz/\` from the committed corpus (\`fuzz/corpus/\`, minimised after"
-        echo "the run). Coverage is libFuzzer's \`cov\` (edges reached). \`.ci/run\` runs each target"
-        echo "for a few seconds (\`scripts/fuzz.sh smoke\`) and replays the corpus on stable"
-        echo "(\`tests/tests/fuzz_corpus.rs\`); what each target checks is in its module's comment"
-        echo "(\`fuzz/src/targets/\`)."
-        echo
-        echo "Machine: $(nproc) CPUs, $(uname -r); $(rustc +nightly --version)."
-        echo
-        echo "| target | executions | time | coverage | corpus | crashes |"
-        echo "|---|---|---|---|---|---|"
-        printf '%s\n' "${rows[@]}"
-    } >docs/fuzzing.md
-    echo "fuzz: wrote docs/fuzzing.md"
     ;;
 *)
     # One or more targets, then libFuzzer's own arguments after `--`.
