@@ -74,6 +74,9 @@ struct State {
 
 struct Inner {
     writer: Mutex<Box<dyn Write + Send>>,
+    /// The transport, for a connection with no reader thread
+    /// ([`Connection::inline`]): each request reads it itself.
+    inline: Option<Mutex<Box<dyn Read + Send>>>,
     state: Mutex<State>,
     changed: Condvar,
     max_events: usize,
@@ -83,6 +86,31 @@ struct Inner {
 }
 
 impl Inner {
+    fn new(
+        writer: Box<dyn Write + Send>,
+        inline: Option<Box<dyn Read + Send>>,
+    ) -> io::Result<Inner> {
+        Ok(Inner {
+            writer: Mutex::new(writer),
+            inline: inline.map(Mutex::new),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            max_events: DEFAULT_EVENT_QUEUE,
+            ready: xenmq_sys::EventFd::new(
+                xenmq_sys::EventfdFlags::NONBLOCK | xenmq_sys::EventfdFlags::CLOEXEC,
+            )?,
+        })
+    }
+
+    /// Marks the connection closed, for `why`.
+    fn close(&self, why: &'static str) {
+        let mut st = self.lock();
+        st.closed = Some(why);
+        self.sync_ready(&mut st);
+        drop(st);
+        self.changed.notify_all();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Critical sections are single inserts/removes: a panic elsewhere
         // cannot leave the state half-updated.
@@ -163,21 +191,32 @@ impl Connection {
         R: Read + Send + 'static,
         W: Write + Send + 'static,
     {
-        let inner = Arc::new(Inner {
-            writer: Mutex::new(Box::new(writer)),
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
-            max_events: DEFAULT_EVENT_QUEUE,
-            ready: xenmq_sys::EventFd::new(
-                xenmq_sys::EventfdFlags::NONBLOCK | xenmq_sys::EventfdFlags::CLOEXEC,
-            )?,
-        });
+        let inner = Arc::new(Inner::new(Box::new(writer), None)?);
         let for_reader = inner.clone();
         thread::Builder::new()
             .name("xenstore-client".into())
             .spawn(move || read_loop(reader, &for_reader))?;
         Ok(Connection {
             inner,
+            shutdown: None,
+        })
+    }
+
+    /// A connection with no reader thread: each request reads the transport
+    /// itself, frame by frame, until its reply has come; watch events read
+    /// meanwhile are queued, and [`Store::next_event`] hands out only those
+    /// (it never reads). For a single thread whose transport answers at
+    /// once or reports end of file, such as a test or fuzzing harness
+    /// playing the server; a request blocks in `read` as long as the
+    /// transport does.
+    pub fn inline<R, W>(reader: R, writer: W) -> io::Result<Connection>
+    where
+        R: Read + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        let inner = Inner::new(Box::new(writer), Some(Box::new(reader)))?;
+        Ok(Connection {
+            inner: Arc::new(inner),
             shutdown: None,
         })
     }
@@ -241,6 +280,17 @@ impl Connection {
                 st.waiting.remove(&req_id);
                 return Err(Error::Closed);
             }
+            if let Some(reader) = &inner.inline {
+                drop(st);
+                {
+                    let mut r = reader.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Err(why) = read_frame(&mut *r, inner) {
+                        inner.close(why);
+                    }
+                }
+                st = inner.lock();
+                continue;
+            }
             st = inner
                 .changed
                 .wait(st)
@@ -277,48 +327,50 @@ impl Drop for Connection {
 
 fn read_loop<R: Read>(mut r: R, inner: &Inner) {
     let why = loop {
-        let mut head = [0u8; HEADER_LEN];
-        if r.read_exact(&mut head).is_err() {
-            break "connection closed";
+        if let Err(why) = read_frame(&mut r, inner) {
+            break why;
         }
-        let Ok(hdr) = Header::parse(&head) else {
-            break "short header";
-        };
-        let Ok(len) = hdr.check_len() else {
-            break "oversized message from server";
-        };
-        let mut payload = vec![0; len];
-        if r.read_exact(&mut payload).is_err() {
-            break "connection closed";
-        }
-        let mut st = inner.lock();
-        if hdr.msg_type == u32::from(MsgType::WatchEvent) {
-            let Some([path, token]) = args::first_n::<2>(&payload) else {
-                continue;
-            };
-            if st.events.len() >= inner.max_events {
-                st.dropped = st.dropped.saturating_add(1);
-                continue;
-            }
-            st.events.push_back(WatchEvent {
-                path: String::from_utf8_lossy(path).into_owned(),
-                token: String::from_utf8_lossy(token).into_owned(),
-            });
-            inner.sync_ready(&mut st);
-        } else if let Some(slot) = st.waiting.get_mut(&hdr.req_id) {
-            *slot = Some(Reply {
-                typ: hdr.msg_type,
-                payload,
-            });
-        }
-        // A reply nobody waits for is dropped.
-        inner.changed.notify_all();
     };
+    inner.close(why);
+}
+
+/// Reads one frame from the server and hands it out: a reply to the
+/// request waiting for it, a watch event to the queue. `Err`: why the
+/// connection is over.
+fn read_frame<R: Read + ?Sized>(r: &mut R, inner: &Inner) -> Result<(), &'static str> {
+    let mut head = [0u8; HEADER_LEN];
+    r.read_exact(&mut head).map_err(|_| "connection closed")?;
+    let hdr = Header::parse(&head).map_err(|_| "short header")?;
+    let len = hdr
+        .check_len()
+        .map_err(|_| "oversized message from server")?;
+    let mut payload = vec![0; len];
+    r.read_exact(&mut payload)
+        .map_err(|_| "connection closed")?;
     let mut st = inner.lock();
-    st.closed = Some(why);
-    inner.sync_ready(&mut st);
+    if hdr.msg_type == u32::from(MsgType::WatchEvent) {
+        let Some([path, token]) = args::first_n::<2>(&payload) else {
+            return Ok(());
+        };
+        if st.events.len() >= inner.max_events {
+            st.dropped = st.dropped.saturating_add(1);
+            return Ok(());
+        }
+        st.events.push_back(WatchEvent {
+            path: String::from_utf8_lossy(path).into_owned(),
+            token: String::from_utf8_lossy(token).into_owned(),
+        });
+        inner.sync_ready(&mut st);
+    } else if let Some(slot) = st.waiting.get_mut(&hdr.req_id) {
+        *slot = Some(Reply {
+            typ: hdr.msg_type,
+            payload,
+        });
+    }
+    // A reply nobody waits for is dropped.
     drop(st);
     inner.changed.notify_all();
+    Ok(())
 }
 
 fn no_nul(s: &str) -> Result<&str, Error> {
@@ -414,6 +466,10 @@ impl Store for Connection {
             if st.closed.is_some() {
                 return Err(Error::Closed);
             }
+            // With no reader thread, nothing else will come meanwhile.
+            if self.inner.inline.is_some() {
+                return Ok(None);
+            }
             st = match deadline {
                 None => self
                     .inner
@@ -463,5 +519,37 @@ impl Store for Connection {
             .ok_or(Error::Protocol(wire::Error::Malformed(
                 MsgType::GetDomainPath,
             )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(typ: MsgType, req_id: u32, payload: &[u8]) -> Vec<u8> {
+        wire::encode(typ, req_id, 0, payload).unwrap()
+    }
+
+    #[test]
+    fn an_inline_connection_reads_its_replies_itself() {
+        // A watch event, a stray reply, then the answers to requests 0 and 1.
+        let mut server = frame(MsgType::WatchEvent, 0, b"/a\0tok\0");
+        server.extend(frame(MsgType::Read, 77, b"stray"));
+        server.extend(frame(MsgType::Read, 0, b"value"));
+        server.extend(frame(MsgType::Error, 1, b"ENOENT\0"));
+        let xs = Connection::inline(io::Cursor::new(server), io::sink()).unwrap();
+        assert_eq!(xs.read(Tx::NONE, "/a").unwrap(), b"value");
+        assert!(matches!(
+            xs.read(Tx::NONE, "/b"),
+            Err(Error::Refused(Errno::ENOENT))
+        ));
+        let ev = xs.next_event(None).unwrap().unwrap();
+        assert_eq!((ev.path.as_str(), ev.token.as_str()), ("/a", "tok"));
+        // Nothing more queued, and no thread to wait for: no blocking.
+        assert!(xs.next_event(None).unwrap().is_none());
+        // The transport is at its end: the next request fails, and so do
+        // the later ones.
+        assert!(matches!(xs.read(Tx::NONE, "/c"), Err(Error::Closed)));
+        assert!(matches!(xs.next_event(None), Err(Error::Closed)));
     }
 }
