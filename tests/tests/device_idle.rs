@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use driver_support::World;
+use driver_support::{switches, tid, World};
 use xenmq::xenbus::State;
 use xenmq_examples::echo::{Echo, EchoBack, EchoFront, Ping};
 use xenmq_runtime::device::sim::{attach, SimBack, SimFront};
@@ -25,25 +25,6 @@ const IDLE: Duration = Duration::from_millis(1500);
 /// Time for the last handshake events to settle before counting.
 const SETTLE: Duration = Duration::from_millis(200);
 const T: Duration = Duration::from_secs(10);
-
-/// This thread's id, as `/proc/self/task/<tid>` names it.
-fn tid() -> u32 {
-    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
-    let name = link.file_name().expect("a task id").to_string_lossy();
-    name.parse().expect("a task id is a number")
-}
-
-/// The voluntary context switches of thread `tid` of this process: each
-/// time it slept and was woken.
-fn switches(tid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
-        .expect("the serving thread is alive");
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .expect("the kernel reports voluntary context switches");
-    line.trim().parse().expect("a count")
-}
 
 /// Both counts of an idle window.
 fn idle_window(wakes: &AtomicU64, tid: u32) -> (u64, u64) {

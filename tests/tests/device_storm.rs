@@ -17,7 +17,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use driver_support::World;
+use driver_support::{cpu, tid, World};
 use xenmq::evtchn::Channel as _;
 use xenmq::xenbus::State;
 use xenmq_examples::echo::{Echo, EchoBack, EchoFront, Ping};
@@ -29,26 +29,6 @@ use xenmq_runtime::xenstore::Connection;
 const T: Duration = Duration::from_secs(10);
 /// How long the storm lasts.
 const STORM: Duration = Duration::from_secs(2);
-
-/// This thread's id, as `/proc/self/task/<tid>` names it.
-fn tid() -> u32 {
-    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
-    let name = link.file_name().expect("a task id").to_string_lossy();
-    name.parse().expect("a task id is a number")
-}
-
-/// Thread `tid`'s time on a CPU so far (the scheduler's statistics).
-fn cpu(tid: u32) -> Duration {
-    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
-        .expect("the serving thread is alive");
-    let ns = s
-        .split_whitespace()
-        .next()
-        .expect("run time")
-        .parse()
-        .expect("ns");
-    Duration::from_nanos(ns)
-}
 
 fn ping(front: &mut SimFront<Echo, EchoFront>, seq: u32) -> Duration {
     let t = Instant::now();

@@ -166,3 +166,35 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// This thread's id, as `/proc/self/task/<tid>` names it.
+pub fn tid() -> u32 {
+    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    let name = link.file_name().expect("a task id").to_string_lossy();
+    name.parse().expect("a task id is a number")
+}
+
+/// The voluntary context switches of thread `tid` of this process: each
+/// time it slept and was woken.
+pub fn switches(tid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+        .expect("the serving thread is alive");
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .expect("the kernel reports voluntary context switches");
+    line.trim().parse().expect("a count")
+}
+
+/// Thread `tid`'s time on a CPU so far (the scheduler's statistics).
+pub fn cpu(tid: u32) -> Duration {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .expect("the serving thread is alive");
+    let ns = s
+        .split_whitespace()
+        .next()
+        .expect("run time")
+        .parse()
+        .expect("ns");
+    Duration::from_nanos(ns)
+}
