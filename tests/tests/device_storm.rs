@@ -232,7 +232,7 @@ fn check(bounded: &Figures, unbounded: &Figures) {
         bounded.share * 100.0
     );
     assert!(
-        bounded.share * 3.0 < unbounded.share,
+        bounded.share * 2.0 < unbounded.share,
         "the bound saved too little: {:.1}% vs {:.1}% without it",
         bounded.share * 100.0,
         unbounded.share * 100.0
