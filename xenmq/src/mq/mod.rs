@@ -478,8 +478,8 @@ impl Spec {
         let quota = num("quota", read("quota")?)?;
         let mode = Mode::parse(read("mode")?.trim())
             .ok_or_else(|| malformed("mode", "neither fan-out nor compete"))?;
-        let senders =
-            parse_domids(&read("senders")?).ok_or_else(|| malformed("senders", "not domain ids"))?;
+        let senders = parse_domids(&read("senders")?)
+            .ok_or_else(|| malformed("senders", "not domain ids"))?;
         let receivers = parse_domids(&read("receivers")?)
             .ok_or_else(|| malformed("receivers", "not domain ids"))?;
         let spec = Spec {

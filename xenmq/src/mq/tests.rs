@@ -46,7 +46,10 @@ fn names() {
         assert!(!valid_name(bad), "{bad:?}");
     }
     assert_eq!(path("q"), "/xenmq/mq/q");
-    assert_eq!(member_path("q", Role::Receiver, 3), "/xenmq/mq/q/receiver/3");
+    assert_eq!(
+        member_path("q", Role::Receiver, 3),
+        "/xenmq/mq/q/receiver/3"
+    );
     assert_eq!(link_path("q", 2, 0), "/xenmq/mq/q/sender/2/0");
 }
 
@@ -58,7 +61,11 @@ fn spec_round_trips_through_its_nodes() {
     assert_eq!(s.expect::<Metric>(), Ok(()));
     assert!(matches!(
         s.expect::<Other>(),
-        Err(Error::Fingerprint { expected_size: 16, found_size: 16, .. })
+        Err(Error::Fingerprint {
+            expected_size: 16,
+            found_size: 16,
+            ..
+        })
     ));
     assert!(s.permits(1, Role::Sender) && !s.permits(0, Role::Sender));
     assert!(s.permits(0, Role::Receiver) && !s.permits(2, Role::Receiver));
@@ -87,7 +94,11 @@ fn malformed_nodes_are_named() {
         };
         match parse("metrics", &n) {
             Err(Error::Malformed { key: k, name, .. }) => {
-                assert_eq!((k.as_str(), name.as_str()), (named, "metrics"), "{key}={value:?}")
+                assert_eq!(
+                    (k.as_str(), name.as_str()),
+                    (named, "metrics"),
+                    "{key}={value:?}"
+                )
             }
             other => panic!("{key}={value:?}: {other:?}"),
         }
@@ -99,12 +110,42 @@ fn malformed_nodes_are_named() {
 fn specs_that_make_no_queue_are_refused() {
     let bad = |r: Result<Spec, Error>| matches!(r, Err(Error::BadSpec { .. }));
     // 3 senders cannot each have a share of a capacity of 2.
-    assert!(bad(Spec::new::<Metric>("q", 2, Mode::FanOut, vec![1, 2, 3], vec![0])));
-    assert!(bad(Spec::new::<Metric>("q", 8, Mode::FanOut, vec![], vec![0])));
-    assert!(bad(Spec::new::<Metric>("q", 8, Mode::FanOut, vec![1], vec![])));
-    assert!(bad(Spec::new::<Metric>("q", 8, Mode::Compete, vec![1], vec![0x7ff0])));
+    assert!(bad(Spec::new::<Metric>(
+        "q",
+        2,
+        Mode::FanOut,
+        vec![1, 2, 3],
+        vec![0]
+    )));
+    assert!(bad(Spec::new::<Metric>(
+        "q",
+        8,
+        Mode::FanOut,
+        vec![],
+        vec![0]
+    )));
+    assert!(bad(Spec::new::<Metric>(
+        "q",
+        8,
+        Mode::FanOut,
+        vec![1],
+        vec![]
+    )));
+    assert!(bad(Spec::new::<Metric>(
+        "q",
+        8,
+        Mode::Compete,
+        vec![1],
+        vec![0x7ff0]
+    )));
     // No 16-page ring holds 100 slots of 1 KiB.
-    assert!(bad(Spec::new::<Huge>("q", 100, Mode::FanOut, vec![1], vec![0])));
+    assert!(bad(Spec::new::<Huge>(
+        "q",
+        100,
+        Mode::FanOut,
+        vec![1],
+        vec![0]
+    )));
     assert!(Spec::new::<Huge>("q", 32, Mode::FanOut, vec![1], vec![0]).is_ok());
     assert!(matches!(
         Spec::new::<Metric>("no/slash", 8, Mode::FanOut, vec![1], vec![0]),
@@ -127,7 +168,10 @@ fn ring_pages_agree_with_the_ring() {
             native_slots(core::mem::size_of::<Huge>(), pages * PAGE_SIZE),
             ring_slots::<Huge>(pages)
         );
-        assert_eq!(native_slots(16, pages * PAGE_SIZE), ring_slots::<Metric>(pages));
+        assert_eq!(
+            native_slots(16, pages * PAGE_SIZE),
+            ring_slots::<Metric>(pages)
+        );
     }
 }
 
@@ -154,7 +198,10 @@ fn links_are_checked() {
     ] {
         let mut m = n.clone();
         m.insert(key.to_string(), value.to_string());
-        assert!(Link::parse(&s, &mut |k| m.get(k).cloned()).is_err(), "{key}={value}");
+        assert!(
+            Link::parse(&s, &mut |k| m.get(k).cloned()).is_err(),
+            "{key}={value}"
+        );
     }
 }
 
