@@ -398,7 +398,7 @@ impl Spec {
     pub fn ring_pages(&self) -> Option<usize> {
         let slot = (self.message_size as usize).max(core::mem::size_of::<Ack>());
         (0..=MAX_PAGE_ORDER).map(|o| 1usize << o).find(|&pages| {
-            native_slots(slot, pages.checked_mul(PAGE_SIZE).unwrap_or(usize::MAX))
+            native_slots(slot, pages.saturating_mul(PAGE_SIZE))
                 .is_some_and(|n| n >= self.quota)
         })
     }
@@ -510,8 +510,9 @@ fn native_slots(slot: usize, bytes: usize) -> Option<u32> {
     if n == 0 {
         return None;
     }
-    // The largest power of two not above n.
-    let pow = 1usize << (usize::BITS - 1 - n.leading_zeros());
+    // The largest power of two not above n (n >= 1).
+    let pow = n.checked_next_power_of_two()?;
+    let pow = if pow == n { pow } else { pow.checked_div(2)? };
     u32::try_from(pow).ok()
 }
 
