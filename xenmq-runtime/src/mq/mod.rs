@@ -210,13 +210,7 @@ pub fn create<S: Store>(store: &S, spec: &Spec) -> Result<(), Error> {
     })
     .map_err(|e| refusal(name, 0, "create queues", e))?
     .then_some(())
-    .ok_or_else(|| {
-        xenmq::mq::Error::BadSpec {
-            name: name.into(),
-            why: "a queue of that name exists".into(),
-        }
-        .into()
-    })
+    .ok_or_else(|| xenmq::mq::Error::Exists { name: name.into() }.into())
 }
 
 /// Removes queue `name` and everything its members published. Members

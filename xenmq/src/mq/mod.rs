@@ -236,6 +236,12 @@ pub enum Error {
         /// The queue.
         name: String,
     },
+    /// A queue of that name exists already.
+    #[error("queue {name:?}: a queue of that name exists")]
+    Exists {
+        /// The queue.
+        name: String,
+    },
     /// The queue was removed.
     #[error("queue {name:?} was removed")]
     Removed {
@@ -398,8 +404,7 @@ impl Spec {
     pub fn ring_pages(&self) -> Option<usize> {
         let slot = (self.message_size as usize).max(core::mem::size_of::<Ack>());
         (0..=MAX_PAGE_ORDER).map(|o| 1usize << o).find(|&pages| {
-            native_slots(slot, pages.saturating_mul(PAGE_SIZE))
-                .is_some_and(|n| n >= self.quota)
+            native_slots(slot, pages.saturating_mul(PAGE_SIZE)).is_some_and(|n| n >= self.quota)
         })
     }
 
