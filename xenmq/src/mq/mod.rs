@@ -2,7 +2,7 @@
 //!
 //! A queue is a node in Xenstore under [`ROOT`], made by a privileged
 //! domain (dom0, `xenmq mq create`), holding the queue's message type (its
-//! [`Message::FINGERPRINT`](crate::wire::Message::FINGERPRINT) and size),
+//! [`Message::FINGERPRINT`] and size),
 //! its capacity, the per-sender quota, its [`Mode`] and its access list.
 //! Domains on the list open it by name as a sender or a receiver; the
 //! runtime (`xenmq_runtime::mq`) does the I/O, this module says what the
