@@ -317,3 +317,52 @@ fn a_departed_sender_is_drained_then_closed_and_late_receivers_start_now() {
     drop(rx);
     let _ = &f.host;
 }
+
+#[test]
+fn ping_pong_through_two_queues() {
+    let f = Fixture::new("mq-pingpong");
+    let (a, b) = (f.guest(), f.guest());
+    f.create("ping", 8, Mode::FanOut, vec![a], vec![b]);
+    f.create("pong", 8, Mode::FanOut, vec![b], vec![a]);
+    let (b_rx, b_tx) = (f.env(b), f.env(b));
+    let echo = std::thread::spawn(move || {
+        let mut rx = Rx::open(b_rx, "ping").unwrap();
+        let mut tx = Tx::open(b_tx, "pong").unwrap();
+        for _ in 0..100 {
+            let got = rx.recv_timeout(T).unwrap();
+            tx.send_timeout(&got.msg, T).unwrap();
+        }
+        // Every answer is acknowledged without another `recv`.
+        tx.sync(T).unwrap();
+    });
+    let mut rx = Rx::open(f.env(a), "pong").unwrap();
+    let mut tx = Tx::open(f.env(a), "ping").unwrap();
+    for i in 0..100 {
+        tx.send_timeout(&msg(i, 0), T).unwrap();
+        assert_eq!(rx.recv_timeout(T).unwrap().msg.seq, i);
+    }
+    echo.join().unwrap();
+}
+
+#[test]
+fn queued_messages_go_out_on_flush_or_drop() {
+    let f = Fixture::new("mq-queue");
+    let s = f.guest();
+    f.create("q", 64, Mode::FanOut, vec![s], vec![0]);
+    let mut rx = Rx::open(f.env(0), "q").unwrap();
+    let mut tx = Tx::open(f.env(s), "q").unwrap();
+    rx.refresh().unwrap();
+    for i in 0..3 {
+        tx.queue(&msg(i, 0)).unwrap();
+    }
+    // Not published yet.
+    assert_eq!(rx.try_recv_event().unwrap(), None);
+    tx.flush().unwrap();
+    for i in 0..3 {
+        assert_eq!(rx.recv_timeout(T).unwrap().msg.seq, i);
+    }
+    // A sender dropped with messages queued publishes them first.
+    tx.queue(&msg(3, 0)).unwrap();
+    drop(tx);
+    assert_eq!(rx.recv_timeout(T).unwrap().msg.seq, 3);
+}

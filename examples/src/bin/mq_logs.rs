@@ -83,7 +83,7 @@ impl Body for Publish {
             let ms = (seq * 37 + u64::from(p.domid()) * 11) % 250;
             tx.send(&Line::new(seq, level, &format!("GET /item/{seq} served in {ms} ms")))?;
         }
-        tx.flush(Some(std::time::Duration::from_secs(30)))?;
+        tx.sync(Some(std::time::Duration::from_secs(30)))?;
         Ok(())
     }
 }

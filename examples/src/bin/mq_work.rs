@@ -93,7 +93,7 @@ impl Body for Work {
             answers.send(&Answer { id: msg.id, n: msg.n, steps: collatz(msg.n) })?;
             done += 1;
         }
-        answers.flush(Some(Duration::from_secs(30)))?;
+        answers.sync(Some(Duration::from_secs(30)))?;
         println!("answered {done} jobs");
         Ok(())
     }

@@ -82,7 +82,7 @@ fn send(sim: &Sim, queue: &str, count: u64, claim: u64) -> Result<(), Fail> {
             claimed: claim,
         })?;
     }
-    tx.flush(Some(Duration::from_secs(60)))?;
+    tx.sync(Some(Duration::from_secs(60)))?;
     println!("sent {}", tx.sent());
     Ok(())
 }

@@ -302,7 +302,11 @@ where
                     }
                     inn.unacked += 1;
                     inn.count += 1;
-                    if inn.unacked >= ack_every {
+                    // Acknowledge per batch: every quarter quota, and when
+                    // the ring is drained, so that a sender waiting for
+                    // room (or in `flush`) is never kept waiting by an
+                    // acknowledgement held back.
+                    if inn.unacked >= ack_every || !inn.ring.has_requests().unwrap_or(true) {
                         self.ack(i);
                     }
                     // Fairness: at most `quota` from one sender in a row.
@@ -339,6 +343,10 @@ where
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<Option<Delivery<M>>, Error> {
+        // The clock is read only when nothing is waiting.
+        if let Some(ev) = self.try_recv_event()? {
+            return Ok(Some(ev));
+        }
         let until = deadline(timeout);
         loop {
             if let Some(ev) = self.try_recv_event()? {
@@ -366,6 +374,9 @@ where
     /// The next message, waiting at most `timeout`; departures are
     /// skipped (see [`recv_event`](Receiver::recv_event) to see them).
     pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Received<M>, Error> {
+        if let Some(Delivery::Message { from, msg }) = self.try_recv_event()? {
+            return Ok(Received { from, msg });
+        }
         let until = deadline(timeout);
         loop {
             match self.recv_event_timeout(left(until))? {

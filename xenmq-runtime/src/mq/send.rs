@@ -29,6 +29,8 @@ struct Out<M: Message, G: Grants, C> {
     ring: Front<M, Ack>,
     chan: C,
     credit: Credit,
+    /// Messages produced and not yet published.
+    queued: bool,
     receiver: DomId,
     _pages: G::Shared,
 }
@@ -182,6 +184,7 @@ where
             ring,
             chan,
             credit: Credit::new(self.base.spec.quota),
+            queued: false,
             receiver,
             _pages: shared,
         });
@@ -237,25 +240,15 @@ where
         }
     }
 
-    /// Puts `msg` on channel `i` and notifies if the receiver sleeps.
+    /// Writes `msg` into channel `i`'s ring (published by `flush`).
     fn put(&mut self, i: usize, msg: &M) -> Result<(), Error> {
         let Some(out) = self.outs.get_mut(i) else {
             return Ok(());
         };
-        let pushed = out
-            .ring
-            .produce_request(msg)
-            .and_then(|()| out.ring.push_requests());
-        match pushed {
-            Ok(notify) => {
+        match out.ring.produce_request(msg) {
+            Ok(()) => {
                 out.credit.take();
-                if notify {
-                    if let Err(evtchn::Error::PeerClosed) = out.chan.notify() {
-                        // The receiver is gone: what it did not take is
-                        // lost with it, as its own choice to leave.
-                        self.drop_out(i);
-                    }
-                }
+                out.queued = true;
                 Ok(())
             }
             Err(e) => {
@@ -263,6 +256,38 @@ where
                 Err(e.into())
             }
         }
+    }
+
+    /// Publishes the messages [`queue`](Sender::queue)d, one index store
+    /// per receiver, and notifies the receivers that sleep.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        let mut i = 0;
+        while i < self.outs.len() {
+            let Some(out) = self.outs.get_mut(i) else {
+                break;
+            };
+            if !std::mem::take(&mut out.queued) {
+                i += 1;
+                continue;
+            }
+            match out.ring.push_requests() {
+                Ok(true) => {
+                    if let Err(evtchn::Error::PeerClosed) = out.chan.notify() {
+                        // The receiver is gone: what it did not take is
+                        // lost with it, as its own choice to leave.
+                        self.drop_out(i);
+                        continue;
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.drop_out(i);
+                    return Err(e.into());
+                }
+            }
+            i += 1;
+        }
+        Ok(())
     }
 
     /// Whether channel `i` has room, after taking its acknowledgements.
@@ -277,6 +302,18 @@ where
     /// Sends `msg` if there is room now: to every receiver
     /// ([`Mode::FanOut`]) or to the next one with room ([`Mode::Compete`]).
     pub fn try_send(&mut self, msg: &M) -> Result<(), Error> {
+        let queued = self.queue(msg);
+        // Published even when this one found no room: what was queued
+        // before must reach the receivers that are to make room.
+        self.flush()?;
+        queued
+    }
+
+    /// As [`try_send`](Sender::try_send), without publishing: the message
+    /// goes out with the next [`flush`](Sender::flush) (or send), so that a
+    /// batch costs one index store and at most one notification per
+    /// receiver.
+    pub fn queue(&mut self, msg: &M) -> Result<(), Error> {
         self.since_look = self.since_look.wrapping_add(1);
         if self.since_look >= LOOK_EVERY || self.outs.is_empty() {
             self.look()?;
@@ -335,11 +372,12 @@ where
         Ok(())
     }
 
-    /// Waits until every receiver took every message sent to it (at most
-    /// `timeout`; `None`: for ever). A sender that closes without it may
-    /// leave messages that a receiver which had not mapped its channel yet
-    /// never sees.
-    pub fn flush(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+    /// Publishes what is queued, then waits until every receiver took
+    /// every message sent to it (at most `timeout`; `None`: for ever). A
+    /// sender that closes without it may leave messages that a receiver
+    /// which had not mapped its channel yet never sees.
+    pub fn sync(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        self.flush()?;
         let until = deadline(timeout);
         loop {
             let mut i = 0;
@@ -366,17 +404,23 @@ where
     /// Sends `msg`, waiting at most `timeout` (`None`: for ever) for room;
     /// [`Timeout`](xenmq::mq::Error::Timeout) after that.
     pub fn send_timeout(&mut self, msg: &M, timeout: Option<Duration>) -> Result<(), Error> {
+        // The clock is read only when there is no room.
+        match self.try_send(msg) {
+            Err(Error::Queue(xenmq::mq::Error::Full { .. }))
+            | Err(Error::Queue(xenmq::mq::Error::NoReceiver { .. })) => {}
+            other => return other,
+        }
         let until = deadline(timeout);
         loop {
+            if left(until) == Some(Duration::ZERO) {
+                return Err(self.base.err(|name| xenmq::mq::Error::Timeout { name }));
+            }
+            self.wait(left(until))?;
             match self.try_send(msg) {
                 Err(Error::Queue(xenmq::mq::Error::Full { .. }))
                 | Err(Error::Queue(xenmq::mq::Error::NoReceiver { .. })) => {}
                 other => return other,
             }
-            if left(until) == Some(Duration::ZERO) {
-                return Err(self.base.err(|name| xenmq::mq::Error::Timeout { name }));
-            }
-            self.wait(left(until))?;
         }
     }
 
@@ -446,6 +490,12 @@ where
 
 impl<M: Message, S: xenmq::xenstore::Store, G: Grants, E: Events> Drop for Sender<M, S, G, E> {
     fn drop(&mut self) {
+        // Queued messages go out: a sender never drops one silently.
+        for out in &mut self.outs {
+            if std::mem::take(&mut out.queued) && matches!(out.ring.push_requests(), Ok(true)) {
+                let _ = out.chan.notify();
+            }
+        }
         self.base.publish_count("sent", true);
         for out in &self.outs {
             let dir = xenmq::mq::link_path(self.base.name(), self.base.domid, out.receiver);
