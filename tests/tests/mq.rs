@@ -366,3 +366,50 @@ fn queued_messages_go_out_on_flush_or_drop() {
     drop(tx);
     assert_eq!(rx.recv_timeout(T).unwrap().msg.seq, 3);
 }
+
+#[test]
+fn a_member_hiding_its_node_hurts_only_itself() {
+    let f = Fixture::new("mq-hide");
+    let (good, bad, r1, r2) = (f.guest(), f.guest(), f.guest(), f.guest());
+    f.create("q", 16, Mode::FanOut, vec![good, bad], vec![r1, r2]);
+    use xenmq::xenstore::perms::{Mode as P, Perms};
+    use xenmq::xenstore::{Store, Tx as XTx};
+    // Members may change the permissions of the nodes they own.
+    let hide = |domid: DomId, node: &str| {
+        let perms = Perms::new(u32::from(domid), P::None);
+        f.env(domid)
+            .store
+            .set_perms(XTx::NONE, node, &perms)
+            .unwrap();
+    };
+    let mut rx = Rx::open(f.env(r1), "q").unwrap();
+    // A receiver that hides its generation from the senders...
+    let _r2 = Rx::open(f.env(r2), "q").unwrap();
+    hide(r2, &format!("/xenmq/mq/q/receiver/{r2}"));
+    hide(r2, &format!("/xenmq/mq/q/receiver/{r2}/generation"));
+    // ... and a sender that hides its channels from the receivers.
+    let mut tb = Tx::open(f.env(bad), "q").unwrap();
+    hide(bad, &format!("/xenmq/mq/q/sender/{bad}"));
+    for child in [
+        "/sent",
+        "/{r1}",
+        "/{r1}/ring-ref",
+        "/{r1}/event-channel",
+        "/{r1}/generation",
+    ] {
+        hide(
+            bad,
+            &format!(
+                "/xenmq/mq/q/sender/{bad}{}",
+                child.replace("{r1}", &r1.to_string())
+            ),
+        );
+    }
+    let mut tg = Tx::open(f.env(good), "q").unwrap();
+    assert_eq!(tg.receivers(), vec![r1], "the hidden receiver is skipped");
+    tg.send_timeout(&msg(1, 0), T).unwrap();
+    let _ = tb.try_send(&msg(2, 0));
+    // The receiver still serves the sender it can see.
+    let got = rx.recv_timeout(T).unwrap();
+    assert_eq!((got.from, got.msg.seq), (good, 1));
+}

@@ -182,8 +182,15 @@ where
                     None
                 }
             });
-            if let Some(e) = failed {
-                return Err(e.into());
+            // A sender's node this receiver may not read (its owner can
+            // change its permissions) is that sender's loss, not the
+            // queue's; a connection that broke is everyone's.
+            match failed {
+                Some(
+                    e @ (xenmq::xenstore::Error::Closed | xenmq::xenstore::Error::Transport(_)),
+                ) => return Err(e.into()),
+                Some(_) => continue,
+                None => {}
             }
             // Absent, half-written or malformed: not a channel (yet). A
             // channel for another generation is stale.

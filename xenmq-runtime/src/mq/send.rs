@@ -145,7 +145,16 @@ where
         let receivers = self.base.spec.receivers.clone();
         for r in receivers {
             let node = xenmq::mq::member_path(self.base.name(), Role::Receiver, r);
-            let generation = read_opt(&self.base.store, Tx::NONE, &format!("{node}/generation"))?;
+            // A receiver's node this sender may not read (its owner can
+            // change its permissions) is that receiver's loss alone.
+            let generation =
+                match read_opt(&self.base.store, Tx::NONE, &format!("{node}/generation")) {
+                    Ok(g) => g,
+                    Err(e @ (xenstore::Error::Closed | xenstore::Error::Transport(_))) => {
+                        return Err(e.into())
+                    }
+                    Err(_) => continue,
+                };
             // A malformed generation is a receiver that cannot be served:
             // skipped, not trusted.
             let Some(generation) = xenmq::mq::parse_generation(generation.as_deref()) else {
