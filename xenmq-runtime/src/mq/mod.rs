@@ -208,9 +208,19 @@ pub fn create<S: Store>(store: &S, spec: &Spec) -> Result<(), Error> {
         }
         Ok(true)
     })
-    .map_err(|e| refusal(name, 0, "create queues", e))?
+    .map_err(|e| refusal(name, own_domid(store), "create queues", e))?
     .then_some(())
     .ok_or_else(|| xenmq::mq::Error::Exists { name: name.into() }.into())
+}
+
+/// This connection's domain, as its `domid` key says (0 if it says
+/// nothing: dom0's own tree may lack it).
+fn own_domid<S: Store>(store: &S) -> DomId {
+    store
+        .read_string(Tx::NONE, "domid")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Removes queue `name` and everything its members published. Members
@@ -222,10 +232,10 @@ pub fn remove<S: Store>(store: &S, name: &str) -> Result<(), Error> {
     let dir = xenmq::mq::path(name);
     store
         .read(Tx::NONE, &dir)
-        .map_err(|e| refusal(name, 0, "read the queue", e))?;
+        .map_err(|e| refusal(name, own_domid(store), "read the queue", e))?;
     store
         .rm(Tx::NONE, &dir)
-        .map_err(|e| refusal(name, 0, "remove the queue", e))?;
+        .map_err(|e| refusal(name, own_domid(store), "remove the queue", e))?;
     Ok(())
 }
 
