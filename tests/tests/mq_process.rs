@@ -187,7 +187,12 @@ fn eight_senders_one_receiver_a_killed_and_a_hostile_sender() {
             let d: DomId = d.parse().unwrap();
             closed.insert(d, f == "1");
             if d == killed {
-                // The receiver let go of the dead sender's pages.
+                // The receiver let go of the dead sender's pages (its
+                // unmap reaches the host a moment after it says so).
+                let until = Instant::now() + Duration::from_secs(5);
+                while used(killed) != Some((0, 0, 0)) && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 assert_eq!(
                     used(killed),
                     Some((0, 0, 0)),
