@@ -11,4 +11,5 @@ pub mod blk;
 pub mod demo;
 pub mod echo;
 pub mod launch;
+pub mod members;
 pub mod vkv;

@@ -42,3 +42,18 @@ pub fn run_dir(tag: &str) -> RunDir {
         .unwrap_or_else(|e| panic!("cannot create a run directory for {tag}: {e}"));
     RunDir(dir)
 }
+
+/// What the named-queue tests send: a sequence number per sender and the
+/// sender the message claims to come from (which the receiver must not
+/// trust: it knows the true one from the channel).
+pub mod mq {
+    /// One test message.
+    #[xenmq::message]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Seq {
+        /// The sender's sequence number, from 0.
+        pub seq: u64,
+        /// The domain the message claims to come from.
+        pub claimed: u64,
+    }
+}

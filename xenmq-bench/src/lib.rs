@@ -110,6 +110,7 @@
 #[cfg(xenmq_cring)]
 mod cring;
 pub mod floor;
+pub mod mq;
 pub mod options;
 pub mod peer;
 pub mod proto;

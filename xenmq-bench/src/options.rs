@@ -27,6 +27,10 @@ Figures are named CONTENDER.MODE.WAIT[.4p].FIGURE:
            ring-*/driver-* (ns per request through both ends of a ring on one CPU,
            raw ring or Client/Server), threads-* (the same with the backend in a thread
            on the other CPU)
+  mq.*     a named queue (xenmq_runtime::mq) between two simulated domains, one
+           thread each on the two CPUs: tput (one sender, one receiver, rate),
+           lat (a message there and one back through a second queue), fanin.N
+           (N senders in N domains into one receiver, rate in all)
 Ratios (x) are to c-ring, of the medians shown: this contender's median / c-ring's.
 Higher is better for rate and bw, lower for p50, p99 and notify; n/a where c-ring's
 median is 0 or missing.";
@@ -86,6 +90,9 @@ pub struct Args {
     /// the machine to get there (up to a limit): one placement's figures
     #[arg(long, value_name = "LO..HI", value_parser = parse_band)]
     pub probe_ns: Option<(f64, f64)>,
+    /// Leave out the named-queue figures (mq.*; also left out with --only)
+    #[arg(long)]
+    pub no_mq: bool,
     /// What `cargo bench` passes; ignored
     #[arg(long, hide = true)]
     pub bench: bool,
@@ -197,6 +204,7 @@ impl Args {
         o.plot = self.plot.clone();
         o.progress = !self.no_progress;
         o.probe_band = self.probe_ns;
+        o.mq = o.mq && !self.no_mq && self.only.is_empty();
         o
     }
 }
@@ -230,6 +238,8 @@ pub struct Options {
     /// this band, in ns (`--probe-ns LO..HI`): the figures of one placement
     /// of the two CPUs.
     pub probe_band: Option<(f64, f64)>,
+    /// Measure the named queue (`mq.*`) beside the rings.
+    pub mq: bool,
 }
 
 impl Options {
@@ -253,6 +263,7 @@ impl Options {
             plot: None,
             progress: true,
             probe_band: None,
+            mq: true,
         }
     }
 

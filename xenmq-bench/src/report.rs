@@ -263,8 +263,44 @@ pub fn table(out: &mut impl Write, figs: &Figures, opts: &Options) -> io::Result
             fmt_value(f.unit, max)
         )?;
     }
+    let queue: Vec<&Figure> = figs.iter().filter(|f| f.name.starts_with("mq.")).collect();
+    if !queue.is_empty() {
+        writeln!(
+            out,
+            "\nnamed queue (mq), ratios to the per-device ring (xenmq-native, 1 page, spin) and c-ring:"
+        )?;
+        for f in queue {
+            let (med, min, max) = f.stats();
+            let mut line = format!(
+                "{:<22} {:<8} {} [{}..{}]",
+                f.name.trim_start_matches("mq."),
+                unit_label(f.unit),
+                fmt_value(f.unit, med),
+                fmt_value(f.unit, min),
+                fmt_value(f.unit, max)
+            );
+            if let Some(row) = mq_peer_row(&f.name) {
+                for peer in ["xenmq-native", "c-ring"] {
+                    if let Some((r, _, _)) = ratio(figs, &f.name, &format!("{peer}.{row}")) {
+                        let _ = write!(line, "  {r:.2}x {peer}");
+                    }
+                }
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
     writeln!(out, "\n{}", crate::options::LEGEND)?;
     Ok(())
+}
+
+/// The ring figure an `mq.*` figure compares with.
+fn mq_peer_row(name: &str) -> Option<&'static str> {
+    match name {
+        "mq.tput.rate" => Some("tput.spin.rate"),
+        "mq.lat.p50" => Some("lat.spin.p50"),
+        "mq.lat.p99" => Some("lat.spin.p99"),
+        _ => None,
+    }
 }
 
 /// A target: a ratio the xenmq contenders aim for, evaluated on medians.
@@ -353,6 +389,20 @@ pub fn evaluate(figs: &Figures) -> Vec<Target> {
             false,
         );
     }
+    cmp(
+        "mq tput.rate >= 0.95x xenmq-native tput.spin.rate".into(),
+        "mq.tput.rate".into(),
+        "xenmq-native.tput.spin.rate",
+        0.95,
+        true,
+    );
+    cmp(
+        "mq lat.p50 <= 1.05x xenmq-native lat.spin.p50".into(),
+        "mq.lat.p50".into(),
+        "xenmq-native.lat.spin.p50",
+        1.05,
+        false,
+    );
     t
 }
 

@@ -364,7 +364,7 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
         on: opts.progress,
         tty: opts.progress && std::io::stderr().is_terminal(),
         done: 0,
-        total: opts.reps as usize * (4 + combos.len() * opts.impls.len()),
+        total: opts.reps as usize * (4 + combos.len() * opts.impls.len() + usize::from(opts.mq)),
         reps: opts.reps,
         started: Instant::now(),
     };
@@ -440,6 +440,10 @@ pub fn run(opts: &Options) -> Result<Figures, Error> {
                 }
                 Ok(())
             })?;
+        }
+        if opts.mq {
+            progress.step(rep, "mq", false);
+            crate::mq::measure(opts, cpus, &mut fr.figs, &mut fr.lat)?;
         }
     }
     if progress.tty {

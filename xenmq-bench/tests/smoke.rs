@@ -85,6 +85,14 @@ fn tiny_full_run_writes_every_figure() {
             }
         }
     }
+    for n in ["mq.tput.rate", "mq.lat.p50", "mq.lat.p99"]
+        .into_iter()
+        .map(String::from)
+        .chain([1, 2, 4, 8].map(|k| format!("mq.fanin.{k}.rate")))
+    {
+        assert!(names.contains(&n), "{n} missing from {text}");
+    }
+    assert!(stdout.contains("named queue (mq)"), "{stdout}");
     assert!(names.iter().any(|n| n == "floor.memcpy.bw"));
     assert!(names.iter().any(|n| n == "floor.cacheline.p50"));
     for f in figures {

@@ -55,7 +55,7 @@ impl Xenstore {
         PathBuf::from("/dev/xen/xenbus")
     }
 
-    fn connect(&self) -> Result<Connection, Failure> {
+    pub(crate) fn connect(&self) -> Result<Connection, Failure> {
         let path = self.resolve();
         let is_socket = {
             use std::os::unix::fs::FileTypeExt;

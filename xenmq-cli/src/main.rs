@@ -13,6 +13,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod demo;
 mod device;
 mod fail;
+mod mq;
 mod new;
 mod sim;
 
@@ -49,6 +50,8 @@ enum Verb {
     Detach(device::DetachArgs),
     /// List every device in a Xenstore: both ends' states, protocol, ring
     Status(device::StatusArgs),
+    /// Create, list, inspect and remove named message queues
+    Mq(mq::Args),
     /// Run a program in dom0 and one in a domU on real Xen under qemu
     Lab(xenmq_lab::cli::Args),
     /// Turn a C ring protocol header into a Rust module of xenmq messages
@@ -118,6 +121,7 @@ impl Verb {
         match self {
             Verb::Status(a) => a.json,
             Verb::Sim(a) => a.json(),
+            Verb::Mq(a) => a.json(),
             _ => false,
         }
     }
@@ -130,6 +134,7 @@ fn run(verb: Verb) -> Result<ExitCode, Failure> {
         Verb::Attach(a) => device::attach(a),
         Verb::Detach(a) => device::detach(a),
         Verb::Status(a) => device::status(a),
+        Verb::Mq(a) => mq::main(a),
         Verb::Lab(a) => Ok(xenmq_lab::cli::main(a)),
         Verb::Kmod(xenmq_kmod::cli::Verb::Build(a)) => {
             let module = a

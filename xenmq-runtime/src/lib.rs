@@ -26,6 +26,7 @@ pub mod device;
 #[cfg(feature = "linux")]
 pub mod linux;
 pub mod log;
+pub mod mq;
 pub mod platform;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -70,6 +70,7 @@ pub mod driver;
 pub mod error;
 pub mod evtchn;
 pub mod grant;
+pub mod mq;
 pub mod ring;
 pub mod shm;
 pub mod sync;
