@@ -177,7 +177,7 @@ impl<S: Store, G: Grants, E: Events> Env<S, G, E> {
 }
 
 /// A number that differs between incarnations of a device end.
-fn instance() -> u64 {
+pub(crate) fn instance() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()

@@ -425,19 +425,8 @@ fn left(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()))
 }
 
-/// A number that differs between incarnations of a member.
+/// A number that differs between incarnations of a member (a device
+/// end's instance number, kept within 63 bits).
 fn generation() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    // Relaxed: only uniqueness within the process matters.
-    let n = COUNT.fetch_add(1, Ordering::Relaxed);
-    xenmq::wire::Fnv::new()
-        .u64(nanos)
-        .u64(u64::from(std::process::id()))
-        .u64(n)
-        .finish()
-        >> 1
+    crate::device::instance() >> 1
 }
