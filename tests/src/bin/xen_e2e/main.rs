@@ -28,6 +28,7 @@
 
 mod back;
 mod front;
+mod hostile;
 
 use std::process::ExitCode;
 
