@@ -1,5 +1,5 @@
 //! dom0: attaches the devices and serves them: echo/0 with the echo
-//! example's backend, vkv and xmblk with a thread each, and echo/1..3 (the
+//! example's backend, vkv and xmblk with a thread each, and echo/1..4 (the
 //! killed, the hostile and the bystander frontend) all from one thread with
 //! `device::Backends`.
 
@@ -162,7 +162,7 @@ where
     })
 }
 
-/// Serves echo/1, /2 and /3 from this one thread (echo/0 is the example
+/// Serves echo/1 to /4 from this one thread (echo/0 is the example
 /// backend's), sleeping on all their event channels at once. Returns what
 /// each device's backend saw, summed over its incarnations (a device that
 /// closed and was set up again gets a new `BackDevice`).

@@ -341,7 +341,7 @@ impl<P: Platform> Hand<P> {
             .map_err(e("share"))?;
         let r = s.refs()[0];
         self.pages.push(s);
-        Ok(r.into())
+        Ok(r)
     }
 
     fn port(&mut self) -> Res<u32> {
@@ -352,7 +352,7 @@ impl<P: Platform> Hand<P> {
             .map_err(e("alloc unbound"))?;
         let port = c.port();
         self.chans.push(c);
-        Ok(port.into())
+        Ok(port)
     }
 
     /// What an honest frontend publishes, with `ring` and `port`.
@@ -455,7 +455,7 @@ pub fn handshake<P: Platform>(p: &P) -> Res<()> {
                 .grants
                 .share(7, 1, Access::ReadWrite)
                 .map_err(e("share to dom7"))?;
-            let r: u32 = s.refs()[0].into();
+            let r: u32 = s.refs()[0];
             h.pages.push(s);
             let port = h.port()?;
             Ok(h.keys(r.to_string(), port))
@@ -531,6 +531,8 @@ pub fn handshake<P: Platform>(p: &P) -> Res<()> {
     // Vanishing: after Initialising, with an offer made (mid-handshake),
     // and while closing. Each time the next frontend is a real one.
     for stage in ["before-connecting", "mid-handshake", "during-close"] {
+        // Initialising: the reset's last step after the previous close.
+        h.publish(&[], Some("1"))?;
         h.wait_be(&["2"], Duration::from_secs(10))
             .map_err(|w| format!("vanish {stage}: {w}"))?;
         match stage {
