@@ -23,6 +23,7 @@ const DOMU: &[&str] = &[
     "storm",
     "dead-frontend",
     "soak",
+    "hostile-backend",
     "done",
 ];
 const DOM0: &[&str] = &[
@@ -33,6 +34,7 @@ const DOM0: &[&str] = &[
     "backend-hostile",
     "backend-bystander",
     "backend-hostile-handshake",
+    "backend-hostile-backend",
     "grants-released",
 ];
 

@@ -32,6 +32,7 @@ pub const DEVICES: &[(&str, u32)] = &[
     ("echo", 2),
     ("echo", 3),
     ("echo", 4),
+    ("echo", 5),
 ];
 
 /// How long dom0 waits for the domU to finish.
@@ -170,7 +171,7 @@ fn serve_echoes<P: Platform>(p: P, stop: Arc<AtomicBool>) -> Res<BTreeMap<u32, S
     let mut all = p
         .backends::<Echo, _>(|_, _| EchoBack::default())
         .map_err(e("backends set-up"))?
-        .only(|_, devid| devid != 0);
+        .only(|_, devid| devid != 0 && devid != crate::badback::DEV);
     let mut done: BTreeMap<u32, Seen> = BTreeMap::new();
     let mut now: BTreeMap<u32, Seen> = BTreeMap::new();
     // Relaxed: a flag; the join orders everything else.
@@ -260,6 +261,15 @@ fn run<P: Platform>(p: &P) -> Res<bool> {
     let threads = vec![
         ("vkv", spawn::<P, _>(p, fe, 0, KvBack::default(), &stop)),
         ("xmblk", spawn::<P, _>(p, fe, 0, disk()?, &stop)),
+        ("hostile-backend", {
+            // echo/5: the hostile backend's cases, then xenmq's backend.
+            let (p, stop) = (p.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                crate::badback::dom0(&p, fe, &stop)?;
+                println!("dom0: hostile-backend: every case played; xenmq's backend takes over");
+                serve(p, fe, crate::badback::DEV, EchoBack::default(), stop)
+            })
+        }),
     ];
     let echoes = {
         let (p, stop) = (p.clone(), Arc::clone(&stop));

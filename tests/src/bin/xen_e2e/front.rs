@@ -33,7 +33,7 @@ pub fn domu<P: Platform>(p: &P) -> bool {
     if let Err(why) = wait_for_devices(p) {
         return verdict("devices", Err(why));
     }
-    let scenarios: [Scenario<P>; 9] = [
+    let scenarios: [Scenario<P>; 10] = [
         ("echo", echo_round_trips),
         ("vkv", vkv_values),
         ("blk", blk_disk),
@@ -43,6 +43,7 @@ pub fn domu<P: Platform>(p: &P) -> bool {
         ("storm", hostile::storm),
         ("dead-frontend", hostile::dead_frontend),
         ("soak", hostile::soak),
+        ("hostile-backend", crate::badback::domu),
     ];
     let mut passed = 0;
     for (name, f) in scenarios {

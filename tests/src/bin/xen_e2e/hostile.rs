@@ -29,9 +29,9 @@ const BYSTANDER: u32 = 3;
 const KILL_DEV: u32 = 1;
 /// How long dom0 may take to close and unmap a broken device.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
-/// A dead frontend's device must be Closing and unmapped within this (the
-/// probe runs each second; TCG adds its own slowness).
-const DEAD_WITHIN: Duration = Duration::from_millis(1500);
+/// A dead frontend's device must be Closing and unmapped within this: the
+/// probe runs each second, and TCG slows everything after it.
+const DEAD_WITHIN: Duration = Duration::from_millis(2500);
 /// The most CPU dom0's serving thread may spend under a storm (the bound's
 /// documented figure is "a few percent, not more than 15%").
 const STORM_MAX_PERCENT: f64 = 15.0;

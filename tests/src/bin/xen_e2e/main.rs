@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod back;
+mod badback;
 mod front;
 mod hostile;
 
