@@ -52,9 +52,15 @@ pub const CASES: [Bad; 7] = [
     Bad::Refuse,
 ];
 
-/// How long the refusing backend refuses (longer than the frontend's
-/// connect timeout in `domu`).
-const REFUSE_FOR: Duration = Duration::from_secs(12);
+/// The most the refusing backend refuses: until the domU writes
+/// `refused_key`, its frontend having given up.
+const REFUSE_FOR: Duration = Duration::from_secs(60);
+
+/// Written by the domU once its frontend's connect to the refusing
+/// backend has failed.
+fn refused_key(fe: u16) -> String {
+    format!("/local/domain/{fe}/data/xen-e2e/refused")
+}
 
 /// Offset of `rsp_prod` in the native ring (`xenmq::ring::native`).
 const RSP_PROD: usize = 128;
@@ -125,7 +131,7 @@ pub fn dom0<P: Platform>(p: &P, fe: u16, stop: &Arc<AtomicBool>) -> Res<()> {
             // frontend's restarts, until its connect has timed out.
             let until = Instant::now() + REFUSE_FOR;
             let (mut refusals, mut last) = (0, String::new());
-            while Instant::now() < until {
+            while Instant::now() < until && xs.read(Tx::NONE, &refused_key(fe)).is_err() {
                 let s = read("state").unwrap_or_default();
                 if s != last {
                     match s.as_str() {
@@ -261,6 +267,12 @@ pub fn domu<P: Platform>(p: &P) -> Res<()> {
                     }
                 }
             }
+        }
+        if case == Bad::Refuse {
+            let env = p.env().map_err(e("env"))?;
+            env.store
+                .write(Tx::NONE, &refused_key(p.domid()), b"1")
+                .map_err(e("write refused"))?;
         }
         let stray = f.client().stray_responses();
         let error = {
