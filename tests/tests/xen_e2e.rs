@@ -13,7 +13,19 @@
 
 use std::time::{Duration, Instant};
 
-const DOMU: &[&str] = &["echo", "vkv", "blk", "kill", "hostile", "done"];
+const DOMU: &[&str] = &[
+    "echo",
+    "vkv",
+    "blk",
+    "kill",
+    "hostile",
+    "hostile-handshake",
+    "storm",
+    "dead-frontend",
+    "soak",
+    "hostile-backend",
+    "done",
+];
 const DOM0: &[&str] = &[
     "backend-echo",
     "backend-vkv",
@@ -21,6 +33,8 @@ const DOM0: &[&str] = &[
     "backend-kill",
     "backend-hostile",
     "backend-bystander",
+    "backend-hostile-handshake",
+    "backend-hostile-backend",
     "grants-released",
 ];
 
@@ -28,7 +42,7 @@ const DOM0: &[&str] = &[
 fn example_drivers_between_dom0_and_a_domu() {
     let prog = env!("CARGO_BIN_EXE_xenmq-xen-e2e");
     let mut cfg = xenmq_lab::Config::new(prog, prog);
-    cfg.timeout = Duration::from_secs(240);
+    cfg.timeout = Duration::from_secs(480);
     let start = Instant::now();
     let report = xenmq_lab::run(&cfg).unwrap_or_else(|e| panic!("the lab did not run: {e}"));
     let shown = format!(

@@ -1,5 +1,5 @@
 //! dom0: attaches the devices and serves them: echo/0 with the echo
-//! example's backend, vkv and xmblk with a thread each, and echo/1..3 (the
+//! example's backend, vkv and xmblk with a thread each, and echo/1..4 (the
 //! killed, the hostile and the bystander frontend) all from one thread with
 //! `device::Backends`.
 
@@ -31,10 +31,111 @@ pub const DEVICES: &[(&str, u32)] = &[
     ("echo", 1),
     ("echo", 2),
     ("echo", 3),
+    ("echo", 4),
+    ("echo", 5),
 ];
 
 /// How long dom0 waits for the domU to finish.
-const DEADLINE: Duration = Duration::from_secs(200);
+const DEADLINE: Duration = Duration::from_secs(400);
+
+/// Where dom0 tells the domU what it holds: `<gntdev mappings> <fds>`,
+/// rewritten on every change (under the domU's `data`, so it can read it).
+pub fn held_key(fe: u16) -> String {
+    format!("/local/domain/{fe}/data/xen-e2e/dom0-held")
+}
+
+/// `start` / `stop` from the domU around its notification storm.
+pub fn storm_key(fe: u16) -> String {
+    format!("/local/domain/{fe}/data/xen-e2e/storm")
+}
+
+/// dom0's answer once the storm stopped: `<serving thread %> <process %>
+/// <seconds>`.
+pub fn storm_cpu_key(fe: u16) -> String {
+    format!("/local/domain/{fe}/data/xen-e2e/storm-cpu")
+}
+
+/// The name of the thread serving echo/1.. (its CPU time is the storm's
+/// figure).
+const ECHOES: &str = "echoes";
+
+/// CPU time (utime + stime, in clock ticks) of this process, or of its
+/// thread named `name`.
+fn cpu_ticks(name: Option<&str>) -> Res<u64> {
+    let stat = match name {
+        None => std::fs::read_to_string("/proc/self/stat").map_err(e("/proc/self/stat"))?,
+        Some(name) => {
+            let tasks = std::fs::read_dir("/proc/self/task").map_err(e("/proc/self/task"))?;
+            let mut found = None;
+            for t in tasks.flatten() {
+                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                if comm.trim() == name {
+                    found =
+                        Some(std::fs::read_to_string(t.path().join("stat")).map_err(e("stat"))?);
+                }
+            }
+            found.ok_or(format!("no thread named {name}"))?
+        }
+    };
+    // Fields after the command's closing parenthesis: state is the 3rd
+    // field of stat, utime the 14th, stime the 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Res<u64> {
+        f.get(i - 3)
+            .and_then(|v| v.parse().ok())
+            .ok_or(format!("stat field {i} in {stat:?}"))
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+/// Clock ticks per second of `/proc/*/stat` (USER_HZ, 100 on x86-64).
+const USER_HZ: f64 = 100.0;
+
+/// Open descriptors of this process.
+pub fn fds() -> Res<usize> {
+    Ok(std::fs::read_dir("/proc/self/fd")
+        .map_err(e("/proc/self/fd"))?
+        .count())
+}
+
+/// The storm's measurement: started at `.0` with `.1` thread and `.2`
+/// process ticks.
+type Storm = Option<(Instant, u64, u64)>;
+
+/// Follows the domU's storm key: on `start` takes the CPU clocks, on
+/// `stop` writes the serving thread's and the process's shares.
+fn storm_watch<S: xenmq::xenstore::Store>(xs: &S, fe: u16, storm: &mut Storm) -> Res<()> {
+    let Ok(v) = xs.read_string(Tx::NONE, &storm_key(fe)) else {
+        return Ok(());
+    };
+    match (v.as_str(), *storm) {
+        ("start", None) => {
+            *storm = Some((Instant::now(), cpu_ticks(Some(ECHOES))?, cpu_ticks(None)?));
+        }
+        ("stop", Some((t, thread, process))) => {
+            let secs = t.elapsed().as_secs_f64();
+            let share =
+                |ticks: u64, was: u64| ticks.saturating_sub(was) as f64 / USER_HZ / secs * 100.0;
+            let thread = share(cpu_ticks(Some(ECHOES))?, thread);
+            let process = share(cpu_ticks(None)?, process);
+            println!(
+                "FIGURE storm-cpu: dom0's serving thread {thread:.1}% of a CPU, the backend \
+                 process {process:.1}%, over {secs:.1} s of storm"
+            );
+            xs.write(
+                Tx::NONE,
+                &storm_cpu_key(fe),
+                format!("{thread:.2} {process:.2} {secs:.2}").as_bytes(),
+            )
+            .map_err(e("write storm-cpu"))?;
+            xs.rm(Tx::NONE, &storm_key(fe)).map_err(e("rm storm"))?;
+            *storm = None;
+        }
+        _ => {}
+    }
+    Ok(())
+}
 
 /// What a backend saw.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,7 +163,7 @@ where
     })
 }
 
-/// Serves echo/1, /2 and /3 from this one thread (echo/0 is the example
+/// Serves echo/1 to /4 from this one thread (echo/0 is the example
 /// backend's), sleeping on all their event channels at once. Returns what
 /// each device's backend saw, summed over its incarnations (a device that
 /// closed and was set up again gets a new `BackDevice`).
@@ -70,7 +171,7 @@ fn serve_echoes<P: Platform>(p: P, stop: Arc<AtomicBool>) -> Res<BTreeMap<u32, S
     let mut all = p
         .backends::<Echo, _>(|_, _| EchoBack::default())
         .map_err(e("backends set-up"))?
-        .only(|_, devid| devid != 0);
+        .only(|_, devid| devid != 0 && devid != crate::badback::DEV);
     let mut done: BTreeMap<u32, Seen> = BTreeMap::new();
     let mut now: BTreeMap<u32, Seen> = BTreeMap::new();
     // Relaxed: a flag; the join orders everything else.
@@ -91,6 +192,9 @@ fn serve_echoes<P: Platform>(p: P, stop: Arc<AtomicBool>) -> Res<BTreeMap<u32, S
             }
             *last = cur;
         }
+    }
+    for ((fe, devid), why) in all.failed() {
+        println!("dom0: echo/{devid} of dom{fe} failed: {why}");
     }
     for (devid, last) in now {
         let sum = done.entry(devid).or_default();
@@ -157,18 +261,40 @@ fn run<P: Platform>(p: &P) -> Res<bool> {
     let threads = vec![
         ("vkv", spawn::<P, _>(p, fe, 0, KvBack::default(), &stop)),
         ("xmblk", spawn::<P, _>(p, fe, 0, disk()?, &stop)),
+        ("hostile-backend", {
+            // echo/5: the hostile backend's cases, then xenmq's backend.
+            let (p, stop) = (p.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                crate::badback::dom0(&p, fe, &stop)?;
+                println!("dom0: hostile-backend: every case played; xenmq's backend takes over");
+                serve(p, fe, crate::badback::DEV, EchoBack::default(), stop)
+            })
+        }),
     ];
     let echoes = {
         let (p, stop) = (p.clone(), Arc::clone(&stop));
-        std::thread::spawn(move || serve_echoes(p, stop))
+        std::thread::Builder::new()
+            .name(ECHOES.into())
+            .spawn(move || serve_echoes(p, stop))
+            .map_err(e("spawn the echoes thread"))?
     };
     let done = format!("/local/domain/{fe}/data/xen-e2e/done");
     let start = Instant::now();
     // The most grant mappings dom0 held at once (the release check below
     // means nothing if they never show in /proc/self/maps).
     let mut peak = 0;
+    let mut held = String::new();
+    let mut storm: Storm = None;
     let finished = loop {
-        peak = peak.max(crate::front::mappings("/dev/xen/gntdev")?.len());
+        let maps = crate::front::mappings("/dev/xen/gntdev")?.len();
+        peak = peak.max(maps);
+        let now = format!("{maps} {}", fds()?);
+        if now != held {
+            xs.write(Tx::NONE, &held_key(fe), now.as_bytes())
+                .map_err(e("write dom0-held"))?;
+            held = now;
+        }
+        storm_watch(&xs, fe, &mut storm)?;
         if let Ok(v) = xs.read_string(Tx::NONE, &done) {
             break Some(v);
         }
@@ -179,7 +305,7 @@ fn run<P: Platform>(p: &P) -> Res<bool> {
         {
             break None;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     };
     // Every frontend has closed (or was killed and replaced, or refused):
     // every backend must have unmapped every grant it mapped.
@@ -255,7 +381,12 @@ fn run<P: Platform>(p: &P) -> Res<bool> {
         Ok(r) => r,
         Err(_) => Err("the echo backends thread panicked".into()),
     };
-    for (name, devid) in [("kill", 1), ("hostile", 2), ("bystander", 3)] {
+    for (name, devid) in [
+        ("kill", 1),
+        ("hostile", 2),
+        ("bystander", 3),
+        ("hostile-handshake", 4),
+    ] {
         let r = echoes.clone().and_then(|all| {
             let seen = all
                 .get(&devid)

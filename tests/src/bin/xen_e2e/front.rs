@@ -12,11 +12,16 @@ use xenmq_runtime::device::FrontDevice;
 use xenmq_runtime::platform::Platform;
 
 use crate::back::{DEVICES, DISK_BYTES};
-use crate::{e, verdict, Res};
+use crate::{e, hostile, verdict, Res};
 
-const CONNECT: Duration = Duration::from_secs(30);
-const CALL: Option<Duration> = Some(Duration::from_secs(5));
-const CLOSE: Duration = Duration::from_secs(10);
+/// The frontend directory of echo/`devid` in this domain.
+pub fn fe_dir<P: Platform>(p: &P, devid: u32) -> String {
+    format!("/local/domain/{}/device/echo/{devid}", p.domid())
+}
+
+pub const CONNECT: Duration = Duration::from_secs(30);
+pub const CALL: Option<Duration> = Some(Duration::from_secs(5));
+pub const CLOSE: Duration = Duration::from_secs(10);
 /// Pongs the child frontend prints between progress lines.
 const EVERY: u32 = 20;
 /// Pongs seen before the child is killed.
@@ -28,12 +33,17 @@ pub fn domu<P: Platform>(p: &P) -> bool {
     if let Err(why) = wait_for_devices(p) {
         return verdict("devices", Err(why));
     }
-    let scenarios: [Scenario<P>; 5] = [
+    let scenarios: [Scenario<P>; 10] = [
         ("echo", echo_round_trips),
         ("vkv", vkv_values),
         ("blk", blk_disk),
         ("kill", killed_frontend),
-        ("hostile", hostile_frontend),
+        ("hostile", hostile::ring_violations),
+        ("hostile-handshake", hostile::handshake),
+        ("storm", hostile::storm),
+        ("dead-frontend", hostile::dead_frontend),
+        ("soak", hostile::soak),
+        ("hostile-backend", crate::badback::domu),
     ];
     let mut passed = 0;
     for (name, f) in scenarios {
@@ -70,7 +80,7 @@ fn wait_for_devices<P: Platform>(p: &P) -> Res<()> {
 
 /// `count` round trips on an echo frontend, each payload distinct and
 /// checked.
-fn checked_pings<P: Platform>(
+pub fn checked_pings<P: Platform>(
     f: &mut FrontDevice<echo::Echo, EchoFront, P::Store, P::Grants, P::Events>,
     count: u32,
 ) -> Res<()> {
@@ -256,68 +266,4 @@ pub fn mappings(dev: &str) -> Res<Vec<u64>> {
         .filter_map(|l| l.split('-').next())
         .filter_map(|a| u64::from_str_radix(a, 16).ok())
         .collect())
-}
-
-/// A frontend turned hostile: after a few honest round trips it writes a
-/// request producer index far past the ring's size into its own shared
-/// ring page (through `/proc/self/mem`, as a buggy or malicious driver
-/// would, behind the framework's back). The backend must write its
-/// `error` node and close that device, while a bystander device of the
-/// same backend domain keeps working.
-fn hostile_frontend<P: Platform>(p: &P) -> Res<()> {
-    use std::io::{Read as _, Seek as _, SeekFrom};
-    let env = p.env().map_err(e("env"))?;
-    let mut good =
-        FrontDevice::<echo::Echo, _, _, _, _>::new(env, 3, EchoFront).map_err(e("front 3"))?;
-    good.connect(CONNECT).map_err(e("connect echo/3"))?;
-    checked_pings::<P>(&mut good, 10)?;
-    let before = mappings("/dev/xen/gntalloc")?;
-    let env = p.env().map_err(e("env"))?;
-    let mut bad =
-        FrontDevice::<echo::Echo, _, _, _, _>::new(env, 2, EchoFront).map_err(e("front 2"))?;
-    bad.connect(CONNECT).map_err(e("connect echo/2"))?;
-    checked_pings::<P>(&mut bad, 10)?;
-    let new: Vec<u64> = mappings("/dev/xen/gntalloc")?
-        .into_iter()
-        .filter(|a| !before.contains(a))
-        .collect();
-    let [ring] = new[..] else {
-        return Err(format!("expected one new ring mapping, found {new:x?}"));
-    };
-    let key = format!("{}/backend", bad.dir());
-    let env = p.env().map_err(e("env"))?;
-    let be_dir = env
-        .store
-        .read_string(Tx::NONE, &key)
-        .map_err(e("read backend"))?;
-    let mut mem = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/proc/self/mem")
-        .map_err(e("/proc/self/mem"))?;
-    let mut req_prod = [0u8; 4];
-    mem.seek(SeekFrom::Start(ring)).map_err(e("seek"))?;
-    mem.read_exact(&mut req_prod).map_err(e("read req_prod"))?;
-    let honest = u32::from_le_bytes(req_prod);
-    let garbage = honest.wrapping_add(0x0100_0000);
-    mem.seek(SeekFrom::Start(ring)).map_err(e("seek"))?;
-    mem.write_all(&garbage.to_le_bytes())
-        .map_err(e("write req_prod"))?;
-    println!("domU: hostile: req_prod {honest} -> {garbage} in the ring at {ring:#x}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let why = loop {
-        if let Ok(why) = env.store.read_string(Tx::NONE, &format!("{be_dir}/error")) {
-            break why;
-        }
-        if Instant::now() > deadline {
-            return Err(format!("no {be_dir}/error after the garbage index"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let state = env.store.read_string(Tx::NONE, &format!("{be_dir}/state"));
-    println!("domU: hostile: the backend wrote error {why:?}, state {state:?}");
-    checked_pings::<P>(&mut good, 50).map_err(|w| format!("bystander echo/3: {w}"))?;
-    println!("domU: hostile: the bystander device echo/3 still answers");
-    drop(bad);
-    good.close(CLOSE).map_err(e("close echo/3"))
 }

@@ -7,7 +7,7 @@
 //! dom0 attaches the devices with `toolstack::attach` (xl knows nothing of
 //! our device types) and serves them until the domU writes
 //! `data/xen-e2e/done`: vkv and the disk with a `Back` in a thread each,
-//! echo/1..3 (the `kill`, `hostile` and bystander devices) all from one
+//! echo/1..4 (the killed, hostile and bystander frontends) all from one
 //! thread with `device::Backends`, sleeping on their event channels at once. The domU runs the scenarios in
 //! order, each printing `PASS name` or `FAIL name: why`:
 //!
@@ -17,9 +17,9 @@
 //! - `blk`: a disk backed by a file in dom0, written and read back;
 //! - `kill`: a child frontend SIGKILLed mid-stream; a new frontend then
 //!   connects to the same device and works;
-//! - `hostile`: a frontend writes a garbage request index into its ring;
-//!   the backend writes its `error` node and closes that device, while a
-//!   bystander device keeps answering.
+//! - `hostile`, `hostile-handshake`, `storm`, `dead-frontend`, `soak`:
+//!   hostile frontends and dom0's recovery from them (`hostile.rs`), the
+//!   figures printed as `FIGURE name: ...`.
 //!
 //! dom0 prints `PASS backend-NAME` for each backend that served and ended
 //! without an error, and `PASS grants-released` once it holds no grant
@@ -27,7 +27,9 @@
 #![forbid(unsafe_code)]
 
 mod back;
+mod badback;
 mod front;
+mod hostile;
 
 use std::process::ExitCode;
 
