@@ -311,6 +311,10 @@ impl<D: EvtchnIo, F: Fn() -> io::Result<D>> evtchn::Events for Events<F> {
 /// is still there.
 const PEER_CHECK: Duration = Duration::from_secs(1);
 
+/// How often a loop sleeping on the channel's descriptor checks that the
+/// peer is still there ([`evtchn::Channel::peer_check`]).
+const PEER_PROBE: Duration = Duration::from_millis(500);
+
 /// One bound local port, with its own `/dev/xen/evtchn` descriptor (closed,
 /// and the port with it, on drop).
 #[derive(Debug)]
@@ -400,9 +404,10 @@ impl<D: EvtchnIo> evtchn::Channel for Channel<D> {
     }
 
     /// Xen does not notify a port whose peer closed: a sleeper asks
-    /// `EVTCHNOP_status` every second.
+    /// `EVTCHNOP_status` twice a second, so that a dead peer is seen
+    /// within one.
     fn peer_check(&self) -> Option<Duration> {
-        Some(PEER_CHECK)
+        Some(PEER_PROBE)
     }
 }
 

@@ -30,7 +30,8 @@ const KILL_DEV: u32 = 1;
 /// How long dom0 may take to close and unmap a broken device.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 /// A dead frontend's device must be Closing and unmapped within this: the
-/// probe runs each second, and TCG slows everything after it.
+/// probe runs twice a second, and TCG slows everything after it (the
+/// figure includes the domU seeing dom0's mappings through Xenstore).
 const DEAD_WITHIN: Duration = Duration::from_millis(2500);
 /// The most CPU dom0's serving thread may spend under a storm (the bound's
 /// documented figure is "a few percent, not more than 15%").
