@@ -54,7 +54,7 @@ scratch() {
 stats() {
     local execs cov
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$1" | tail -1)
-    cov=$(grep -oE 'cov: [0-9]+' "$1" | tail -1 | cut -d' ' -f2)
+    cov=$(grep -aoE 'cov: [0-9]+' "$1" | tail -1 | cut -d' ' -f2)
     echo "${execs:-0} ${cov:-0}"
 }
 
