@@ -468,7 +468,7 @@ where
         }
         if let Some(delay) = self.storm.idle(Instant::now()) {
             let span = &self.lc.span;
-            if delay == guard::FIRST_DELAY {
+            if self.storm.first_report() {
                 tracing::warn!(
                     parent: span,
                     empty = self.storm.empty(),

@@ -33,7 +33,7 @@ pub const SPURIOUS_IN_A_ROW: u32 = 2;
 pub const DEFAULT_STORM_LIMIT: Duration = Duration::from_millis(64);
 
 /// The first deferral.
-pub(crate) const FIRST_DELAY: Duration = Duration::from_millis(1);
+const FIRST_DELAY: Duration = Duration::from_millis(1);
 
 /// The notification budget of one channel.
 #[derive(Debug)]
@@ -48,6 +48,8 @@ pub(crate) struct Storm {
     until: Option<Instant>,
     /// Deferrals so far.
     deferrals: u64,
+    /// This connection's first deferral was reported.
+    reported: bool,
 }
 
 impl Storm {
@@ -58,6 +60,7 @@ impl Storm {
             notified: false,
             until: None,
             deferrals: 0,
+            reported: false,
         }
     }
 
@@ -73,6 +76,13 @@ impl Storm {
         self.empty = 0;
         self.notified = false;
         self.until = None;
+        self.reported = false;
+    }
+
+    /// Whether this is the connection's first deferral, to report once:
+    /// a storming peer must not flood the host's log either.
+    pub(crate) fn first_report(&mut self) -> bool {
+        !std::mem::replace(&mut self.reported, true)
     }
 
     /// Whether the channel is to be left out of a `poll` made at `now`.
@@ -198,6 +208,15 @@ mod tests {
         s.worked();
         assert!(!s.deferring(t));
         assert_eq!(s.deferrals(), 8);
+    }
+
+    #[test]
+    fn a_storm_is_reported_once_a_connection() {
+        let mut s = Storm::new();
+        assert!(s.first_report());
+        assert!(!s.first_report());
+        s.reset();
+        assert!(s.first_report());
     }
 
     #[test]
