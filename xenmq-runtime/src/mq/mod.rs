@@ -9,7 +9,9 @@
 //!
 //! ```no_run
 //! use xenmq_runtime::mq::{self, Mode, Receiver, Sender, Spec};
-//! # fn env() -> xenmq_runtime::platform::EnvOf<xenmq_runtime::platform::Sim> { unimplemented!() }
+//! # fn env() -> xenmq_runtime::device::sim::SimEnv {
+//! #     xenmq_runtime::device::sim::attach("/run/xenmq-sim".as_ref(), 0).expect("a simulator")
+//! # }
 //!
 //! #[xenmq::message]
 //! pub struct Line { pub seq: u64, pub len: u32, pub _pad: u32, pub text: [u8; 112] }
